@@ -1,0 +1,22 @@
+"""attnkit: compose transformers from an attention variant, a number of heads and a positional encoding."""
+
+from attnkit.errors import AttnkitError, ConfigError, DataError, PluginError, RegistryError
+from attnkit.plugins import load_plugins
+from attnkit.registry import available, build, build_spec, get, register
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AttnkitError",
+    "ConfigError",
+    "DataError",
+    "PluginError",
+    "RegistryError",
+    "available",
+    "build",
+    "build_spec",
+    "get",
+    "load_plugins",
+    "register",
+    "__version__",
+]

@@ -1,0 +1,20 @@
+"""attnkit.nn: plain PyTorch modules (no Lightning, no Hydra). Importing it registers the built-in components."""
+
+from attnkit.nn import attention, ffn, norm, pos_enc  # noqa: F401  (registration)
+from attnkit.nn.attention import Attention, EagerAttention, SoftmaxAttention
+from attnkit.nn.block import DecoderBlock, EncoderBlock
+from attnkit.nn.multihead import MultiHeadAttention
+from attnkit.nn.pos_enc import PositionalEncoding
+from attnkit.nn.vit import PatchEmbed, ViT
+
+__all__ = [
+    "Attention",
+    "DecoderBlock",
+    "EagerAttention",
+    "EncoderBlock",
+    "MultiHeadAttention",
+    "PatchEmbed",
+    "PositionalEncoding",
+    "SoftmaxAttention",
+    "ViT",
+]

@@ -1,0 +1,76 @@
+"""The attention kernel contract and the mask logic every kernel shares.
+
+A kernel sees projected heads: q `[B, H, Nq, D]`, k and v `[B, Hkv, Nk, D]` (Hkv divides H), an optional
+`key_padding_mask` `[B, Nk]` (True = ignore), `causal` (bottom-right aligned when Nq < Nk, as in cached decoding)
+and an optional additive `bias` broadcastable to `[B, H, Nq, Nk]`. It returns `[B, H, Nq, D]`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from attnkit.errors import ConfigError
+
+
+class Attention(nn.Module):
+    """Base class for attention kernels: capability flags plus shape checks."""
+
+    supports_causal: ClassVar[bool] = True
+    supports_cross: ClassVar[bool] = True
+    supports_key_padding: ClassVar[bool] = True
+    supports_bias: ClassVar[bool] = False
+    supports_weights: ClassVar[bool] = False
+    supports_cache: ClassVar[bool] = True
+    max_length: int | None = None
+
+    def check(self, q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None, bias: Tensor | None,
+              causal: bool) -> None:
+        """Refuse inputs this kernel cannot serve, with a one-line reason."""
+        name = type(self).__name__
+        if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
+            raise ConfigError(f"{name}: q, k, v must be [B, H, N, D]; got {tuple(q.shape)}, {tuple(k.shape)}, "
+                              f"{tuple(v.shape)}")
+        if k.shape != v.shape or q.shape[0] != k.shape[0] or q.shape[-1] != k.shape[-1]:
+            raise ConfigError(f"{name}: shapes do not match: q {tuple(q.shape)}, k {tuple(k.shape)}, "
+                              f"v {tuple(v.shape)}")
+        if q.shape[1] % k.shape[1]:
+            raise ConfigError(f"{name}: key/value heads ({k.shape[1]}) must divide query heads ({q.shape[1]})")
+        if causal and not self.supports_causal:
+            raise ConfigError(f"{name} does not support causal attention; choose another attention")
+        if bias is not None and not self.supports_bias:
+            raise ConfigError(f"{name} has no score bias; choose an attention that supports bias (e.g. softmax)")
+        if key_padding_mask is not None and key_padding_mask.shape != (k.shape[0], k.shape[2]):
+            raise ConfigError(f"{name}: key_padding_mask must be [B, Nk] = {(k.shape[0], k.shape[2])}; "
+                              f"got {tuple(key_padding_mask.shape)}")
+
+
+def allowed_mask(key_padding_mask: Tensor | None, causal: bool, nq: int, nk: int,
+                 device: torch.device) -> tuple[Tensor | None, Tensor | None]:
+    """Combine padding and causal masks into `allowed` `[B|1, 1, Nq, Nk]` (True = attend).
+
+    Rows with no allowed key ("dead" queries) are reopened in `allowed` so that softmax stays finite, and returned
+    separately as `dead` `[B|1, 1, Nq, 1]`; the kernel zeroes their output, which also gives them zero gradients.
+    """
+    allowed = None
+    if causal:
+        # bottom-right alignment: query i (of the last Nq positions) sees keys up to nk - nq + i
+        q_pos = torch.arange(nq, device=device).unsqueeze(1) + (nk - nq)
+        allowed = (torch.arange(nk, device=device).unsqueeze(0) <= q_pos)[None, None]
+    if key_padding_mask is not None:
+        keep = ~key_padding_mask.bool()[:, None, None, :]
+        allowed = keep if allowed is None else allowed & keep
+    if allowed is None:
+        return None, None
+    dead = ~allowed.any(dim=-1, keepdim=True)
+    if not dead.any():
+        return allowed, None
+    return allowed | dead, dead
+
+
+def repeat_kv(x: Tensor, heads: int) -> Tensor:
+    """Expand `[B, Hkv, N, D]` to `[B, H, N, D]` for grouped-query attention."""
+    groups = heads // x.shape[1]
+    return x if groups == 1 else x.repeat_interleave(groups, dim=1)

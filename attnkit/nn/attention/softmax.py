@@ -1,0 +1,45 @@
+"""Softmax attention on torch.nn.functional.scaled_dot_product_attention (flash / memory-efficient kernels)."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from attnkit.nn.attention.base import Attention, allowed_mask
+from attnkit.nn.attention.eager import eager_attention
+from attnkit.registry import register
+
+
+@register("attention", "softmax")
+class SoftmaxAttention(Attention):
+    """Exact softmax(QKᵀ/√d)V on PyTorch's fused scaled_dot_product_attention."""
+
+    supports_bias = True
+    supports_weights = True  # computed eagerly, only when asked for
+
+    def __init__(self, dropout: float = 0.0, scale: float | None = None) -> None:
+        super().__init__()
+        self.dropout = dropout
+        self.scale = scale
+
+    def forward(self, q: Tensor, k: Tensor, v: Tensor, *, key_padding_mask: Tensor | None = None,
+                causal: bool = False, bias: Tensor | None = None,
+                need_weights: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        self.check(q, k, v, key_padding_mask, bias, causal)
+        p = self.dropout if self.training else 0.0
+        if need_weights:
+            return eager_attention(q, k, v, key_padding_mask=key_padding_mask, causal=causal, bias=bias,
+                                   dropout=p, scale=self.scale)
+        nq, nk = q.shape[2], k.shape[2]
+        gqa = q.shape[1] != k.shape[1]
+        if key_padding_mask is None and bias is None and (not causal or nq == nk):
+            # SDPA's is_causal aligns top-left, which equals bottom-right only when Nq == Nk
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=causal, scale=self.scale,
+                                                  enable_gqa=gqa)
+        allowed, dead = allowed_mask(key_padding_mask, causal, nq, nk, q.device)
+        mask = allowed
+        if bias is not None:
+            mask = bias.to(q.dtype) if allowed is None else bias.to(q.dtype).masked_fill(~allowed, float("-inf"))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, scale=self.scale,
+                                             enable_gqa=gqa)
+        return out if dead is None else out.masked_fill(dead, 0.0)

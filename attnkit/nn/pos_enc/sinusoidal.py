@@ -1,0 +1,38 @@
+"""The sine/cosine encoding of "Attention Is All You Need": PE(p, 2i) = sin(p/10000^(2i/d)), PE(p, 2i+1) = cos(...)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from attnkit.nn.pos_enc.base import PositionalEncoding
+from attnkit.registry import register
+
+
+def sinusoidal_table(length: int, dim: int, base: float = 10000.0, offset: int = 0) -> Tensor:
+    """`[length, dim]` table of positions offset … offset+length-1 (dim may be odd: the last cosine is dropped)."""
+    pos = torch.arange(offset, offset + length, dtype=torch.float64).unsqueeze(1)
+    freq = torch.exp(-math.log(base) * torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    table = torch.zeros(length, dim, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq)[:, : dim // 2]
+    return table.float()
+
+
+@register("pos_enc", "sinusoidal")
+class Sinusoidal(PositionalEncoding):
+    """Fixed sine/cosine absolute positions (Vaswani et al. 2017); any length."""
+
+    def __init__(self, dim: int, base: float = 10000.0, scale: float = 1.0) -> None:
+        super().__init__()
+        self.dim, self.base, self.scale = dim, base, scale
+        self.register_buffer("table", sinusoidal_table(0, dim, base), persistent=False)
+
+    def forward(self, x: Tensor, offset: int = 0) -> Tensor:
+        """x `[B, N, dim]` -> x + PE[offset : offset + N]."""
+        end = offset + x.shape[1]
+        if self.table.shape[0] < end:
+            self.table = sinusoidal_table(max(end, 2 * self.table.shape[0]), self.dim, self.base).to(x.device)
+        return x + self.scale * self.table[offset:end].to(x.dtype)

@@ -1,0 +1,237 @@
+"""One registry for every kind of component: attention, pos_enc, norm, ffn, model, task, data, ...
+
+A component is a class or a factory function. Its config node (what `attention=<name>` selects on the command line)
+is read from its signature: every keyword with a plain default (int, float, bool, str, None, list, tuple) becomes a
+key, plus `name`. Arguments without a default are context the caller supplies (`dim`, `num_classes`, ...).
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from attnkit.errors import ConfigError, RegistryError
+
+T = TypeVar("T")
+
+KINDS: tuple[str, ...] = ("attention", "pos_enc", "norm", "ffn", "model", "task", "data")
+
+_PLAIN = (int, float, bool, str, type(None))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered component."""
+
+    kind: str
+    name: str
+    obj: Callable[..., Any]
+    source: str = ""
+    description: str = field(default="")
+
+
+_registry: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+_builtins_loaded = False
+
+
+def register(kind: str, name: str | None = None, *, override: bool = False) -> Callable[[T], T]:
+    """Decorator: register a class or factory under `kind`/`name` (default: the object's name, lower-case)."""
+
+    def decorator(obj: T) -> T:
+        key = name or getattr(obj, "__name__", "").lower()
+        if not key.isidentifier():
+            raise RegistryError(f"cannot register {kind} {key!r}: a name must be a Python identifier")
+        table = _registry.setdefault(kind, {})
+        if key in table and not override and table[key].obj is not obj:
+            raise RegistryError(
+                f"{kind} {key!r} is already registered by {table[key].source}; "
+                f"pass override=True to replace it, or choose another name"
+            )
+        table[key] = Entry(kind, key, obj, _source(obj), _first_line(obj))
+        return obj
+
+    return decorator
+
+
+def _source(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', '?')}"
+
+
+def _first_line(obj: Any) -> str:
+    doc = inspect.getdoc(obj) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def _ensure_builtins() -> None:
+    """Import the built-in components and the installed plugins once, on first look-up."""
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    _builtins_loaded = True
+    import attnkit.nn  # noqa: F401  (registers attention, pos_enc, norm, ffn, model)
+    from attnkit.plugins import load_entry_points
+
+    load_entry_points()
+
+
+def kinds() -> list[str]:
+    """Every kind with a table, built-in kinds first."""
+    _ensure_builtins()
+    return list(_registry)
+
+
+def entries(kind: str) -> list[Entry]:
+    """Registered entries of `kind`, sorted by name."""
+    return [_table(kind)[n] for n in available(kind)]
+
+
+def _table(kind: str) -> dict[str, Entry]:
+    _ensure_builtins()
+    if kind not in _registry:
+        raise RegistryError(f"unknown kind {kind!r}{_did_you_mean(kind, _registry)}; kinds: {', '.join(_registry)}")
+    return _registry[kind]
+
+
+def available(kind: str) -> list[str]:
+    """Sorted names registered under `kind`."""
+    return sorted(_table(kind))
+
+
+def get(kind: str, name: str) -> Callable[..., Any]:
+    """The registered class or factory."""
+    return entry(kind, name).obj
+
+
+def entry(kind: str, name: str) -> Entry:
+    table = _table(kind)
+    if name not in table:
+        choices = ", ".join(sorted(table)) or "(none registered)"
+        raise RegistryError(
+            f"unknown {kind} {name!r}{_did_you_mean(name, table)}; choices: {choices} "
+            f"(a plugin's components need plugins=[path/to/plugin.py])"
+        )
+    return table[name]
+
+
+def _did_you_mean(name: str, options: Mapping[str, Any] | list[str]) -> str:
+    close = difflib.get_close_matches(str(name), list(options), n=3, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def build(kind: str, name: str, /, **kwargs: Any) -> Any:
+    """An instance of the registered component, with keyword arguments checked against its signature."""
+    obj = get(kind, name)
+    _check_kwargs(kind, name, obj, kwargs)
+    return obj(**kwargs)
+
+
+def build_spec(kind: str, spec: Any, /, **context: Any) -> Any:
+    """Build from a spec: a name, a mapping with `name` and arguments, or an already built object (returned as is).
+
+    `context` holds arguments the caller knows (`dim`, `heads`, ...); each is passed only if the component's
+    signature accepts it, so a component takes just the context it needs.
+    """
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        name, args = spec, {}
+    elif isinstance(spec, Mapping):
+        args = dict(spec)
+        if "name" not in args:
+            raise ConfigError(f"{kind} spec {dict(spec)} has no 'name'; give one of: {', '.join(available(kind))}")
+        name = args.pop("name")
+    else:
+        return spec
+    obj = get(kind, name)
+    accepted = _parameters(obj)
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
+    for key, value in context.items():
+        if key not in args and (takes_any or key in accepted):
+            args[key] = value
+    _check_kwargs(kind, name, obj, args)
+    return obj(**args)
+
+
+def _parameters(obj: Any) -> dict[str, inspect.Parameter]:
+    try:
+        params = inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {n: p for n, p in params.items() if p.kind not in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL)}
+
+
+def _check_kwargs(kind: str, name: str, obj: Any, kwargs: Mapping[str, Any]) -> None:
+    params = _parameters(obj)
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    for key, value in kwargs.items():
+        if key not in params:
+            options = ", ".join(params) or "(none)"
+            raise ConfigError(
+                f"{kind} {name!r} has no option {key!r}{_did_you_mean(key, list(params))}; options: {options}"
+            )
+        expected = _type_hints(obj).get(key)
+        if expected is not None and not _matches(value, expected):
+            raise ConfigError(
+                f"{kind} {name!r} option {key}={value!r} must be {_type_name(expected)}; "
+                f"got {type(value).__name__}"
+            )
+
+
+def _type_hints(obj: Any) -> dict[str, Any]:
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    try:
+        return typing.get_type_hints(target)
+    except Exception:  # unresolvable annotations: skip type checks rather than refuse the component
+        return {}
+
+
+def _matches(value: Any, expected: Any) -> bool:
+    """A shallow check of config values against simple annotations (int, float, str, bool, Optional, Literal)."""
+    origin = typing.get_origin(expected)
+    if expected is Any or isinstance(expected, TypeVar):
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(expected))
+    if origin is typing.Literal:
+        return value in typing.get_args(expected)
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected in (str, bool, type(None)):
+        return isinstance(value, expected)
+    if origin in (list, tuple, typing.Sequence) or expected in (list, tuple):
+        return isinstance(value, (list, tuple)) or type(value).__name__ == "ListConfig"
+    return True  # anything richer (modules, mappings, callables) is checked by the component itself
+
+
+def _type_name(expected: Any) -> str:
+    origin = typing.get_origin(expected)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(expected))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(expected))
+    return {int: "an int", float: "a number", str: "a string", bool: "true or false", type(None): "null"}.get(
+        expected, getattr(expected, "__name__", str(expected))
+    )
+
+
+def defaults(kind: str, name: str) -> dict[str, Any]:
+    """The config node of a component: `name` plus every argument that has a plain default."""
+    obj = get(kind, name)
+    node: dict[str, Any] = {"name": name}
+    for key, param in _parameters(obj).items():
+        if param.kind is param.VAR_KEYWORD or param.default is inspect.Parameter.empty:
+            continue
+        value = param.default
+        if isinstance(value, tuple):
+            value = list(value)
+        if isinstance(value, _PLAIN) or (isinstance(value, list) and all(isinstance(v, _PLAIN) for v in value)):
+            node[key] = value
+    return node

@@ -1,0 +1,1 @@
+"""ViT image classification: data sources and the `vit` task."""
