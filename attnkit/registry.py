@@ -1,8 +1,9 @@
 """One registry for every kind of component: attention, pos_enc, norm, ffn, model, task, data, ...
 
-A component is a class or a factory function. Its config node (what `attention=<name>` selects on the command line)
-is read from its signature: every keyword with a plain default (int, float, bool, str, None, list, tuple) becomes a
-key, plus `name`. Arguments without a default are context the caller supplies (`dim`, `num_classes`, ...).
+A component is a class or a factory function. Its config node (what `attention=<name>` selects on the
+command line) is read from its signature: every keyword with a plain default (int, float, bool, str, None,
+list, tuple) becomes a key, plus `name`. Arguments without a default are context the caller supplies
+(`dim`, `num_classes`, ...).
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ def entries(kind: str) -> list[Entry]:
 def _table(kind: str) -> dict[str, Entry]:
     _ensure_builtins()
     if kind not in _registry:
-        raise RegistryError(f"unknown kind {kind!r}{_did_you_mean(kind, _registry)}; kinds: {', '.join(_registry)}")
+        raise RegistryError(f"unknown kind {kind!r}{_did_you_mean(kind, _registry)}; "
+                            f"kinds: {', '.join(_registry)}")
     return _registry[kind]
 
 
@@ -131,7 +133,7 @@ def build(kind: str, name: str, /, **kwargs: Any) -> Any:
 
 
 def build_spec(kind: str, spec: Any, /, **context: Any) -> Any:
-    """Build from a spec: a name, a mapping with `name` and arguments, or an already built object (returned as is).
+    """Build from a spec: a name, a mapping with `name` and arguments, or a built object (returned as is).
 
     `context` holds arguments the caller knows (`dim`, `heads`, ...); each is passed only if the component's
     signature accepts it, so a component takes just the context it needs.
@@ -143,7 +145,8 @@ def build_spec(kind: str, spec: Any, /, **context: Any) -> Any:
     elif isinstance(spec, Mapping):
         args = dict(spec)
         if "name" not in args:
-            raise ConfigError(f"{kind} spec {dict(spec)} has no 'name'; give one of: {', '.join(available(kind))}")
+            raise ConfigError(f"{kind} spec {dict(spec)} has no 'name'; "
+                              f"give one of: {', '.join(available(kind))}")
         name = args.pop("name")
     else:
         return spec
@@ -192,7 +195,7 @@ def _type_hints(obj: Any) -> dict[str, Any]:
 
 
 def _matches(value: Any, expected: Any) -> bool:
-    """A shallow check of config values against simple annotations (int, float, str, bool, Optional, Literal)."""
+    """Shallow check of a config value against an annotation (int, float, str, bool, Optional, Literal)."""
     origin = typing.get_origin(expected)
     if expected is Any or isinstance(expected, TypeVar):
         return True
@@ -232,6 +235,7 @@ def defaults(kind: str, name: str) -> dict[str, Any]:
         value = param.default
         if isinstance(value, tuple):
             value = list(value)
-        if isinstance(value, _PLAIN) or (isinstance(value, list) and all(isinstance(v, _PLAIN) for v in value)):
+        plain_list = isinstance(value, list) and all(isinstance(v, _PLAIN) for v in value)
+        if isinstance(value, _PLAIN) or plain_list:
             node[key] = value
     return node

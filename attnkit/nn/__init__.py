@@ -1,4 +1,7 @@
-"""attnkit.nn: plain PyTorch modules (no Lightning, no Hydra). Importing it registers the built-in components."""
+"""attnkit.nn: plain PyTorch modules (no Lightning, no Hydra).
+
+Importing it registers the built-in components.
+"""
 
 from attnkit.nn import attention, ffn, norm, pos_enc  # noqa: F401  (registration)
 from attnkit.nn.attention import Attention, EagerAttention, SoftmaxAttention

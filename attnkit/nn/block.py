@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from attnkit.nn.multihead import MultiHeadAttention
@@ -20,6 +21,8 @@ class DropPath(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0.0:
             return x
+        if self.p >= 1.0:  # the branch is always dropped (dividing by 1 - p would give NaN)
+            return torch.zeros_like(x)
         keep = x.new_empty(x.shape[0], *([1] * (x.dim() - 1))).bernoulli_(1 - self.p)
         return x * keep / (1 - self.p)
 
@@ -50,8 +53,9 @@ class EncoderBlock(nn.Module):
 class DecoderBlock(nn.Module):
     """Causal self-attention, cross-attention over the encoder output, FFN; each pre-norm with a residual."""
 
-    def __init__(self, dim: int, heads: int, *, self_attention: Any = "softmax", cross_attention: Any = "softmax",
-                 kv_heads: int | None = None, ffn: Any = "mlp", norm: Any = "layernorm", dropout: float = 0.0,
+    def __init__(self, dim: int, heads: int, *, self_attention: Any = "softmax",
+                 cross_attention: Any = "softmax", kv_heads: int | None = None, ffn: Any = "mlp",
+                 norm: Any = "layernorm", dropout: float = 0.0,
                  rotary: nn.Module | None = None) -> None:
         super().__init__()
         self.norm1 = build_spec("norm", norm, dim=dim)
@@ -66,9 +70,10 @@ class DecoderBlock(nn.Module):
 
     def forward(self, x: Tensor, memory: Tensor, *, memory_padding_mask: Tensor | None = None,
                 self_bias: Tensor | None = None, cache: dict[str, dict[str, Tensor]] | None = None) -> Tensor:
-        """x `[B, Nt, dim]`, memory `[B, Ns, dim]` -> `[B, Nt, dim]`; `cache` holds 'self' and 'cross' dicts."""
+        """x `[B, Nt, dim]`, memory `[B, Ns, dim]` -> `[B, Nt, dim]`; `cache` holds 'self', 'cross' dicts."""
         self_cache = None if cache is None else cache.setdefault("self", {})
         cross_cache = None if cache is None else cache.setdefault("cross", {})
         x = x + self.self_attn(self.norm1(x), causal=True, bias=self_bias, cache=self_cache)
-        x = x + self.cross_attn(self.norm2(x), memory, key_padding_mask=memory_padding_mask, cache=cross_cache)
+        x = x + self.cross_attn(self.norm2(x), memory, key_padding_mask=memory_padding_mask,
+                                cache=cross_cache)
         return x + self.dropout(self.ffn(self.norm3(x)))

@@ -53,6 +53,11 @@ class MultiHeadAttention(nn.Module):
         values; cross-attention computes them from `context` once and reuses them.
         """
         cross = context is not None
+        if x.dim() != 3 or x.shape[-1] != self.dim:
+            raise ConfigError(f"attention input must be [B, N, dim={self.dim}]; got {tuple(x.shape)}")
+        if cross and (context.dim() != 3 or context.shape[-1] != self.k_proj.in_features):
+            raise ConfigError(f"attention context must be [B, N, context_dim={self.k_proj.in_features}]; "
+                              f"got {tuple(context.shape)}")
         q = self._split(self.q_proj(x), self.heads)
         offset = 0
         if cross and cache is not None and "k" in cache:
@@ -71,9 +76,11 @@ class MultiHeadAttention(nn.Module):
         if cross and not self.attention.supports_cross:
             raise ConfigError(f"attention {type(self.attention).__name__} does not support cross-attention")
         if need_weights and not self.attention.supports_weights:
-            raise ConfigError(f"attention {type(self.attention).__name__} cannot return weights; use softmax or eager")
+            raise ConfigError(f"attention {type(self.attention).__name__} cannot return weights; "
+                              f"use softmax or eager")
         kwargs: Mapping[str, Any] = {"need_weights": True} if need_weights else {}
-        result = self.attention(q, k, v, key_padding_mask=key_padding_mask, causal=causal, bias=bias, **kwargs)
+        result = self.attention(q, k, v, key_padding_mask=key_padding_mask, causal=causal, bias=bias,
+                                **kwargs)
         out, weights = result if need_weights else (result, None)
         out = self.dropout(self.out_proj(out.transpose(1, 2).flatten(2)))
         return (out, weights) if need_weights else out

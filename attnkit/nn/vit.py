@@ -1,4 +1,4 @@
-"""Vision Transformer (Dosovitskiy et al. 2021): patches → tokens → pre-norm encoder → class token or mean pool."""
+"""Vision Transformer (Dosovitskiy et al. 2021): patches → tokens → pre-norm encoder → class token or mean."""
 
 from __future__ import annotations
 
@@ -19,12 +19,14 @@ def _pair(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
 class PatchEmbed(nn.Module):
     """Non-overlapping `patch_size` patches, linearly embedded: `[B, C, H, W]` -> `[B, H/p · W/p, dim]`."""
 
-    def __init__(self, image_size: int | tuple[int, int], patch_size: int, in_channels: int, dim: int) -> None:
+    def __init__(self, image_size: int | tuple[int, int], patch_size: int, in_channels: int,
+                 dim: int) -> None:
         super().__init__()
         h, w = _pair(image_size)
         if patch_size <= 0 or h % patch_size or w % patch_size:
-            raise ConfigError(f"model.patch_size={patch_size} must divide the image size {h}x{w}; choose one of "
-                              f"{[p for p in range(1, min(h, w) + 1) if h % p == 0 and w % p == 0]}")
+            sizes = [p for p in range(1, min(h, w) + 1) if h % p == 0 and w % p == 0]
+            raise ConfigError(f"model.patch_size={patch_size} must divide the image size {h}x{w}; "
+                              f"choose one of {sizes}")
         self.grid = (h // patch_size, w // patch_size)
         self.proj = nn.Conv2d(in_channels, dim, kernel_size=patch_size, stride=patch_size)
 
@@ -37,14 +39,15 @@ class ViT(nn.Module):
     """Vision Transformer for image classification, built from registered attention, pos_enc, norm and ffn."""
 
     def __init__(self, image_size: int | tuple[int, int], in_channels: int, num_classes: int, *,
-                 patch_size: int = 2, dim: int = 64, depth: int = 4, heads: int = 4, kv_heads: int | None = None,
-                 mlp_ratio: float = 2.0, pool: Literal["cls", "mean"] = "cls", dropout: float = 0.0,
+                 patch_size: int = 2, dim: int = 64, depth: int = 4, heads: int = 4,
+                 kv_heads: int | None = None,
+                 pool: Literal["cls", "mean"] = "cls", dropout: float = 0.0,
                  drop_path: float = 0.0, attention: Any = "softmax", pos_enc: Any = "learned",
-                 norm: Any = "layernorm", ffn: Any = None) -> None:
+                 norm: Any = "layernorm", ffn: Any = "mlp") -> None:
         super().__init__()
         if depth <= 0 or dim <= 0:
             raise ConfigError(f"model.depth={depth} and model.dim={dim} must be positive")
-        if dim % heads:
+        if heads <= 0 or dim % heads:
             raise ConfigError(f"heads={heads} does not divide the width model.dim={dim}; choose heads among "
                               f"{[h for h in range(1, dim + 1) if dim % h == 0]} or change model.dim")
         if pool not in ("cls", "mean"):
@@ -55,14 +58,18 @@ class ViT(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if pool == "cls" else None
         self.pos_enc = build_spec("pos_enc", pos_enc, dim=dim, heads=heads, max_len=n_tokens,
                                   grid=self.patch_embed.grid, prefix_tokens=int(pool == "cls"))
-        kind = getattr(self.pos_enc, "kind", "absolute")
-        ffn = ffn if ffn is not None else {"name": "mlp", "mlp_ratio": mlp_ratio}
+        kind = _kind(self.pos_enc)
         dpr = torch.linspace(0, drop_path, depth).tolist()
         self.blocks = nn.ModuleList(
-            EncoderBlock(dim, heads, attention=attention, kv_heads=kv_heads, ffn=ffn, norm=norm, dropout=dropout,
-                         drop_path=dpr[i], rotary=self.pos_enc if kind == "rotary" else None)
+            EncoderBlock(dim, heads, attention=attention, kv_heads=kv_heads, ffn=ffn, norm=norm,
+                         dropout=dropout, drop_path=dpr[i], rotary=self.pos_enc if kind == "rotary" else None)
             for i in range(depth)
         )
+        limit = self.blocks[0].attn.attention.max_length
+        if limit is not None and n_tokens > limit:
+            raise ConfigError(f"the image gives {n_tokens} tokens but attention "
+                              f"{type(self.blocks[0].attn.attention).__name__} takes at most {limit}; "
+                              f"raise model.patch_size or the attention's maximum length")
         self.norm = build_spec("norm", norm, dim=dim)
         self.head = nn.Linear(dim, num_classes)
         self.dropout = nn.Dropout(dropout)
@@ -71,16 +78,16 @@ class ViT(nn.Module):
         self.apply(_init_weights)
 
     def tokens(self, images: Tensor) -> Tensor:
-        """`[B, C, H, W]` -> tokens `[B, N, dim]` with positions applied (class token first when pool='cls')."""
+        """`[B, C, H, W]` -> tokens `[B, N, dim]`, positions applied (class token first when pool='cls')."""
         x = self.patch_embed(images)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        if getattr(self.pos_enc, "kind", "absolute") == "absolute":
+        if _kind(self.pos_enc) == "absolute":
             x = self.pos_enc(x)
         return self.dropout(x)
 
     def _bias(self, n: int) -> Tensor | None:
-        return self.pos_enc(n, n) if getattr(self.pos_enc, "kind", "absolute") == "bias" else None
+        return self.pos_enc(n, n) if _kind(self.pos_enc) == "bias" else None
 
     def forward(self, images: Tensor) -> Tensor:
         """`[B, C, H, W]` -> logits `[B, num_classes]`."""
@@ -102,6 +109,11 @@ class ViT(nn.Module):
         _, weights = last.attn(last.norm1(x), bias=bias, need_weights=True)  # [B, H, N, N]
         rows = weights[:, :, 0, 1:] if self.pool == "cls" else weights.mean(dim=2)
         return rows.reshape(rows.shape[0], rows.shape[1], *self.patch_embed.grid)
+
+
+def _kind(pos_enc: nn.Module | None) -> str | None:
+    """Where the model applies a positional encoding (None: pos_enc=null, no positions)."""
+    return None if pos_enc is None else getattr(pos_enc, "kind", "absolute")
 
 
 def _init_weights(module: nn.Module) -> None:

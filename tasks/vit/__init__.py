@@ -1,1 +1,3 @@
-"""ViT image classification: data sources and the `vit` task."""
+"""ViT image classification: image data sources and the `vit` task (registered on import)."""
+
+from attnkit.tasks.vit import data, task  # noqa: F401

@@ -1,8 +1,8 @@
 """The attention kernel contract and the mask logic every kernel shares.
 
 A kernel sees projected heads: q `[B, H, Nq, D]`, k and v `[B, Hkv, Nk, D]` (Hkv divides H), an optional
-`key_padding_mask` `[B, Nk]` (True = ignore), `causal` (bottom-right aligned when Nq < Nk, as in cached decoding)
-and an optional additive `bias` broadcastable to `[B, H, Nq, Nk]`. It returns `[B, H, Nq, D]`.
+`key_padding_mask` `[B, Nk]` (True = ignore), `causal` (bottom-right aligned when Nq < Nk, as in cached
+decoding) and an optional additive `bias` broadcastable to `[B, H, Nq, Nk]`. It returns `[B, H, Nq, D]`.
 """
 
 from __future__ import annotations
@@ -31,17 +31,22 @@ class Attention(nn.Module):
         """Refuse inputs this kernel cannot serve, with a one-line reason."""
         name = type(self).__name__
         if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
-            raise ConfigError(f"{name}: q, k, v must be [B, H, N, D]; got {tuple(q.shape)}, {tuple(k.shape)}, "
-                              f"{tuple(v.shape)}")
+            raise ConfigError(f"{name}: q, k, v must be [B, H, N, D]; got {tuple(q.shape)}, "
+                              f"{tuple(k.shape)}, {tuple(v.shape)}")
         if k.shape != v.shape or q.shape[0] != k.shape[0] or q.shape[-1] != k.shape[-1]:
             raise ConfigError(f"{name}: shapes do not match: q {tuple(q.shape)}, k {tuple(k.shape)}, "
                               f"v {tuple(v.shape)}")
         if q.shape[1] % k.shape[1]:
-            raise ConfigError(f"{name}: key/value heads ({k.shape[1]}) must divide query heads ({q.shape[1]})")
+            raise ConfigError(f"{name}: key/value heads ({k.shape[1]}) must divide query heads "
+                              f"({q.shape[1]})")
         if causal and not self.supports_causal:
             raise ConfigError(f"{name} does not support causal attention; choose another attention")
         if bias is not None and not self.supports_bias:
-            raise ConfigError(f"{name} has no score bias; choose an attention that supports bias (e.g. softmax)")
+            raise ConfigError(f"{name} has no score bias; choose an attention that supports bias "
+                              f"(e.g. softmax)")
+        if self.max_length is not None and k.shape[2] > self.max_length:
+            raise ConfigError(f"{name} takes at most {self.max_length} keys; got {k.shape[2]}; "
+                              f"raise its maximum length or choose another attention")
         if key_padding_mask is not None and key_padding_mask.shape != (k.shape[0], k.shape[2]):
             raise ConfigError(f"{name}: key_padding_mask must be [B, Nk] = {(k.shape[0], k.shape[2])}; "
                               f"got {tuple(key_padding_mask.shape)}")
@@ -51,8 +56,9 @@ def allowed_mask(key_padding_mask: Tensor | None, causal: bool, nq: int, nk: int
                  device: torch.device) -> tuple[Tensor | None, Tensor | None]:
     """Combine padding and causal masks into `allowed` `[B|1, 1, Nq, Nk]` (True = attend).
 
-    Rows with no allowed key ("dead" queries) are reopened in `allowed` so that softmax stays finite, and returned
-    separately as `dead` `[B|1, 1, Nq, 1]`; the kernel zeroes their output, which also gives them zero gradients.
+    Rows with no allowed key ("dead" queries) are reopened in `allowed` so that softmax stays finite, and
+    returned separately as `dead` `[B|1, 1, Nq, 1]`; the kernel zeroes their output, which also gives them
+    zero gradients.
     """
     allowed = None
     if causal:

@@ -1,4 +1,4 @@
-"""Softmax attention on torch.nn.functional.scaled_dot_product_attention (flash / memory-efficient kernels)."""
+"""Softmax attention on torch.nn.functional.scaled_dot_product_attention (flash / memory-efficient)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,9 @@ class SoftmaxAttention(Attention):
         allowed, dead = allowed_mask(key_padding_mask, causal, nq, nk, q.device)
         mask = allowed
         if bias is not None:
-            mask = bias.to(q.dtype) if allowed is None else bias.to(q.dtype).masked_fill(~allowed, float("-inf"))
+            mask = bias.to(q.dtype)
+            if allowed is not None:
+                mask = mask.masked_fill(~allowed, float("-inf"))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, scale=self.scale,
                                              enable_gqa=gqa)
         return out if dead is None else out.masked_fill(dead, 0.0)

@@ -26,6 +26,6 @@ class Learned(PositionalEncoding):
         """x `[B, N, dim]` -> x + W[offset : offset + N]."""
         end = offset + x.shape[1]
         if end > self.max_len:
-            raise ConfigError(f"sequence of {end} positions exceeds the learned table's max_len={self.max_len}; "
-                              f"raise pos_enc.max_len or use pos_enc=sinusoidal")
+            raise ConfigError(f"sequence of {end} positions exceeds the learned table's "
+                              f"max_len={self.max_len}; raise pos_enc.max_len or use pos_enc=sinusoidal")
         return x + self.weight[offset:end].to(x.dtype)

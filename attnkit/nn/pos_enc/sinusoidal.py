@@ -1,4 +1,7 @@
-"""The sine/cosine encoding of "Attention Is All You Need": PE(p, 2i) = sin(p/10000^(2i/d)), PE(p, 2i+1) = cos(...)."""
+"""The sine/cosine encoding of "Attention Is All You Need".
+
+PE(p, 2i) = sin(p/10000^(2i/d)), PE(p, 2i+1) = cos(p/10000^(2i/d)).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,10 @@ from attnkit.registry import register
 
 
 def sinusoidal_table(length: int, dim: int, base: float = 10000.0, offset: int = 0) -> Tensor:
-    """`[length, dim]` table of positions offset … offset+length-1 (dim may be odd: the last cosine is dropped)."""
+    """`[length, dim]` table of positions offset … offset+length-1.
+
+    `dim` may be odd: the last cosine is dropped.
+    """
     pos = torch.arange(offset, offset + length, dtype=torch.float64).unsqueeze(1)
     freq = torch.exp(-math.log(base) * torch.arange(0, dim, 2, dtype=torch.float64) / dim)
     table = torch.zeros(length, dim, dtype=torch.float64)

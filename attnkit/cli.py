@@ -1,0 +1,162 @@
+"""`python -m attnkit` / `attnkit`: load plugins, check the config, then hand over to Hydra and the task.
+
+Plugins must be imported before Hydra composes (so that `attention=my_attention` is a valid choice in the same
+command), and errors must come out as one line: both happen here, before `hydra.main` runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from attnkit import config, registry
+from attnkit.errors import AttnkitError, ConfigError
+from attnkit.plugins import load_plugins
+
+# Hydra flags that take a value, and flags after which attnkit does not check the overrides itself.
+_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+                "--config-dir", "-cd", "--experimental-rerun", "--shell-completion", "-sc"}
+_PASS_THROUGH = {"--help", "-h", "--hydra-help", "--info", "--version", "--shell-completion", "-sc"}
+_MULTIRUN = {"-m", "--multirun"}
+_HELP = {"--help", "-h"}
+
+
+def fail(exc: BaseException) -> NoReturn:
+    """Print the error as one line and exit 2; HYDRA_FULL_ERROR=1 shows the traceback instead."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise exc
+    message = " ".join(str(exc).split())
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(flags, overrides): Hydra's flags with their values, and the key=value overrides."""
+    flags, overrides = [], []
+    args = iter(argv)
+    for arg in args:
+        if arg.startswith("-"):
+            flags.append(arg)
+            if arg in _VALUE_FLAGS:
+                value = next(args, None)
+                if value is not None:
+                    flags.append(value)
+        else:
+            overrides.append(arg)
+    return flags, overrides
+
+
+def plugin_specs(overrides: list[str]) -> list[str]:
+    """The values of `plugins=...` on the command line (a list or a single name)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    specs: list[str] = []
+    for text in overrides:
+        if text.lstrip("+~").split("=", 1)[0] != "plugins" or "=" not in text:
+            continue
+        try:
+            value = OverridesParser.create().parse_override(text).value()
+        except HydraException as exc:
+            raise ConfigError(f"cannot parse {text!r}: write plugins=[./a.py,my_module]") from exc
+        items = value if isinstance(value, list) else [value]
+        specs.extend(str(item) for item in items if item is not None and str(item))
+    return specs
+
+
+def list_components() -> None:
+    """Print every registered component by kind, with its one-line description."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="attnkit components", show_lines=False)
+    for column in ("kind", "name", "description", "defined in"):
+        table.add_column(column, overflow="fold")
+    for kind in registry.kinds():
+        for i, entry in enumerate(registry.entries(kind)):
+            module = entry.source.rsplit(".", 1)[0]
+            # escape: a docstring's `[B, N, dim]` is not rich markup
+            table.add_row(kind if i == 0 else "", entry.name, escape(entry.description), module)
+        table.add_section()
+    Console().print(table)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    flags, overrides = split_argv(argv)
+    try:
+        load_plugins(*plugin_specs(overrides))
+        registry.kinds()  # built-in components and installed plugins
+        config.store_components()
+        if _MULTIRUN.intersection(flags):
+            for sample in config.sweep_samples(overrides):  # every swept value, before any job starts
+                config.compose(sample)
+        elif not _PASS_THROUGH.intersection(flags):
+            cfg = config.compose(overrides)
+            if cfg.mode == "list" and not flags:
+                list_components()
+                return None
+        elif _HELP.intersection(flags):
+            config.compose(overrides)  # Hydra would print a traceback for a bad override
+    except AttnkitError as exc:
+        fail(exc)
+    sys.argv = [sys.argv[0], *argv]
+    return _hydra_app()
+
+
+def _hydra_app() -> Any:
+    import hydra
+
+    app = hydra.main(config_path=f"pkg://{config.CONFIG_MODULE}", config_name=config.CONFIG_NAME,
+                     version_base=None)(run)
+    return app()
+
+
+def run(cfg: Any) -> Any:
+    """The Hydra task function: build the registered task and call its mode (train, test or predict)."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        config.check_mode(resolved["mode"])
+        if resolved["mode"] == "list":
+            return list_components()
+        task = registry.build_spec("task", resolved["task"])
+        overrides = list(hydra_cfg.overrides.task)
+        return getattr(task, resolved["mode"])(resolved, run_dir=run_dir, overrides=overrides)
+    except AttnkitError as exc:
+        _discard_if_empty(run_dir, Path(hydra_cfg.runtime.cwd))
+        fail(exc)
+
+
+def _discard_if_empty(run_dir: Path, launch_dir: Path) -> None:
+    """Remove a run directory that holds nothing but Hydra's bookkeeping: a failed start leaves no litter.
+
+    Folders above it that are left empty (`outputs/<date>/`) go too, below the launch directory's own
+    subfolder (`outputs/` stays).
+    """
+    if not run_dir.is_dir():
+        return
+    contents = {p.name for p in run_dir.iterdir()}
+    if not contents <= {".hydra", "main.log", "__main__.log", "cli.log"}:
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+    launch = launch_dir.resolve()
+    for parent in run_dir.resolve().parents:
+        if launch not in parent.parent.parents:
+            break
+        try:
+            parent.rmdir()  # only if empty
+        except OSError:
+            break
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""The bridge between the registry and Hydra: config nodes for registered components, composition checks.
+
+Hydra is imported here and in the CLI only; `attnkit.nn` and the registry never need it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from importlib import resources
+from typing import Any
+
+from attnkit import registry
+from attnkit.errors import ConfigError
+
+CONFIG_MODULE = "attnkit.conf"
+CONFIG_NAME = "config"
+MODES = ("train", "test", "predict", "list")
+
+
+def has_preset(group: str, name: str) -> bool:
+    """Whether conf/<group>/<name>.yaml ships with the package (a preset replaces the generated node)."""
+    return resources.files(CONFIG_MODULE).joinpath(group, f"{name}.yaml").is_file()
+
+
+def store_components() -> None:
+    """Store a config node for every registered component in Hydra's ConfigStore (group = kind)."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for kind in registry.kinds():
+        for name in registry.available(kind):
+            if not has_preset(kind, name):
+                store.store(group=kind, name=name, node=registry.defaults(kind, name), provider="attnkit")
+
+
+def group_options(group: str) -> list[str]:
+    """Every option of a config group: registered components and YAML presets."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    return sorted(GlobalHydra.instance().config_loader().get_group_options(group))
+
+
+def compose(overrides: list[str]) -> Any:
+    """Compose the config as `python -m attnkit` would, turning Hydra's errors into one-line ConfigErrors."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base=None):
+        try:
+            parsed = OverridesParser.create().parse_overrides(overrides)
+        except HydraException as exc:
+            raise ConfigError(f"cannot parse the overrides: {_first_line(exc)}; write key=value or "
+                              f"group=option") from exc
+        groups = set(GlobalHydra.instance().config_loader().list_groups(""))
+        for override in parsed:
+            key = override.key_or_group
+            if key in groups and not override.is_delete() and isinstance(override.value(), str):
+                _check_choice(key, override.value())
+        try:
+            cfg = hydra_compose(CONFIG_NAME, overrides=overrides)
+        except (HydraException, OmegaConfBaseException) as exc:
+            raise ConfigError(_explain(exc)) from exc
+    check_mode(cfg.mode)
+    return cfg
+
+
+def sweep_samples(overrides: list[str]) -> list[list[str]]:
+    """Override lists that use every value of a multirun's sweeps at least once (`a=1,2 b=x,y` gives 3 lists,
+    not the 4 jobs): composing each checks every value before Hydra launches a job."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as exc:
+        raise ConfigError(f"cannot parse the overrides: {_first_line(exc)}; write key=value or group=option"
+                          ) from exc
+    options = []
+    for override in parsed:
+        key = override.get_key_element()
+        if override.is_sweep_override():
+            if not override.is_discrete_sweep():
+                raise ConfigError(f"{override.input_line!r}: a multirun sweep must list its values, "
+                                  f"e.g. {key}=a,b")
+            values = [f"{key}={value}" for value in override.sweep_string_iterator()]
+            options.append(values or [override.input_line])
+        else:
+            options.append([override.input_line])
+    base = [values[0] for values in options]
+    samples = [base]
+    for i, values in enumerate(options):
+        samples.extend([*base[:i], value, *base[i + 1:]] for value in values[1:])
+    return samples
+
+
+def _check_choice(group: str, value: str) -> None:
+    options = group_options(group)
+    if value not in options:
+        close = difflib.get_close_matches(value, options, n=3, cutoff=0.6)
+        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        raise ConfigError(
+            f"unknown {group} {value!r}{hint}; choices: {', '.join(options)} "
+            f"(a plugin's components need plugins=[path/to/plugin.py])"
+        )
+
+
+def check_mode(mode: Any) -> None:
+    if mode not in MODES:
+        raise ConfigError(f"mode={mode!r} is not a mode; choose one of {', '.join(MODES)}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _explain(exc: BaseException) -> str:
+    text = str(exc)
+    if "Could not override" in text or "not in struct" in text:
+        key = text.split("'")[1] if "'" in text else "?"
+        return (f"no config key {key!r}; check its spelling with `python -m attnkit --cfg job`, "
+                f"or add a new key with +{key}=...")
+    return _first_line(exc) + " (see `python -m attnkit --help`)"

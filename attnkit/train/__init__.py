@@ -1,0 +1,1 @@
+"""Reusable Lightning glue for tasks: trainer set-up, schedules, reports. Imports Lightning: load it lazily."""

@@ -1,0 +1,16 @@
+"""Optimiser parameter groups: no weight decay on biases, norms, embeddings and tokens."""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two AdamW groups: matrices decay, everything one-dimensional (biases, norm scales, tokens) does not."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        skip = param.ndim <= 1 or name.endswith(("cls_token", "pos_enc.weight"))
+        (no_decay if skip else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]

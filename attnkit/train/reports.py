@@ -1,0 +1,91 @@
+"""Run reports: metrics as JSON, a learning-curve PNG from Lightning's metrics.csv, a summary table."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Write JSON atomically (a temporary file renamed into place): an interrupted run never leaves half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
+    os.replace(tmp, path)
+
+
+def read_metrics_csv(path: Path) -> list[dict[str, float]]:
+    """Rows of Lightning's CSVLogger file, numbers parsed, empty cells dropped."""
+    if not path.is_file():
+        return []
+    rows = []
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            rows.append({k: float(v) for k, v in row.items() if v not in ("", None)})
+    return rows
+
+
+def epoch_curves(rows: list[dict[str, float]]) -> dict[str, list[tuple[float, float]]]:
+    """Per-epoch (epoch, value) series for every metric logged once per epoch."""
+    curves: dict[str, list[tuple[float, float]]] = {}
+    for row in rows:
+        if "epoch" not in row:
+            continue
+        for key, value in row.items():
+            if key in ("epoch", "step") or not (key.endswith("_epoch") or key.startswith("val/")):
+                continue
+            curves.setdefault(key.removesuffix("_epoch"), []).append((row["epoch"], value))
+    return curves
+
+
+def plot_learning_curves(rows: list[dict[str, float]], path: Path, title: str = "learning curves") -> bool:
+    """Loss and accuracy against epoch (train and validation) as a PNG; False when nothing was logged."""
+    curves = epoch_curves(rows)
+    if not curves:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("loss", "acc")):
+        for key in sorted(k for k in curves if k.endswith(metric)):
+            xs, ys = zip(*curves[key])
+            ax.plot([x + 1 for x in xs], ys, label=key, marker="." if len(xs) < 30 else None)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def print_summary(title: str, rows: Mapping[str, Any]) -> None:
+    """A two-column table on the terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in rows.items():
+        table.add_row(key, _fmt(value))
+    Console().print(table)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:,.4f}" if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)

@@ -1,0 +1,179 @@
+"""Positional encodings: the sinusoidal formula, the learned table's limit, and every registered encoding."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import attnkit
+from attnkit import ConfigError, registry
+from attnkit.nn.pos_enc import Learned, PositionalEncoding, Sinusoidal, sinusoidal_table
+
+POS_ENCS = attnkit.available("pos_enc")
+DIM, HEADS, MAX_LEN = 8, 2, 16
+CONTEXT = {"dim": DIM, "heads": HEADS, "head_dim": DIM // HEADS, "max_len": MAX_LEN, "grid": (3, 5),
+           "prefix_tokens": 1}
+
+
+def kind(name: str) -> str:
+    return getattr(attnkit.get("pos_enc", name), "kind", "absolute")
+
+
+def of_kind(wanted: str) -> list[str]:
+    return [name for name in POS_ENCS if kind(name) == wanted]
+
+
+def one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
+    message = str(exc.value)
+    assert message and "\n" not in message, message
+    return message
+
+
+def formula(length: int, dim: int, offset: int = 0) -> torch.Tensor:
+    """PE(p, 2i) = sin(p / 10000^(2i/d)), PE(p, 2i+1) = cos(p / 10000^(2i/d)), element by element."""
+    table = torch.empty(length, dim, dtype=torch.float64)
+    for row in range(length):
+        p = row + offset
+        for j in range(dim):
+            angle = p / 10000 ** (2 * (j // 2) / dim)
+            table[row, j] = math.sin(angle) if j % 2 == 0 else math.cos(angle)
+    return table
+
+
+# --- sinusoidal ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dim", [8, 6, 5])
+def test_sinusoidal_table_is_the_formula(dim) -> None:
+    torch.testing.assert_close(sinusoidal_table(12, dim).double(), formula(12, dim), atol=1e-6, rtol=0)
+    torch.testing.assert_close(sinusoidal_table(4, dim, offset=7).double(), formula(4, dim, offset=7),
+                               atol=1e-6, rtol=0)
+
+
+def test_sinusoidal_module_adds_the_formula() -> None:
+    pe = Sinusoidal(DIM)
+    x = torch.randn(2, 10, DIM)
+    torch.testing.assert_close(pe(x) - x, formula(10, DIM).float().expand(2, -1, -1), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("offset", [0, 1, 5, 40])
+def test_sinusoidal_offset(offset) -> None:
+    pe = Sinusoidal(DIM)
+    x = torch.zeros(1, 3, DIM)
+    torch.testing.assert_close(pe(x, offset=offset)[0].double(), formula(3, DIM, offset), atol=1e-6, rtol=0)
+
+
+def test_sinusoidal_any_length_and_growth_is_consistent() -> None:
+    pe = Sinusoidal(DIM)
+    short = pe(torch.zeros(1, 2, DIM))
+    long = pe(torch.zeros(1, 300, DIM))  # the table grows on demand
+    torch.testing.assert_close(long[:, :2], short)
+    torch.testing.assert_close(pe(torch.zeros(1, 2, DIM)), short)
+
+
+def test_sinusoidal_follows_dtype_and_scale() -> None:
+    x = torch.zeros(1, 4, DIM, dtype=torch.bfloat16)
+    assert Sinusoidal(DIM)(x).dtype == torch.bfloat16
+    torch.testing.assert_close(Sinusoidal(DIM, scale=2.0)(torch.zeros(1, 4, DIM)),
+                               2 * Sinusoidal(DIM)(torch.zeros(1, 4, DIM)))
+
+
+# --- learned ------------------------------------------------------------------------------------------------
+
+
+def test_learned_adds_table_rows() -> None:
+    pe = Learned(DIM, max_len=8)
+    x = torch.randn(2, 5, DIM)
+    torch.testing.assert_close(pe(x), x + pe.weight[:5])
+    torch.testing.assert_close(pe(x[:, :2], offset=6), x[:, :2] + pe.weight[6:8])
+    assert pe(torch.zeros(1, 8, DIM)).shape == (1, 8, DIM)  # exactly max_len is fine
+
+
+@pytest.mark.parametrize(("length", "offset"), [(9, 0), (3, 6), (1, 8)])
+def test_learned_refuses_positions_past_max_len(length, offset) -> None:
+    pe = Learned(DIM, max_len=8)
+    with pytest.raises(ConfigError) as exc:
+        pe(torch.zeros(1, length, DIM), offset=offset)
+    message = one_line(exc)
+    assert "max_len=8" in message and str(length + offset) in message
+
+
+def test_learned_refuses_non_positive_max_len() -> None:
+    with pytest.raises(ConfigError) as exc:
+        attnkit.build("pos_enc", "learned", dim=DIM, max_len=0)
+    one_line(exc)
+
+
+def test_learned_gets_gradients() -> None:
+    pe = Learned(DIM, max_len=8)
+    pe(torch.zeros(1, 3, DIM)).sum().backward()
+    assert pe.weight.grad[:3].abs().sum() > 0 and pe.weight.grad[3:].abs().sum() == 0
+
+
+# --- every registered encoding ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", POS_ENCS)
+@pytest.mark.parametrize("spec", ["name", "defaults"])
+def test_every_pos_enc_builds_from_spec_with_context(name, spec) -> None:
+    spec = name if spec == "name" else registry.defaults("pos_enc", name)
+    pe = attnkit.build_spec("pos_enc", spec, **CONTEXT)
+    assert isinstance(pe, PositionalEncoding)
+    assert pe.kind in ("absolute", "rotary", "bias")
+    assert pe.max_len is None or pe.max_len >= 1
+
+
+def run(pe: PositionalEncoding, n: int, dtype: torch.dtype = torch.float32, offset: int = 0):
+    """Apply an encoding the way the model does for its kind; return the output tensors."""
+    if pe.kind == "absolute":
+        return (pe(torch.randn(2, n, DIM, dtype=dtype, requires_grad=True), offset=offset),)
+    if pe.kind == "rotary":
+        q = torch.randn(2, HEADS, n, DIM // HEADS, dtype=dtype, requires_grad=True)
+        k = torch.randn(2, HEADS, n, DIM // HEADS, dtype=dtype, requires_grad=True)
+        out = pe(q, k, offset=offset)
+        assert out[0].shape == q.shape and out[1].shape == k.shape
+        return tuple(out)
+    bias = pe(n, n)
+    assert bias.dim() == 4 and bias.shape[-2:] == (n, n) and bias.shape[1] in (1, HEADS)
+    return (bias,)
+
+
+@pytest.mark.parametrize("name", POS_ENCS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
+def test_every_pos_enc_runs(name, dtype) -> None:
+    pe = attnkit.build_spec("pos_enc", name, **CONTEXT).to(dtype)
+    n = min(MAX_LEN, pe.max_len or MAX_LEN)
+    outputs = run(pe, n, dtype)
+    for out in outputs:
+        assert torch.isfinite(out.float()).all()
+        if pe.kind != "bias":
+            assert out.dtype == dtype
+    sum(o.float().sum() for o in outputs).backward()
+    for p in pe.parameters():
+        assert p.grad is None or torch.isfinite(p.grad).all()
+
+
+@pytest.mark.parametrize("name", of_kind("absolute"))
+def test_absolute_offset_selects_later_positions(name) -> None:
+    pe = attnkit.build_spec("pos_enc", name, **CONTEXT)
+    x = torch.randn(1, 6, DIM)
+    torch.testing.assert_close(pe(x[:, 4:], offset=4), pe(x)[:, 4:])
+
+
+@pytest.mark.parametrize("name", of_kind("rotary"))
+def test_rotary_offset_selects_later_positions(name) -> None:
+    pe = attnkit.build_spec("pos_enc", name, **CONTEXT)
+    q, k = torch.randn(2, HEADS, 6, DIM // HEADS), torch.randn(2, HEADS, 6, DIM // HEADS)
+    full_q, full_k = pe(q, k)
+    part_q, part_k = pe(q[:, :, 4:], k[:, :, 4:], offset=4)
+    torch.testing.assert_close(part_q, full_q[:, :, 4:])
+    torch.testing.assert_close(part_k, full_k[:, :, 4:])
+
+
+@pytest.mark.parametrize("name", [n for n in POS_ENCS if kind(n) == "absolute"])
+def test_absolute_encodings_distinguish_positions(name) -> None:
+    pe = attnkit.build_spec("pos_enc", name, **CONTEXT)
+    out = pe(torch.zeros(1, 4, DIM))[0]
+    assert len({tuple(row.tolist()) for row in out}) == 4

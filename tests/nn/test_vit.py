@@ -1,0 +1,157 @@
+"""The Vision Transformer: shapes, attention maps, config errors, every registered attention and pos_enc."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import attnkit
+from attnkit import ConfigError, registry
+from attnkit.nn import PatchEmbed, SoftmaxAttention, ViT
+
+ATTENTIONS = attnkit.available("attention")
+POS_ENCS = attnkit.available("pos_enc")
+TINY = {"image_size": 8, "in_channels": 3, "num_classes": 5, "patch_size": 2, "dim": 16, "depth": 2,
+        "heads": 2}
+
+
+def one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
+    message = str(exc.value)
+    assert message and "\n" not in message, message
+    return message
+
+
+def images(b: int = 2, c: int = 3, h: int = 8, w: int = 8) -> torch.Tensor:
+    return torch.randn(b, c, h, w)
+
+
+@pytest.mark.parametrize("pool", ["cls", "mean"])
+def test_forward_shapes(pool) -> None:
+    model = ViT(**{**TINY, "pool": pool})
+    assert model(images()).shape == (2, 5)
+    tokens = model.tokens(images())
+    assert tokens.shape == (2, 16 + (pool == "cls"), 16)
+
+
+def test_patch_embed_shape_and_grid() -> None:
+    embed = PatchEmbed((8, 12), patch_size=4, in_channels=1, dim=6)
+    assert embed.grid == (2, 3)
+    assert embed(torch.randn(2, 1, 8, 12)).shape == (2, 6, 6)
+
+
+def test_non_square_images() -> None:
+    model = ViT(**{**TINY, "image_size": (4, 8)}).eval()
+    assert model(images(h=4, w=8)).shape == (2, 5)
+    assert model.attention_maps(images(h=4, w=8)).shape == (2, 2, 2, 4)
+
+
+def test_build_from_registry_with_defaults() -> None:
+    node = registry.defaults("model", "vit")
+    args = {k: v for k, v in node.items() if k != "name"}
+    model = attnkit.build("model", "vit", image_size=8, in_channels=1, num_classes=3, **{**args, "depth": 1})
+    assert model(images(c=1)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("pool", ["cls", "mean"])
+@pytest.mark.parametrize("kv_heads", [None, 1])
+def test_attention_maps(pool, kv_heads) -> None:
+    model = ViT(**{**TINY, "pool": pool, "kv_heads": kv_heads}).eval()
+    maps = model.attention_maps(images())
+    assert maps.shape == (2, TINY["heads"], 4, 4)
+    assert (maps >= 0).all()
+    sums = maps.sum(dim=(-2, -1))
+    assert (sums <= 1 + 1e-5).all()
+    if pool == "mean":  # no class token: all the weight is on patches
+        torch.testing.assert_close(sums, torch.ones_like(sums))
+    assert not maps.requires_grad
+
+
+def test_attention_maps_match_the_forward_pass() -> None:
+    """The maps come from the same last block that forward uses (here: the class token of a 1-block model)."""
+    model = ViT(**{**TINY, "depth": 1, "attention": "eager"}).eval()
+    x = images()
+    block = model.blocks[0]
+    _, weights = block.attn(block.norm1(model.tokens(x)), need_weights=True)
+    torch.testing.assert_close(model.attention_maps(x), weights[:, :, 0, 1:].reshape(2, 2, 4, 4))
+
+
+@pytest.mark.parametrize(("dim", "heads"), [(16, 3), (10, 4), (16, 0)])
+def test_heads_must_divide_dim(dim, heads) -> None:
+    with pytest.raises(ConfigError) as exc:
+        ViT(**{**TINY, "dim": dim, "heads": heads})
+    assert f"heads={heads}" in one_line(exc)
+
+
+@pytest.mark.parametrize(("image_size", "patch_size"), [(8, 3), ((8, 6), 4), (8, 0)])
+def test_patch_size_must_divide_image(image_size, patch_size) -> None:
+    with pytest.raises(ConfigError) as exc:
+        ViT(**{**TINY, "image_size": image_size, "patch_size": patch_size})
+    assert f"patch_size={patch_size}" in one_line(exc)
+
+
+def test_other_config_errors() -> None:
+    for bad in ({"kv_heads": 3}, {"pool": "max"}, {"depth": 0}):
+        with pytest.raises(ConfigError) as exc:
+            ViT(**{**TINY, **bad})
+        one_line(exc)
+    with pytest.raises(ConfigError) as exc:
+        attnkit.build("model", "vit", **{**TINY, "heads": "four"})
+    one_line(exc)
+
+
+def test_attention_max_length_checked_at_build() -> None:
+    class ShortSoftmax(SoftmaxAttention):
+        max_length = 16
+
+    with pytest.raises(ConfigError) as exc:
+        ViT(**TINY, attention=ShortSoftmax())  # 16 patches + the class token
+    assert "17" in one_line(exc)
+    assert ViT(**TINY, pool="mean", attention=ShortSoftmax())(images()).shape == (2, 5)
+
+
+def test_learned_positions_cover_the_tokens() -> None:
+    for pool, tokens in (("cls", 17), ("mean", 16)):
+        model = ViT(**{**TINY, "pool": pool, "pos_enc": "learned"})
+        assert model.pos_enc.max_len == tokens
+
+
+def test_without_positional_encoding() -> None:
+    model = ViT(**{**TINY, "pos_enc": None})
+    assert model(images()).shape == (2, 5)
+
+
+def test_drop_path_and_dropout_train_mode() -> None:
+    model = ViT(**{**TINY, "drop_path": 0.5, "dropout": 0.1}).train()
+    out = model(images())
+    assert torch.isfinite(out).all()
+    out.sum().backward()
+    model.eval()
+    x = images()
+    torch.testing.assert_close(model(x), model(x), rtol=0, atol=0)  # no randomness in eval mode
+
+
+def model_params():
+    for attention in ATTENTIONS:
+        for pos_enc in POS_ENCS:
+            yield pytest.param(attention, pos_enc, id=f"{attention}-{pos_enc}")
+
+
+@pytest.mark.parametrize(("attention", "pos_enc"), list(model_params()))
+def test_every_attention_and_pos_enc_trains(attention, pos_enc) -> None:
+    model = ViT(**{**TINY, "patch_size": 4, "attention": attention, "pos_enc": pos_enc})
+    x, y = images(), torch.tensor([1, 3])
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    assert torch.isfinite(loss)
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+    if attnkit.get("attention", attention).supports_weights:
+        assert model.eval().attention_maps(x).shape == (2, 2, 2, 2)
+
+
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_every_attention_from_a_spec_mapping(attention) -> None:
+    spec = registry.defaults("attention", attention)
+    model = attnkit.build("model", "vit", **{**TINY, "depth": 1, "patch_size": 4, "attention": spec})
+    assert model(images()).shape == (2, 5)

@@ -1,0 +1,308 @@
+"""`python -m attnkit` end to end, in subprocesses: help, config printing, listing, user mistakes, training,
+test, predict, multirun and DDP.
+
+Each command runs from a temporary working directory with its Hydra run directory under it. Commands that do
+not depend on each other run in parallel (a Lightning import costs seconds), and one tiny training run
+(module-scoped) serves the test and predict commands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+
+import pytest
+import yaml
+
+import attnkit
+from attnkit import registry
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGIN_FILE = ROOT / "examples" / "my_attention.py"
+TINY = ("trainer.max_epochs=1", "model.depth=1", "model.dim=16", "heads=2", "data.batch_size=256",
+        "trainer.enable_progress_bar=false")
+HEAVY_MODULES = ("pytorch_lightning", "lightning", "lightning_fabric", "torchvision", "datasets",
+                 "matplotlib")
+RUN_LAYOUT = ("config.yaml", "checkpoints/best.ckpt", "checkpoints/last.ckpt", "metrics.csv", "metrics.json",
+              "learning_curve.png", "attention_maps.png")
+
+Command = tuple[Sequence[str], Mapping[str, str]]  # (argv after `python`, extra environment)
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    # a wide terminal, so that mode=list does not wrap a description
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "COLUMNS": "400", **extra}
+    if "HYDRA_FULL_ERROR" not in extra:
+        env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
+def run_python(argv: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None,
+               timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *argv], cwd=cwd, env=cli_env(**(env or {})), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def attnkit_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return run_python(["-m", "attnkit", *args], cwd, env)
+
+
+def run_parallel(commands: Mapping[str, Command], cwd: Path, workers: int = 3
+                 ) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Run independent commands side by side (each spends most of its time importing)."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {name: pool.submit(run_python, argv, cwd, env) for name, (argv, env) in commands.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    """The process failed with exactly one line on stderr, `error: ...`, and no traceback anywhere."""
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-3000:]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    return lines[0]
+
+
+# --- commands that need no training, run together -----------------------------------------------------------
+
+LIST_IN_PROCESS = f"""
+import contextlib, io, sys
+from attnkit import cli
+
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    assert cli.main(["mode=list", "plugins=[{PLUGIN_FILE}]"]) is None
+err = io.StringIO()
+with contextlib.redirect_stderr(err):
+    try:
+        cli.main(["model.dept=3"])
+    except SystemExit as exc:
+        code = exc.code
+    else:
+        code = None
+assert code == 2, code
+assert err.getvalue().startswith("error: no config key 'model.dept'"), err.getvalue()
+heavy = [name for name in {HEAVY_MODULES!r} if name in sys.modules]
+assert not heavy, f"imported for mode=list / a config error: {{heavy}}"
+print(out.getvalue())
+"""
+
+# name -> (arguments, fragments the one-line error must contain); each runs with its own run/sweep directory
+MISTAKES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "unknown_attention": (("attention=sofmax",), ("unknown attention 'sofmax'", "did you mean 'softmax'")),
+    "unknown_key": (("model.dept=3",), ("'model.dept'", "--cfg job")),
+    "wrong_type": (("model.depth=abc",), ("depth='abc'", "an int")),
+    "heads_not_dividing": (("heads=7",), ("heads=7", "model.dim=64")),
+    "bad_mode": (("mode=foo",), ("mode='foo'", "train, test, predict, list")),
+    "missing_plugin": (("plugins=[no_such_plugin.py]",), ("no_such_plugin.py", "does not exist")),
+    "broken_plugin": (("plugins=[broken_plugin.py]", "attention=my_attention"),
+                      ("broken_plugin.py", "failed to import", "ZeroDivisionError")),
+    "missing_image_folder": (("data=image_folder", "data.path=/nonexistent"), ("/nonexistent",)),
+    "missing_fashion_mnist": (("data=fashion_mnist", "data.path=no_fashion_here"), ("no_fashion_here",)),
+    "predict_without_ckpt": (("mode=predict", "ckpt_path=missing.ckpt", "input=digit.png"),
+                             ("ckpt_path", "missing.ckpt", "does not exist")),
+    "help_unknown_attention": (("--help", "attention=sofmax"), ("unknown attention 'sofmax'",)),
+    "multirun_unknown_attention": (("-m", "attention=softmax,sofmax", "trainer.fast_dev_run=true"),
+                                   ("unknown attention 'sofmax'",)),
+}
+
+
+DEFAULT_RUN_DIR = "heads_not_dividing"  # this one runs in Hydra's default outputs/<date>/<time>
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory) -> tuple[Path, dict[str, subprocess.CompletedProcess[str]]]:
+    cwd = tmp_path_factory.mktemp("quick")
+    (cwd / "broken_plugin.py").write_text("import attnkit\n\nRATIO = 1 / 0\n")
+    commands: dict[str, Command] = {
+        "help": (["-m", "attnkit", f"plugins=[{PLUGIN_FILE}]", "--help"], {}),
+        "cfg": (["-m", "attnkit", "--cfg", "job", f"plugins=[{PLUGIN_FILE}]", "attention=my_attention",
+                 "attention.temperature=5", "heads=4", "model.depth=2"], {}),
+        "list": (["-c", LIST_IN_PROCESS], {}),
+        "full_error": (["-m", "attnkit", "attention=sofmax"], {"HYDRA_FULL_ERROR": "1"}),
+    }
+    for name, (args, _) in MISTAKES.items():
+        dirs = [f"hydra.run.dir=runs/{name}", f"hydra.sweep.dir=sweeps/{name}"]
+        if name == DEFAULT_RUN_DIR:
+            dirs = []
+        commands[name] = (["-m", "attnkit", *args, *dirs], {})
+    return cwd, run_parallel(commands, cwd)
+
+
+def test_help_lists_every_group_and_option(quick) -> None:
+    _, results = quick
+    text = ok(results["help"]).stdout
+    assert "Usage: python -m attnkit" in text and "HYDRA_FULL_ERROR=1" in text
+    listed = {}
+    section = text.split("== Config groups", 1)[1].split("==", 2)[1]
+    for line in section.splitlines():
+        if ": " in line:
+            group, options = line.split(": ", 1)
+            listed[group.strip()] = set(options.split(", "))
+    expected: dict[str, set[str]] = {}
+    for kind in registry.KINDS:
+        expected.setdefault(kind, set()).update(attnkit.available(kind))
+    expected["attention"].add("my_attention")  # from plugins=[...]
+    conf = resources.files("attnkit.conf")
+    for group in conf.iterdir():
+        if group.is_dir() and group.name not in ("hydra", "__pycache__"):
+            names = {f.name[:-5] for f in group.iterdir() if f.name.endswith(".yaml")}
+            expected.setdefault(group.name, set()).update(names)
+    expected = {group: names for group, names in expected.items() if names}
+    assert {"attention", "pos_enc", "norm", "ffn", "model", "task", "data", "trainer"} <= set(expected)
+    for group, names in expected.items():
+        assert listed.get(group, set()) >= names, f"--help: {group}: {listed.get(group)}, expected {names}"
+    assert "temperature: 10.0" not in text  # the defaults section shows the selected attention, not every one
+
+
+def test_cfg_job_prints_the_composed_config(quick) -> None:
+    _, results = quick
+    cfg = yaml.safe_load(ok(results["cfg"]).stdout)
+    assert cfg["attention"] == {"name": "my_attention", "temperature": 5, "learnable": True, "dropout": 0.0,
+                                "eps": 1e-6}
+    assert cfg["heads"] == 4 and cfg["model"]["heads"] == "${heads}" and cfg["model"]["depth"] == 2
+    assert cfg["task"]["name"] == "vit" and cfg["mode"] == "train" and cfg["plugins"] == [str(PLUGIN_FILE)]
+    assert {"data", "model", "pos_enc", "norm", "ffn", "trainer"} <= set(cfg) and "hydra" not in cfg
+
+
+def test_list_shows_every_component_without_importing_lightning(quick) -> None:
+    _, results = quick
+    text = ok(results["list"]).stdout
+    for kind in registry.KINDS:
+        entries = registry.entries(kind)
+        if entries:
+            assert kind in text
+        for entry in entries:
+            assert entry.name in text, f"mode=list misses {kind} {entry.name!r}"
+            assert entry.description in text, f"mode=list garbles {entry.description!r}"  # [..] is not markup
+    assert "my_attention" in text
+    assert "Cosine-similarity attention softmax(τ·cos(q, k))V with a learnable or fixed temperature τ." in text
+
+
+@pytest.mark.parametrize("name", list(MISTAKES))
+def test_user_mistake_is_one_error_line(quick, name) -> None:
+    cwd, results = quick
+    message = one_error_line(results[name])
+    for fragment in MISTAKES[name][1]:
+        assert fragment in message
+    assert not (cwd / "runs" / name).exists(), "a failed run left its run directory behind"
+    assert not (cwd / "sweeps" / name).exists()
+    assert not any((cwd / "outputs").rglob("*")), "a failed run left outputs/<date>/<time> behind"
+
+
+def test_full_error_shows_the_traceback(quick) -> None:
+    _, results = quick
+    proc = results["full_error"]
+    assert proc.returncode != 0
+    assert "Traceback" in proc.stderr and "ConfigError" in proc.stderr and "sofmax" in proc.stderr
+
+
+# --- multirun -----------------------------------------------------------------------------------------------
+
+
+def test_multirun_over_attention(tmp_path) -> None:
+    proc = ok(attnkit_cli("-m", "attention=softmax,eager", "trainer.fast_dev_run=true", *TINY,
+                          "hydra.sweep.dir=sweep", cwd=tmp_path))
+    assert "Launching 2 jobs" in proc.stdout + proc.stderr
+    for job, attention in (("0", "softmax"), ("1", "eager")):
+        run_dir = tmp_path / "sweep" / job
+        assert yaml.safe_load((run_dir / "config.yaml").read_text())["attention"]["name"] == attention
+        assert "test/acc" in json.loads((run_dir / "metrics.json").read_text())
+    assert (tmp_path / "sweep" / "multirun.yaml").is_file()
+    assert not (tmp_path / "outputs").exists()
+
+
+# --- a tiny training run, then test and predict with its checkpoint -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    cwd = tmp_path_factory.mktemp("trained")
+    proc = ok(attnkit_cli(*TINY, "hydra.run.dir=run", cwd=cwd))
+    assert "test accuracy" in proc.stdout
+    return cwd / "run"
+
+
+def check_run_layout(run_dir: Path) -> dict:
+    for name in RUN_LAYOUT:
+        assert (run_dir / name).is_file(), f"{name} missing: {sorted(p.name for p in run_dir.iterdir())}"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert 0.0 <= metrics["test/acc"] <= 1.0
+    assert metrics["epochs"] == 1 and metrics["best_checkpoint"] == str(run_dir / "checkpoints" / "best.ckpt")
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert cfg["model"]["dim"] == 16 and cfg["model"]["heads"] == 2  # saved resolved
+    assert "test/acc" in (run_dir / "metrics.csv").read_text()
+    return metrics
+
+
+def test_train_writes_the_run_directory(trained) -> None:
+    check_run_layout(trained)
+
+
+@pytest.fixture(scope="module")
+def digit_png(tmp_path_factory) -> tuple[Path, int]:
+    """A test image of sklearn's digits as a PNG file, and its label."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    path = tmp_path_factory.mktemp("images") / "digit.png"
+    Image.fromarray((digits.images[-1] * (255 / 16)).astype(np.uint8), mode="L").save(path)
+    return path, int(digits.target[-1])
+
+
+def test_test_and_predict_from_the_checkpoint(trained, digit_png, tmp_path) -> None:
+    image, _ = digit_png
+    (tmp_path / "x.png").write_text("not an image\n")
+    ckpt = trained / "checkpoints" / "best.ckpt"
+    commands: dict[str, Command] = {
+        "test": (["-m", "attnkit", "mode=test", f"ckpt_path={ckpt}", "hydra.run.dir=test_run",
+                  "trainer.enable_progress_bar=false"], {}),
+        "predict": (["-m", "attnkit", "mode=predict", f"ckpt_path={ckpt}", f"input={image}",
+                     "hydra.run.dir=predict_run"], {}),
+        "unreadable": (["-m", "attnkit", "mode=predict", f"ckpt_path={ckpt}", "input=x.png",
+                        "hydra.run.dir=bad_run"], {}),
+    }
+    results = run_parallel(commands, tmp_path)
+
+    ok(results["test"])
+    metrics = json.loads((tmp_path / "test_run" / "metrics.json").read_text())
+    trained_metrics = json.loads((trained / "metrics.json").read_text())
+    assert metrics["test/acc"] == pytest.approx(trained_metrics["test/acc"])  # same checkpoint, same split
+    assert metrics["checkpoint"] == str(ckpt)
+
+    proc = ok(results["predict"])
+    prediction = json.loads((tmp_path / "predict_run" / "prediction.json").read_text())
+    assert prediction["prediction"] in [str(d) for d in range(10)]
+    assert f"digit.png: {prediction['prediction']}" in proc.stdout
+    assert len(prediction["top"]) == 3 and 0.0 < prediction["top"][0]["probability"] <= 1.0
+
+    message = one_error_line(results["unreadable"])
+    assert "cannot read image" in message and "x.png" in message
+    assert not (tmp_path / "bad_run").exists()
+
+
+# --- distributed data parallel over two CPU processes -------------------------------------------------------
+
+
+def test_ddp_on_two_cpu_processes(tmp_path) -> None:
+    proc = ok(attnkit_cli("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", *TINY,
+                          "hydra.run.dir=run", cwd=tmp_path))
+    text = proc.stdout + proc.stderr
+    assert "MEMBER: 2/2" in text and "Starting with 2 processes" in text, text[-3000:]
+    check_run_layout(tmp_path / "run")
+    assert not (tmp_path / "outputs").exists()

@@ -1,0 +1,217 @@
+"""Plugins: one-file plugins, importable modules, installed packages' `attnkit.plugins` entry points.
+
+In-process tests restore the registry afterwards; the CLI tests run `python -m attnkit` in a subprocess, each
+from a temporary working directory with its run directory under it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import attnkit
+from attnkit import PluginError, plugins, registry
+from attnkit.nn import ViT
+from attnkit.nn.attention import Attention, eager_attention
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+PLUGIN_FILE = EXAMPLES / "my_attention.py"
+PLUGIN_PACKAGE = EXAMPLES / "plugin_package"
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "COLUMNS": "200", **extra}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
+def attnkit_cli(*args: str, cwd: Path, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "attnkit", *args], cwd=cwd, env=cli_env(**env),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
+    message = str(exc.value)
+    assert message and "\n" not in message, message
+    return message
+
+
+@pytest.fixture
+def clean_registry():
+    """Load plugins freely: the registry and the plugin cache are restored afterwards."""
+    registry._ensure_builtins()
+    saved = {kind: dict(table) for kind, table in registry._registry.items()}
+    loaded = dict(plugins._loaded)
+    modules = set(sys.modules)
+    yield
+    for kind in list(registry._registry):
+        if kind not in saved:
+            del registry._registry[kind]
+    for kind, table in saved.items():
+        registry._registry[kind].clear()
+        registry._registry[kind].update(table)
+    plugins._loaded.clear()
+    plugins._loaded.update(loaded)
+    for name in set(sys.modules) - modules:
+        if name.startswith(("attnkit_plugin_", "attnkit_example_plugin", "my_plugin_module")):
+            del sys.modules[name]
+
+
+# --- (a) plugins from files and modules, in process ---------------------------------------------------------
+
+
+def test_file_plugin_registers_a_buildable_attention(clean_registry) -> None:
+    assert "my_attention" not in attnkit.available("attention")
+    (module,) = attnkit.load_plugins(PLUGIN_FILE)
+    assert "my_attention" in attnkit.available("attention")
+    assert attnkit.load_plugins(str(PLUGIN_FILE)) == [module]  # a second load is a no-op, not a clash
+    relative = os.path.relpath(PLUGIN_FILE, ROOT)
+    assert attnkit.load_plugins(relative, base=ROOT) == [module]  # the same file, spelt another way
+
+    # its config node comes from the constructor signature
+    assert registry.defaults("attention", "my_attention") == {
+        "name": "my_attention", "temperature": 10.0, "learnable": True, "dropout": 0.0, "eps": 1e-6}
+    kernel = attnkit.build("attention", "my_attention", temperature=5)
+    assert isinstance(kernel, Attention) and kernel.temperature == pytest.approx(5.0)
+
+    # a whole model with it, as `attention=my_attention attention.temperature=5` builds it
+    model = ViT((8, 8), 1, 10, dim=16, depth=1, heads=2, attention={"name": "my_attention", "temperature": 5})
+    images = torch.randn(3, 1, 8, 8)
+    logits = model(images)
+    assert logits.shape == (3, 10)
+    logits.sum().backward()
+    assert model.blocks[0].attn.attention.log_temperature.grad is not None  # the temperature is trained
+    assert model.attention_maps(images).shape == (3, 2, 4, 4)
+
+
+def test_file_plugin_kernel_is_cosine_attention(clean_registry) -> None:
+    """softmax(τ·cos(q, k))V is eager attention on unit-length q and k with scale τ, masks included."""
+    attnkit.load_plugins(PLUGIN_FILE)
+    kernel = attnkit.build("attention", "my_attention", temperature=4.0, learnable=False)
+    assert not list(kernel.parameters())
+    q = torch.randn(2, 4, 5, 8, requires_grad=True)
+    k, v = torch.randn(2, 2, 7, 8), torch.randn(2, 2, 7, 8)  # grouped-query: 2 key/value heads
+    padding = torch.zeros(2, 7, dtype=torch.bool)
+    padding[0, 5:] = True
+    padding[1, :] = True  # every key of the second sample is padding: dead rows
+    out, weights = kernel(q, k, v, key_padding_mask=padding, causal=True, need_weights=True)
+    expected, _ = eager_attention(F.normalize(q, dim=-1), F.normalize(k, dim=-1), v, key_padding_mask=padding,
+                                  causal=True, scale=4.0)
+    torch.testing.assert_close(out, expected)
+    assert out.shape == (2, 4, 5, 8) and weights.shape == (2, 4, 5, 7)
+    assert torch.all(out[1] == 0) and torch.all(weights[1] == 0)  # dead rows give zeros, not NaN
+    torch.testing.assert_close(weights[0].sum(-1), torch.ones(4, 5))
+    out.sum().backward()
+    assert torch.isfinite(q.grad).all() and torch.all(q.grad[1] == 0)
+    with pytest.raises(attnkit.ConfigError, match="temperature"):
+        attnkit.build("attention", "my_attention", temperature=0.0)
+
+
+def test_plugin_errors_are_one_line(clean_registry, tmp_path) -> None:
+    with pytest.raises(PluginError) as exc:
+        attnkit.load_plugins(tmp_path / "missing.py")
+    assert "missing.py" in one_line(exc) and "does not exist" in one_line(exc)
+
+    broken = tmp_path / "broken.py"
+    broken.write_text("import attnkit\nraise RuntimeError('half-written plugin')\n")
+    with pytest.raises(PluginError) as exc:
+        attnkit.load_plugins(broken)
+    message = one_line(exc)
+    assert "broken.py" in message and "RuntimeError" in message and "half-written plugin" in message
+    assert not any(name.startswith("attnkit_plugin_broken") for name in sys.modules)  # nothing half-imported
+
+    with pytest.raises(PluginError) as exc:
+        attnkit.load_plugins("attnkit_no_such_plugin_module")
+    assert "'attnkit_no_such_plugin_module' is not installed" in one_line(exc)
+    assert isinstance(exc.value, ImportError)
+
+
+def test_module_plugin_by_name(clean_registry, tmp_path, monkeypatch) -> None:
+    (tmp_path / "my_plugin_module.py").write_text(
+        "import attnkit\n\n@attnkit.register('ffn', 'my_plugin_ffn')\ndef make(dim: int, width: int = 4):\n"
+        "    return (dim, width)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    attnkit.load_plugins("my_plugin_module")
+    assert attnkit.build_spec("ffn", "my_plugin_ffn", dim=8) == (8, 4)
+
+
+# --- (c) the built-in task is itself an entry-point plugin --------------------------------------------------
+
+
+def test_builtin_vit_task_comes_through_the_entry_point() -> None:
+    eps = {ep.name: ep.value for ep in entry_points(group=plugins.ENTRY_POINT_GROUP)}
+    assert eps.get("vit") == "attnkit.tasks.vit"
+    assert "vit" in attnkit.available("task")
+    assert {"digits", "image_folder", "fashion_mnist"} <= set(attnkit.available("data"))
+    assert "vit" in plugins.load_entry_points()
+
+
+# --- (b, d) an installed plugin package and a one-file plugin through the CLI -------------------------------
+
+
+@pytest.fixture(scope="module")
+def installed_package(tmp_path_factory) -> Path:
+    """examples/plugin_package pip-installed into a private --target directory (from a copy: no build/ left
+    in the source tree)."""
+    tmp = tmp_path_factory.mktemp("plugin_package")
+    source, target = tmp / "src", tmp / "site"
+    shutil.copytree(PLUGIN_PACKAGE, source,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+               "--disable-pip-version-check", "--target", str(target), str(source)]
+    try:
+        import setuptools  # noqa: F401
+    except ImportError:  # build in an isolated environment instead (pip fetches setuptools)
+        command.remove("--no-index")
+    else:
+        command.insert(4, "--no-build-isolation")
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, env=cli_env())
+    assert proc.returncode == 0, proc.stderr
+    assert (target / "attnkit_example_plugin" / "__init__.py").is_file()
+    return target
+
+
+def test_installed_package_is_listed(installed_package, tmp_path) -> None:
+    proc = ok(attnkit_cli("mode=list", f"plugins=[{PLUGIN_FILE}]", cwd=tmp_path,
+                          PYTHONPATH=str(installed_package)))
+    assert "scalenorm" in proc.stdout and "ScaleNorm" in proc.stdout
+    assert "attnkit_example_plugin" in proc.stdout  # where it is defined
+    assert "my_attention" in proc.stdout
+    assert not proc.stderr.strip()
+    if importlib.util.find_spec("attnkit_example_plugin") is None:  # not installed for good in this venv
+        proc = attnkit_cli("norm=scalenorm", cwd=tmp_path)
+        assert proc.returncode != 0 and proc.stderr.startswith("error: unknown norm 'scalenorm'")
+
+
+def test_plugins_from_a_package_and_a_relative_file_train(installed_package, tmp_path) -> None:
+    """`norm=scalenorm` from the installed package and `attention=my_attention` from a file path relative to
+    the launch directory (not the repository), in one fast_dev_run."""
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    relative = os.path.relpath(PLUGIN_FILE, work)
+    run_dir = tmp_path / "run"
+    proc = ok(attnkit_cli(f"plugins=[{relative}]", "attention=my_attention", "attention.temperature=5",
+                          "norm=scalenorm", "norm.eps=1e-6", "trainer.fast_dev_run=true", "model.depth=1",
+                          "model.dim=16", "heads=2", "trainer.enable_progress_bar=false",
+                          f"hydra.run.dir={run_dir}", cwd=work, PYTHONPATH=str(installed_package)))
+    assert "test accuracy" in proc.stdout
+    saved = (run_dir / "config.yaml").read_text()
+    assert "name: my_attention" in saved and "temperature: 5" in saved and "name: scalenorm" in saved
+    assert (run_dir / "metrics.json").is_file()
+    assert (run_dir / "attention_maps.png").is_file()  # the plugin returns weights, so maps are drawn
+    assert not (work / "outputs").exists()
