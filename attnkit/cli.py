@@ -17,8 +17,21 @@ from attnkit.errors import AttnkitError, ConfigError
 from attnkit.plugins import load_plugins
 
 # Hydra flags that take a value, and flags after which attnkit does not check the overrides itself.
-_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
-                "--config-dir", "-cd", "--experimental-rerun", "--shell-completion", "-sc"}
+_VALUE_FLAGS = {
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--experimental-rerun",
+    "--shell-completion",
+    "-sc",
+}
 _PASS_THROUGH = {"--help", "-h", "--hydra-help", "--info", "--version", "--shell-completion", "-sc"}
 _MULTIRUN = {"-m", "--multirun"}
 _HELP = {"--help", "-h"}
@@ -68,21 +81,17 @@ def plugin_specs(overrides: list[str]) -> list[str]:
 
 
 def list_components() -> None:
-    """Print every registered component by kind, with its one-line description."""
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(title="attnkit components", show_lines=False)
-    for column in ("kind", "name", "description", "defined in"):
-        table.add_column(column, overflow="fold")
+    """Print every registered component by kind: name, one-line description, options and where it is defined."""
     for kind in registry.kinds():
-        for i, entry in enumerate(registry.entries(kind)):
-            module = entry.source.rsplit(".", 1)[0]
-            # escape: a docstring's `[B, N, dim]` is not rich markup
-            table.add_row(kind if i == 0 else "", entry.name, escape(entry.description), module)
-        table.add_section()
-    Console().print(table)
+        entries = registry.entries(kind)
+        print(f"{kind} ({len(entries)}):")
+        width = max((len(e.name) for e in entries), default=0) + 2
+        for entry in entries:
+            options = {k: v for k, v in registry.defaults(kind, entry.name).items() if k != "name"}
+            print(f"  {entry.name:<{width}}{entry.description}")
+            shown = " ".join(f"{k}={v}" for k, v in options.items()) or "(none)"
+            print(f"  {'':<{width}}options: {shown} · {entry.source.rsplit('.', 1)[0]}")
+    print("Choose with group=name (attention=eager), set options with group.option=value (attention.dropout=0.1).")
 
 
 def main(argv: list[str] | None = None) -> Any:
@@ -111,8 +120,9 @@ def main(argv: list[str] | None = None) -> Any:
 def _hydra_app() -> Any:
     import hydra
 
-    app = hydra.main(config_path=f"pkg://{config.CONFIG_MODULE}", config_name=config.CONFIG_NAME,
-                     version_base=None)(run)
+    app = hydra.main(config_path=f"pkg://{config.CONFIG_MODULE}", config_name=config.CONFIG_NAME, version_base=None)(
+        run
+    )
     return app()
 
 

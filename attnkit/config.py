@@ -5,7 +5,6 @@ Hydra is imported here and in the CLI only; `attnkit.nn` and the registry never 
 
 from __future__ import annotations
 
-import difflib
 from importlib import resources
 from typing import Any
 
@@ -54,8 +53,9 @@ def compose(overrides: list[str]) -> Any:
         try:
             parsed = OverridesParser.create().parse_overrides(overrides)
         except HydraException as exc:
-            raise ConfigError(f"cannot parse the overrides: {_first_line(exc)}; write key=value or "
-                              f"group=option") from exc
+            raise ConfigError(
+                f"cannot parse the overrides: {_first_line(exc)}; write key=value or group=option"
+            ) from exc
         groups = set(GlobalHydra.instance().config_loader().list_groups(""))
         for override in parsed:
             key = override.key_or_group
@@ -78,15 +78,13 @@ def sweep_samples(overrides: list[str]) -> list[list[str]]:
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException as exc:
-        raise ConfigError(f"cannot parse the overrides: {_first_line(exc)}; write key=value or group=option"
-                          ) from exc
+        raise ConfigError(f"cannot parse the overrides: {_first_line(exc)}; write key=value or group=option") from exc
     options = []
     for override in parsed:
         key = override.get_key_element()
         if override.is_sweep_override():
             if not override.is_discrete_sweep():
-                raise ConfigError(f"{override.input_line!r}: a multirun sweep must list its values, "
-                                  f"e.g. {key}=a,b")
+                raise ConfigError(f"{override.input_line!r}: a multirun sweep must list its values, e.g. {key}=a,b")
             values = [f"{key}={value}" for value in override.sweep_string_iterator()]
             options.append(values or [override.input_line])
         else:
@@ -94,15 +92,14 @@ def sweep_samples(overrides: list[str]) -> list[list[str]]:
     base = [values[0] for values in options]
     samples = [base]
     for i, values in enumerate(options):
-        samples.extend([*base[:i], value, *base[i + 1:]] for value in values[1:])
+        samples.extend([*base[:i], value, *base[i + 1 :]] for value in values[1:])
     return samples
 
 
 def _check_choice(group: str, value: str) -> None:
     options = group_options(group)
     if value not in options:
-        close = difflib.get_close_matches(value, options, n=3, cutoff=0.6)
-        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        hint = registry.did_you_mean(value, options)
         raise ConfigError(
             f"unknown {group} {value!r}{hint}; choices: {', '.join(options)} "
             f"(a plugin's components need plugins=[path/to/plugin.py])"
@@ -123,6 +120,8 @@ def _explain(exc: BaseException) -> str:
     text = str(exc)
     if "Could not override" in text or "not in struct" in text:
         key = text.split("'")[1] if "'" in text else "?"
-        return (f"no config key {key!r}; check its spelling with `python -m attnkit --cfg job`, "
-                f"or add a new key with +{key}=...")
+        return (
+            f"no config key {key!r}; check its spelling with `python -m attnkit --cfg job`, "
+            f"or add a new key with +{key}=..."
+        )
     return _first_line(exc) + " (see `python -m attnkit --help`)"

@@ -27,7 +27,9 @@ def load_plugins(*specs: str | Path, base: str | Path | None = None) -> list[Mod
 def _load_one(spec: str | Path, base: Path) -> ModuleType:
     text = str(spec).strip()
     if not text:
-        raise PluginError("empty plugin name; give a .py file or an importable module, e.g. plugins=[./my_attention.py]")
+        raise PluginError(
+            "empty plugin name; give a .py file or an importable module, e.g. plugins=[./my_attention.py]"
+        )
     looks_like_file = text.endswith(".py") or "/" in text or "\\" in text
     if looks_like_file:
         return _load_file((base / Path(text).expanduser()).resolve())

@@ -94,8 +94,7 @@ def entries(kind: str) -> list[Entry]:
 def _table(kind: str) -> dict[str, Entry]:
     _ensure_builtins()
     if kind not in _registry:
-        raise RegistryError(f"unknown kind {kind!r}{_did_you_mean(kind, _registry)}; "
-                            f"kinds: {', '.join(_registry)}")
+        raise RegistryError(f"unknown kind {kind!r}{did_you_mean(kind, _registry)}; kinds: {', '.join(_registry)}")
     return _registry[kind]
 
 
@@ -114,13 +113,13 @@ def entry(kind: str, name: str) -> Entry:
     if name not in table:
         choices = ", ".join(sorted(table)) or "(none registered)"
         raise RegistryError(
-            f"unknown {kind} {name!r}{_did_you_mean(name, table)}; choices: {choices} "
+            f"unknown {kind} {name!r}{did_you_mean(name, table)}; choices: {choices} "
             f"(a plugin's components need plugins=[path/to/plugin.py])"
         )
     return table[name]
 
 
-def _did_you_mean(name: str, options: Mapping[str, Any] | list[str]) -> str:
+def did_you_mean(name: str, options: Mapping[str, Any] | list[str]) -> str:
     close = difflib.get_close_matches(str(name), list(options), n=3, cutoff=0.6)
     return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
@@ -145,8 +144,7 @@ def build_spec(kind: str, spec: Any, /, **context: Any) -> Any:
     elif isinstance(spec, Mapping):
         args = dict(spec)
         if "name" not in args:
-            raise ConfigError(f"{kind} spec {dict(spec)} has no 'name'; "
-                              f"give one of: {', '.join(available(kind))}")
+            raise ConfigError(f"{kind} spec {dict(spec)} has no 'name'; give one of: {', '.join(available(kind))}")
         name = args.pop("name")
     else:
         return spec
@@ -154,7 +152,7 @@ def build_spec(kind: str, spec: Any, /, **context: Any) -> Any:
     accepted = _parameters(obj)
     takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
     for key, value in context.items():
-        if key not in args and (takes_any or key in accepted):
+        if args.get(key) is None and (takes_any or key in accepted):  # None: let the caller decide
             args[key] = value
     _check_kwargs(kind, name, obj, args)
     return obj(**args)
@@ -176,13 +174,12 @@ def _check_kwargs(kind: str, name: str, obj: Any, kwargs: Mapping[str, Any]) -> 
         if key not in params:
             options = ", ".join(params) or "(none)"
             raise ConfigError(
-                f"{kind} {name!r} has no option {key!r}{_did_you_mean(key, list(params))}; options: {options}"
+                f"{kind} {name!r} has no option {key!r}{did_you_mean(key, list(params))}; options: {options}"
             )
         expected = _type_hints(obj).get(key)
         if expected is not None and not _matches(value, expected):
             raise ConfigError(
-                f"{kind} {name!r} option {key}={value!r} must be {_type_name(expected)}; "
-                f"got {type(value).__name__}"
+                f"{kind} {name!r} option {key}={value!r} must be {_type_name(expected)}; got {type(value).__name__}"
             )
 
 

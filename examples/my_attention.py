@@ -38,8 +38,9 @@ class CosineAttention(Attention):
     supports_bias = True
     supports_weights = True
 
-    def __init__(self, temperature: float = 10.0, learnable: bool = True, dropout: float = 0.0,
-                 eps: float = 1e-6) -> None:
+    def __init__(
+        self, temperature: float = 10.0, learnable: bool = True, dropout: float = 0.0, eps: float = 1e-6
+    ) -> None:
         super().__init__()
         if not temperature > 0:
             raise ConfigError(f"attention.temperature={temperature} must be positive (try 10)")
@@ -55,9 +56,17 @@ class CosineAttention(Attention):
     def temperature(self) -> float:
         return float(self.log_temperature.detach().exp())
 
-    def forward(self, q: Tensor, k: Tensor, v: Tensor, *, key_padding_mask: Tensor | None = None,
-                causal: bool = False, bias: Tensor | None = None,
-                need_weights: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    def forward(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        *,
+        key_padding_mask: Tensor | None = None,
+        causal: bool = False,
+        bias: Tensor | None = None,
+        need_weights: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
         self.check(q, k, v, key_padding_mask, bias, causal)
         heads, nq, nk = q.shape[1], q.shape[2], k.shape[2]
         k, v = repeat_kv(k, heads), repeat_kv(v, heads)

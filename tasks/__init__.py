@@ -1,1 +1,1 @@
-"""Built-in tasks. Each registers itself through attnkit's public API, like any plugin (entry point `attnkit.plugins`)."""
+"""Built-in tasks: each registers itself through attnkit's public API, like any plugin (entry point)."""

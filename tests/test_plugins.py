@@ -36,8 +36,14 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 
 def attnkit_cli(*args: str, cwd: Path, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "attnkit", *args], cwd=cwd, env=cli_env(**env),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "attnkit", *args],
+        cwd=cwd,
+        env=cli_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
@@ -85,7 +91,12 @@ def test_file_plugin_registers_a_buildable_attention(clean_registry) -> None:
 
     # its config node comes from the constructor signature
     assert registry.defaults("attention", "my_attention") == {
-        "name": "my_attention", "temperature": 10.0, "learnable": True, "dropout": 0.0, "eps": 1e-6}
+        "name": "my_attention",
+        "temperature": 10.0,
+        "learnable": True,
+        "dropout": 0.0,
+        "eps": 1e-6,
+    }
     kernel = attnkit.build("attention", "my_attention", temperature=5)
     assert isinstance(kernel, Attention) and kernel.temperature == pytest.approx(5.0)
 
@@ -110,8 +121,9 @@ def test_file_plugin_kernel_is_cosine_attention(clean_registry) -> None:
     padding[0, 5:] = True
     padding[1, :] = True  # every key of the second sample is padding: dead rows
     out, weights = kernel(q, k, v, key_padding_mask=padding, causal=True, need_weights=True)
-    expected, _ = eager_attention(F.normalize(q, dim=-1), F.normalize(k, dim=-1), v, key_padding_mask=padding,
-                                  causal=True, scale=4.0)
+    expected, _ = eager_attention(
+        F.normalize(q, dim=-1), F.normalize(k, dim=-1), v, key_padding_mask=padding, causal=True, scale=4.0
+    )
     torch.testing.assert_close(out, expected)
     assert out.shape == (2, 4, 5, 8) and weights.shape == (2, 4, 5, 7)
     assert torch.all(out[1] == 0) and torch.all(weights[1] == 0)  # dead rows give zeros, not NaN
@@ -144,7 +156,8 @@ def test_plugin_errors_are_one_line(clean_registry, tmp_path) -> None:
 def test_module_plugin_by_name(clean_registry, tmp_path, monkeypatch) -> None:
     (tmp_path / "my_plugin_module.py").write_text(
         "import attnkit\n\n@attnkit.register('ffn', 'my_plugin_ffn')\ndef make(dim: int, width: int = 4):\n"
-        "    return (dim, width)\n")
+        "    return (dim, width)\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     attnkit.load_plugins("my_plugin_module")
     assert attnkit.build_spec("ffn", "my_plugin_ffn", dim=8) == (8, 4)
@@ -170,10 +183,20 @@ def installed_package(tmp_path_factory) -> Path:
     in the source tree)."""
     tmp = tmp_path_factory.mktemp("plugin_package")
     source, target = tmp / "src", tmp / "site"
-    shutil.copytree(PLUGIN_PACKAGE, source,
-                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-               "--disable-pip-version-check", "--target", str(target), str(source)]
+    shutil.copytree(PLUGIN_PACKAGE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-deps",
+        "--no-index",
+        "--disable-pip-version-check",
+        "--target",
+        str(target),
+        str(source),
+    ]
     try:
         import setuptools  # noqa: F401
     except ImportError:  # build in an isolated environment instead (pip fetches setuptools)
@@ -187,8 +210,7 @@ def installed_package(tmp_path_factory) -> Path:
 
 
 def test_installed_package_is_listed(installed_package, tmp_path) -> None:
-    proc = ok(attnkit_cli("mode=list", f"plugins=[{PLUGIN_FILE}]", cwd=tmp_path,
-                          PYTHONPATH=str(installed_package)))
+    proc = ok(attnkit_cli("mode=list", f"plugins=[{PLUGIN_FILE}]", cwd=tmp_path, PYTHONPATH=str(installed_package)))
     assert "scalenorm" in proc.stdout and "ScaleNorm" in proc.stdout
     assert "attnkit_example_plugin" in proc.stdout  # where it is defined
     assert "my_attention" in proc.stdout
@@ -205,10 +227,23 @@ def test_plugins_from_a_package_and_a_relative_file_train(installed_package, tmp
     work.mkdir()
     relative = os.path.relpath(PLUGIN_FILE, work)
     run_dir = tmp_path / "run"
-    proc = ok(attnkit_cli(f"plugins=[{relative}]", "attention=my_attention", "attention.temperature=5",
-                          "norm=scalenorm", "norm.eps=1e-6", "trainer.fast_dev_run=true", "model.depth=1",
-                          "model.dim=16", "heads=2", "trainer.enable_progress_bar=false",
-                          f"hydra.run.dir={run_dir}", cwd=work, PYTHONPATH=str(installed_package)))
+    proc = ok(
+        attnkit_cli(
+            f"plugins=[{relative}]",
+            "attention=my_attention",
+            "attention.temperature=5",
+            "norm=scalenorm",
+            "norm.eps=1e-6",
+            "trainer.fast_dev_run=true",
+            "model.depth=1",
+            "model.dim=16",
+            "heads=2",
+            "trainer.enable_progress_bar=false",
+            f"hydra.run.dir={run_dir}",
+            cwd=work,
+            PYTHONPATH=str(installed_package),
+        )
+    )
     assert "test accuracy" in proc.stdout
     saved = (run_dir / "config.yaml").read_text()
     assert "name: my_attention" in saved and "temperature: 5" in saved and "name: scalenorm" in saved

@@ -39,9 +39,17 @@ RELU = nn.ReLU()
 class Widget:
     """A test component."""
 
-    def __init__(self, dim: int, size: int = 3, scale: float = 1.0, flag: bool = False,
-                 label: str | None = None, mode: Literal["a", "b"] = "a", shape: tuple[int, int] = (2, 2),
-                 act: nn.Module = RELU) -> None:
+    def __init__(
+        self,
+        dim: int,
+        size: int = 3,
+        scale: float = 1.0,
+        flag: bool = False,
+        label: str | None = None,
+        mode: Literal["a", "b"] = "a",
+        shape: tuple[int, int] = (2, 2),
+        act: nn.Module = RELU,
+    ) -> None:
         self.dim, self.size, self.scale, self.flag, self.label = dim, size, scale, flag, label
         self.mode, self.shape, self.act = mode, shape, act
 
@@ -161,8 +169,15 @@ def test_cannot_shadow_builtin_without_override(scratch) -> None:
 
 # --- build: option names and types --------------------------------------------------------------------------
 
-VIT_ARGS = {"image_size": 8, "in_channels": 3, "num_classes": 2, "patch_size": 4, "dim": 8, "depth": 1,
-            "heads": 2}
+VIT_ARGS = {
+    "image_size": 8,
+    "in_channels": 3,
+    "num_classes": 2,
+    "patch_size": 4,
+    "dim": 8,
+    "depth": 1,
+    "heads": 2,
+}
 
 
 def test_build_unknown_option_did_you_mean() -> None:
@@ -174,8 +189,15 @@ def test_build_unknown_option_did_you_mean() -> None:
 
 @pytest.mark.parametrize(
     ("key", "value", "needle"),
-    [("depth", "x", "an int"), ("depth", 2.5, "an int"), ("depth", True, "an int"), ("dim", None, "an int"),
-     ("dropout", "big", "a number"), ("pool", "max", "'cls', 'mean'"), ("kv_heads", "one", "an int or null")],
+    [
+        ("depth", "x", "an int"),
+        ("depth", 2.5, "an int"),
+        ("depth", True, "an int"),
+        ("dim", None, "an int"),
+        ("dropout", "big", "a number"),
+        ("pool", "max", "'cls', 'mean'"),
+        ("kv_heads", "one", "an int or null"),
+    ],
 )
 def test_build_wrong_type(key, value, needle) -> None:
     with pytest.raises(ConfigError) as exc:
@@ -216,8 +238,15 @@ def test_defaults_node_from_signature(scratch) -> None:
     attnkit.register("widget", "gadget")(Widget)
     node = registry.defaults("widget", "gadget")
     # `dim` has no default (context); `act` is not a plain value; tuples become lists
-    assert node == {"name": "gadget", "size": 3, "scale": 1.0, "flag": False, "label": None, "mode": "a",
-                    "shape": [2, 2]}
+    assert node == {
+        "name": "gadget",
+        "size": 3,
+        "scale": 1.0,
+        "flag": False,
+        "label": None,
+        "mode": "a",
+        "shape": [2, 2],
+    }
 
 
 def test_defaults_of_builtins() -> None:

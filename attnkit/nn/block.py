@@ -30,50 +30,81 @@ class DropPath(nn.Module):
 class EncoderBlock(nn.Module):
     """x + attn(norm(x)), then x + ffn(norm(x))."""
 
-    def __init__(self, dim: int, heads: int, *, attention: Any = "softmax", kv_heads: int | None = None,
-                 ffn: Any = "mlp", norm: Any = "layernorm", dropout: float = 0.0, drop_path: float = 0.0,
-                 rotary: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        *,
+        attention: Any = "softmax",
+        kv_heads: int | None = None,
+        ffn: Any = "mlp",
+        norm: Any = "layernorm",
+        dropout: float = 0.0,
+        drop_path: float = 0.0,
+        rotary: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.norm1 = build_spec("norm", norm, dim=dim)
-        self.attn = MultiHeadAttention(dim, heads, kv_heads=kv_heads, attention=attention, dropout=dropout,
-                                       rotary=rotary)
+        self.attn = MultiHeadAttention(
+            dim, heads, kv_heads=kv_heads, attention=attention, dropout=dropout, rotary=rotary
+        )
         self.norm2 = build_spec("norm", norm, dim=dim)
         self.ffn = build_spec("ffn", ffn, dim=dim)
         self.drop_path = DropPath(drop_path)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, *, key_padding_mask: Tensor | None = None, bias: Tensor | None = None,
-                causal: bool = False) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        key_padding_mask: Tensor | None = None,
+        bias: Tensor | None = None,
+        causal: bool = False,
+    ) -> Tensor:
         """`[B, N, dim]` -> `[B, N, dim]`."""
-        x = x + self.drop_path(self.attn(self.norm1(x), key_padding_mask=key_padding_mask, bias=bias,
-                                         causal=causal))
+        x = x + self.drop_path(self.attn(self.norm1(x), key_padding_mask=key_padding_mask, bias=bias, causal=causal))
         return x + self.drop_path(self.dropout(self.ffn(self.norm2(x))))
 
 
 class DecoderBlock(nn.Module):
     """Causal self-attention, cross-attention over the encoder output, FFN; each pre-norm with a residual."""
 
-    def __init__(self, dim: int, heads: int, *, self_attention: Any = "softmax",
-                 cross_attention: Any = "softmax", kv_heads: int | None = None, ffn: Any = "mlp",
-                 norm: Any = "layernorm", dropout: float = 0.0,
-                 rotary: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        *,
+        self_attention: Any = "softmax",
+        cross_attention: Any = "softmax",
+        kv_heads: int | None = None,
+        ffn: Any = "mlp",
+        norm: Any = "layernorm",
+        dropout: float = 0.0,
+        rotary: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.norm1 = build_spec("norm", norm, dim=dim)
-        self.self_attn = MultiHeadAttention(dim, heads, kv_heads=kv_heads, attention=self_attention,
-                                            dropout=dropout, rotary=rotary)
+        self.self_attn = MultiHeadAttention(
+            dim, heads, kv_heads=kv_heads, attention=self_attention, dropout=dropout, rotary=rotary
+        )
         self.norm2 = build_spec("norm", norm, dim=dim)
-        self.cross_attn = MultiHeadAttention(dim, heads, kv_heads=kv_heads, attention=cross_attention,
-                                             dropout=dropout)
+        self.cross_attn = MultiHeadAttention(dim, heads, kv_heads=kv_heads, attention=cross_attention, dropout=dropout)
         self.norm3 = build_spec("norm", norm, dim=dim)
         self.ffn = build_spec("ffn", ffn, dim=dim)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, memory: Tensor, *, memory_padding_mask: Tensor | None = None,
-                self_bias: Tensor | None = None, cache: dict[str, dict[str, Tensor]] | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        memory: Tensor,
+        *,
+        memory_padding_mask: Tensor | None = None,
+        self_bias: Tensor | None = None,
+        cache: dict[str, dict[str, Tensor]] | None = None,
+    ) -> Tensor:
         """x `[B, Nt, dim]`, memory `[B, Ns, dim]` -> `[B, Nt, dim]`; `cache` holds 'self', 'cross' dicts."""
         self_cache = None if cache is None else cache.setdefault("self", {})
         cross_cache = None if cache is None else cache.setdefault("cross", {})
         x = x + self.self_attn(self.norm1(x), causal=True, bias=self_bias, cache=self_cache)
-        x = x + self.cross_attn(self.norm2(x), memory, key_padding_mask=memory_padding_mask,
-                                cache=cross_cache)
+        x = x + self.cross_attn(self.norm2(x), memory, key_padding_mask=memory_padding_mask, cache=cross_cache)
         return x + self.dropout(self.ffn(self.norm3(x)))

@@ -15,12 +15,10 @@ _ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU}
 class Mlp(nn.Module):
     """Linear → activation → dropout → Linear, hidden width `mlp_ratio` × dim."""
 
-    def __init__(self, dim: int, mlp_ratio: float = 4.0, activation: str = "gelu",
-                 dropout: float = 0.0) -> None:
+    def __init__(self, dim: int, mlp_ratio: float = 4.0, activation: str = "gelu", dropout: float = 0.0) -> None:
         super().__init__()
         if activation not in _ACTIVATIONS:
-            raise ConfigError(f"ffn mlp: unknown activation {activation!r}; "
-                              f"choose one of {', '.join(_ACTIVATIONS)}")
+            raise ConfigError(f"ffn mlp: unknown activation {activation!r}; choose one of {', '.join(_ACTIVATIONS)}")
         hidden = max(1, round(dim * mlp_ratio))
         self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
         self.act = _ACTIVATIONS[activation]()

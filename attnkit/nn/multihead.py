@@ -19,34 +19,54 @@ from attnkit.registry import build_spec
 class MultiHeadAttention(nn.Module):
     """Self- or cross-attention over `[B, N, dim]` with `heads` query heads and `kv_heads` key/value heads."""
 
-    def __init__(self, dim: int, heads: int, *, kv_heads: int | None = None, attention: Any = "softmax",
-                 context_dim: int | None = None, bias: bool = True, dropout: float = 0.0,
-                 rotary: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        *,
+        kv_heads: int | None = None,
+        attention: Any = "softmax",
+        context_dim: int | None = None,
+        bias: bool = True,
+        dropout: float = 0.0,
+        rotary: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         if heads <= 0 or dim % heads:
-            raise ConfigError(f"heads={heads} does not divide the width dim={dim}; choose heads among "
-                              f"{[h for h in range(1, dim + 1) if dim % h == 0]} or change model.dim")
+            raise ConfigError(
+                f"heads={heads} does not divide the width dim={dim}; choose heads among "
+                f"{[h for h in range(1, dim + 1) if dim % h == 0]} or change model.dim"
+            )
         kv_heads = heads if kv_heads is None else kv_heads
         if kv_heads <= 0 or heads % kv_heads:
-            raise ConfigError(f"kv_heads={kv_heads} must divide heads={heads}; choose one of "
-                              f"{[h for h in range(1, heads + 1) if heads % h == 0]}")
+            raise ConfigError(
+                f"kv_heads={kv_heads} must divide heads={heads}; choose one of "
+                f"{[h for h in range(1, heads + 1) if heads % h == 0]}"
+            )
         self.dim, self.heads, self.kv_heads, self.head_dim = dim, heads, kv_heads, dim // heads
         context_dim = context_dim or dim
         self.q_proj = nn.Linear(dim, dim, bias=bias)
         self.k_proj = nn.Linear(context_dim, kv_heads * self.head_dim, bias=bias)
         self.v_proj = nn.Linear(context_dim, kv_heads * self.head_dim, bias=bias)
         self.out_proj = nn.Linear(dim, dim, bias=bias)
-        self.attention: Attention = build_spec("attention", attention, dim=dim, heads=heads,
-                                               head_dim=self.head_dim)
+        self.attention: Attention = build_spec("attention", attention, dim=dim, heads=heads, head_dim=self.head_dim)
         self.rotary = rotary
         self.dropout = nn.Dropout(dropout)
 
     def _split(self, x: Tensor, heads: int) -> Tensor:  # [B, N, heads*D] -> [B, heads, N, D]
         return x.unflatten(-1, (heads, self.head_dim)).transpose(1, 2)
 
-    def forward(self, x: Tensor, context: Tensor | None = None, *, key_padding_mask: Tensor | None = None,
-                causal: bool = False, bias: Tensor | None = None, cache: dict[str, Tensor] | None = None,
-                need_weights: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    def forward(
+        self,
+        x: Tensor,
+        context: Tensor | None = None,
+        *,
+        key_padding_mask: Tensor | None = None,
+        causal: bool = False,
+        bias: Tensor | None = None,
+        cache: dict[str, Tensor] | None = None,
+        need_weights: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
         """x `[B, Nq, dim]`, context `[B, Nk, context_dim]` (None = self-attention) -> `[B, Nq, dim]`.
 
         `cache` (a dict, filled in place) makes decoding incremental: self-attention appends the new keys and
@@ -56,8 +76,9 @@ class MultiHeadAttention(nn.Module):
         if x.dim() != 3 or x.shape[-1] != self.dim:
             raise ConfigError(f"attention input must be [B, N, dim={self.dim}]; got {tuple(x.shape)}")
         if cross and (context.dim() != 3 or context.shape[-1] != self.k_proj.in_features):
-            raise ConfigError(f"attention context must be [B, N, context_dim={self.k_proj.in_features}]; "
-                              f"got {tuple(context.shape)}")
+            raise ConfigError(
+                f"attention context must be [B, N, context_dim={self.k_proj.in_features}]; got {tuple(context.shape)}"
+            )
         q = self._split(self.q_proj(x), self.heads)
         offset = 0
         if cross and cache is not None and "k" in cache:
@@ -76,11 +97,9 @@ class MultiHeadAttention(nn.Module):
         if cross and not self.attention.supports_cross:
             raise ConfigError(f"attention {type(self.attention).__name__} does not support cross-attention")
         if need_weights and not self.attention.supports_weights:
-            raise ConfigError(f"attention {type(self.attention).__name__} cannot return weights; "
-                              f"use softmax or eager")
+            raise ConfigError(f"attention {type(self.attention).__name__} cannot return weights; use softmax or eager")
         kwargs: Mapping[str, Any] = {"need_weights": True} if need_weights else {}
-        result = self.attention(q, k, v, key_padding_mask=key_padding_mask, causal=causal, bias=bias,
-                                **kwargs)
+        result = self.attention(q, k, v, key_padding_mask=key_padding_mask, causal=causal, bias=bias, **kwargs)
         out, weights = result if need_weights else (result, None)
         out = self.dropout(self.out_proj(out.transpose(1, 2).flatten(2)))
         return (out, weights) if need_weights else out

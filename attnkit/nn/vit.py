@@ -17,18 +17,38 @@ def _pair(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
 
 
 class PatchEmbed(nn.Module):
-    """Non-overlapping `patch_size` patches, linearly embedded: `[B, C, H, W]` -> `[B, H/p · W/p, dim]`."""
+    """`patch_size` patches every `stride` pixels, linearly embedded: `[B, C, H, W]` -> `[B, gh · gw, dim]`.
 
-    def __init__(self, image_size: int | tuple[int, int], patch_size: int, in_channels: int,
-                 dim: int) -> None:
+    stride = patch_size (the default) gives ViT's non-overlapping patches; a smaller stride gives overlapping
+    patches, padded by (patch_size - stride) / 2 so that the grid is H / stride × W / stride.
+    """
+
+    def __init__(
+        self,
+        image_size: int | tuple[int, int],
+        patch_size: int,
+        in_channels: int,
+        dim: int,
+        stride: int | None = None,
+    ) -> None:
         super().__init__()
         h, w = _pair(image_size)
-        if patch_size <= 0 or h % patch_size or w % patch_size:
+        stride = patch_size if stride is None else stride
+        if stride <= 0 or patch_size < stride or (patch_size - stride) % 2:
+            raise ConfigError(
+                f"model.patch_stride={stride} must be positive, at most model.patch_size={patch_size}"
+                f" and differ from it by an even number"
+            )
+        if patch_size <= 0 or h % stride or w % stride:
             sizes = [p for p in range(1, min(h, w) + 1) if h % p == 0 and w % p == 0]
-            raise ConfigError(f"model.patch_size={patch_size} must divide the image size {h}x{w}; "
-                              f"choose one of {sizes}")
-        self.grid = (h // patch_size, w // patch_size)
-        self.proj = nn.Conv2d(in_channels, dim, kernel_size=patch_size, stride=patch_size)
+            raise ConfigError(
+                f"model.patch_size={patch_size} (stride {stride}) must divide the image size "
+                f"{h}x{w}; choose one of {sizes}"
+            )
+        self.grid = (h // stride, w // stride)
+        self.proj = nn.Conv2d(
+            in_channels, dim, kernel_size=patch_size, stride=stride, padding=(patch_size - stride) // 2
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.proj(x).flatten(2).transpose(1, 2)
@@ -38,38 +58,72 @@ class PatchEmbed(nn.Module):
 class ViT(nn.Module):
     """Vision Transformer for image classification, built from registered attention, pos_enc, norm and ffn."""
 
-    def __init__(self, image_size: int | tuple[int, int], in_channels: int, num_classes: int, *,
-                 patch_size: int = 2, dim: int = 64, depth: int = 4, heads: int = 4,
-                 kv_heads: int | None = None,
-                 pool: Literal["cls", "mean"] = "cls", dropout: float = 0.0,
-                 drop_path: float = 0.0, attention: Any = "softmax", pos_enc: Any = "learned",
-                 norm: Any = "layernorm", ffn: Any = "mlp") -> None:
+    def __init__(
+        self,
+        image_size: int | tuple[int, int],
+        in_channels: int,
+        num_classes: int,
+        *,
+        patch_size: int = 2,
+        patch_stride: int | None = None,
+        dim: int = 64,
+        depth: int = 4,
+        heads: int = 4,
+        kv_heads: int | None = None,
+        pool: Literal["cls", "mean"] = "cls",
+        dropout: float = 0.0,
+        drop_path: float = 0.0,
+        attention: Any = "softmax",
+        pos_enc: Any = "learned",
+        norm: Any = "layernorm",
+        ffn: Any = "mlp",
+    ) -> None:
         super().__init__()
         if depth <= 0 or dim <= 0:
             raise ConfigError(f"model.depth={depth} and model.dim={dim} must be positive")
         if heads <= 0 or dim % heads:
-            raise ConfigError(f"heads={heads} does not divide the width model.dim={dim}; choose heads among "
-                              f"{[h for h in range(1, dim + 1) if dim % h == 0]} or change model.dim")
+            raise ConfigError(
+                f"heads={heads} does not divide the width model.dim={dim}; choose heads among "
+                f"{[h for h in range(1, dim + 1) if dim % h == 0]} or change model.dim"
+            )
         if pool not in ("cls", "mean"):
             raise ConfigError(f"model.pool={pool!r} is not a pooling; choose 'cls' or 'mean'")
         self.pool, self.num_classes = pool, num_classes
-        self.patch_embed = PatchEmbed(image_size, patch_size, in_channels, dim)
+        self.patch_embed = PatchEmbed(image_size, patch_size, in_channels, dim, stride=patch_stride)
         n_tokens = self.patch_embed.grid[0] * self.patch_embed.grid[1] + (pool == "cls")
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if pool == "cls" else None
-        self.pos_enc = build_spec("pos_enc", pos_enc, dim=dim, heads=heads, max_len=n_tokens,
-                                  grid=self.patch_embed.grid, prefix_tokens=int(pool == "cls"))
+        self.pos_enc = build_spec(
+            "pos_enc",
+            pos_enc,
+            dim=dim,
+            heads=heads,
+            max_len=n_tokens,
+            grid=self.patch_embed.grid,
+            prefix_tokens=int(pool == "cls"),
+        )
         kind = _kind(self.pos_enc)
         dpr = torch.linspace(0, drop_path, depth).tolist()
         self.blocks = nn.ModuleList(
-            EncoderBlock(dim, heads, attention=attention, kv_heads=kv_heads, ffn=ffn, norm=norm,
-                         dropout=dropout, drop_path=dpr[i], rotary=self.pos_enc if kind == "rotary" else None)
+            EncoderBlock(
+                dim,
+                heads,
+                attention=attention,
+                kv_heads=kv_heads,
+                ffn=ffn,
+                norm=norm,
+                dropout=dropout,
+                drop_path=dpr[i],
+                rotary=self.pos_enc if kind == "rotary" else None,
+            )
             for i in range(depth)
         )
         limit = self.blocks[0].attn.attention.max_length
         if limit is not None and n_tokens > limit:
-            raise ConfigError(f"the image gives {n_tokens} tokens but attention "
-                              f"{type(self.blocks[0].attn.attention).__name__} takes at most {limit}; "
-                              f"raise model.patch_size or the attention's maximum length")
+            raise ConfigError(
+                f"the image gives {n_tokens} tokens but attention "
+                f"{type(self.blocks[0].attn.attention).__name__} takes at most {limit}; "
+                f"raise model.patch_size or the attention's maximum length"
+            )
         self.norm = build_spec("norm", norm, dim=dim)
         self.head = nn.Linear(dim, num_classes)
         self.dropout = nn.Dropout(dropout)

@@ -53,9 +53,9 @@ def plot_learning_curves(rows: list[dict[str, float]], path: Path, title: str = 
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("loss", "acc")):
+    for ax, metric in zip(axes, ("loss", "acc"), strict=False):
         for key in sorted(k for k in curves if k.endswith(metric)):
-            xs, ys = zip(*curves[key])
+            xs, ys = zip(*curves[key], strict=False)
             ax.plot([x + 1 for x in xs], ys, label=key, marker="." if len(xs) < 30 else None)
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)

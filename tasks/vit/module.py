@@ -40,8 +40,13 @@ class ImageDataModule(pl.LightningDataModule):
         self.shift = int(getattr(source, "random_shift", 0))
 
     def _loader(self, dataset: Any, train: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size if train else 2 * self.batch_size, shuffle=train,
-                          drop_last=train and len(dataset) > self.batch_size, num_workers=0)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size if train else 2 * self.batch_size,
+            shuffle=train,
+            drop_last=train and len(dataset) > self.batch_size,
+            num_workers=0,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.splits.train, True)
@@ -62,15 +67,31 @@ class ImageDataModule(pl.LightningDataModule):
 class ImageClassifier(pl.LightningModule):
     """Cross-entropy training of a registered image model; logs {train,val,test}/{loss,acc}."""
 
-    def __init__(self, model: dict[str, Any], data_info: dict[str, Any], lr: float = 1e-3,
-                 weight_decay: float = 0.05, warmup_epochs: float = 5.0, min_lr_ratio: float = 0.01,
-                 label_smoothing: float = 0.1, data_spec: dict[str, Any] | None = None,
-                 net: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        model: dict[str, Any],
+        data_info: dict[str, Any],
+        lr: float = 1e-3,
+        weight_decay: float = 0.05,
+        warmup_epochs: float = 5.0,
+        min_lr_ratio: float = 0.01,
+        label_smoothing: float = 0.1,
+        data_spec: dict[str, Any] | None = None,
+        net: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
-        self.model = net if net is not None else build_spec(
-            "model", model, image_size=data_info["image_size"], in_channels=data_info["in_channels"],
-            num_classes=data_info["num_classes"])
+        self.model = (
+            net
+            if net is not None
+            else build_spec(
+                "model",
+                model,
+                image_size=data_info["image_size"],
+                in_channels=data_info["in_channels"],
+                num_classes=data_info["num_classes"],
+            )
+        )
 
     def forward(self, images: Tensor) -> Tensor:
         return self.model(images)
@@ -82,10 +103,24 @@ class ImageClassifier(pl.LightningModule):
         loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
         acc = (logits.argmax(dim=-1) == labels).float().mean()
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=stage != "test",
-                 batch_size=len(labels), sync_dist=True)
-        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(labels),
-                 sync_dist=True)
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=on_step,
+            on_epoch=True,
+            prog_bar=stage != "test",
+            batch_size=len(labels),
+            sync_dist=True,
+        )
+        self.log(
+            f"{stage}/acc",
+            acc,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(labels),
+            sync_dist=True,
+        )
         return loss
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:

@@ -25,8 +25,9 @@ MAX_LEN = 32
 
 def kernel(name: str, heads: int = HEADS, head_dim: int = HEAD_DIM) -> attnkit.nn.Attention:
     """A registered kernel built as the multi-head layer builds it, in eval mode."""
-    return attnkit.build_spec("attention", name, dim=heads * head_dim, heads=heads, head_dim=head_dim,
-                              max_len=MAX_LEN).eval()
+    return attnkit.build_spec(
+        "attention", name, dim=heads * head_dim, heads=heads, head_dim=head_dim, max_len=MAX_LEN
+    ).eval()
 
 
 def flag(name: str, capability: str):
@@ -68,8 +69,12 @@ def pair(name: str, dim: int = DIM, heads: int = HEADS) -> tuple[MultiHeadAttent
     ours = MultiHeadAttention(dim, heads, attention=name).eval()
     ref = nn.MultiheadAttention(dim, heads, batch_first=True).eval()
     with torch.no_grad():
-        for proj, w, b in zip((ours.q_proj, ours.k_proj, ours.v_proj), ref.in_proj_weight.chunk(3),
-                              ref.in_proj_bias.chunk(3), strict=True):
+        for proj, w, b in zip(
+            (ours.q_proj, ours.k_proj, ours.v_proj),
+            ref.in_proj_weight.chunk(3),
+            ref.in_proj_bias.chunk(3),
+            strict=True,
+        ):
             proj.weight.copy_(w)
             proj.bias.copy_(torch.randn_like(b))  # torch initialises the biases to zero: make them count
             b.copy_(proj.bias)
@@ -224,8 +229,7 @@ def test_gqa_runs(name, kv_heads) -> None:
 def test_gqa_kernel_equals_repeated_heads(name) -> None:
     attn = kernel(name)
     q, k, v = qkv(hkv=2)
-    torch.testing.assert_close(attn(q, k, v), attn(q, repeat_kv(k, HEADS), repeat_kv(v, HEADS)), atol=1e-5,
-                               rtol=1e-5)
+    torch.testing.assert_close(attn(q, k, v), attn(q, repeat_kv(k, HEADS), repeat_kv(v, HEADS)), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", EXACT)

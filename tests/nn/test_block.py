@@ -11,11 +11,11 @@ from attnkit.nn.block import DropPath
 
 DIM, HEADS = 16, 4
 ATTENTIONS = attnkit.available("attention")
-CACHED = [n for n in ATTENTIONS if attnkit.get("attention", n).supports_causal
-          and attnkit.get("attention", n).supports_cache]
+CACHED = [
+    n for n in ATTENTIONS if attnkit.get("attention", n).supports_causal and attnkit.get("attention", n).supports_cache
+]
 CROSS = [n for n in ATTENTIONS if attnkit.get("attention", n).supports_cross]
-ROTARY = [n for n in attnkit.available("pos_enc")
-          if getattr(attnkit.get("pos_enc", n), "kind", "") == "rotary"]
+ROTARY = [n for n in attnkit.available("pos_enc") if getattr(attnkit.get("pos_enc", n), "kind", "") == "rotary"]
 
 
 @pytest.mark.parametrize("norm", attnkit.available("norm"))
@@ -79,8 +79,9 @@ def decode(block: DecoderBlock, x: torch.Tensor, memory: torch.Tensor, mask, chu
 @pytest.mark.parametrize("kv_heads", [None, 2])
 @pytest.mark.parametrize("chunks", [[1] * 6, [3, 1, 2]], ids=["token_by_token", "prefill_then_steps"])
 def test_decoder_kv_cache_equals_full_causal_pass(self_attention, cross_attention, kv_heads, chunks) -> None:
-    block = DecoderBlock(DIM, HEADS, self_attention=self_attention, cross_attention=cross_attention,
-                         kv_heads=kv_heads).eval()
+    block = DecoderBlock(
+        DIM, HEADS, self_attention=self_attention, cross_attention=cross_attention, kv_heads=kv_heads
+    ).eval()
     x, memory = torch.randn(2, 6, DIM), torch.randn(2, 5, DIM)
     mask = torch.zeros(2, 5, dtype=torch.bool)
     mask[1, -2:] = True

@@ -13,8 +13,14 @@ from attnkit.nn.pos_enc import Learned, PositionalEncoding, Sinusoidal, sinusoid
 
 POS_ENCS = attnkit.available("pos_enc")
 DIM, HEADS, MAX_LEN = 8, 2, 16
-CONTEXT = {"dim": DIM, "heads": HEADS, "head_dim": DIM // HEADS, "max_len": MAX_LEN, "grid": (3, 5),
-           "prefix_tokens": 1}
+CONTEXT = {
+    "dim": DIM,
+    "heads": HEADS,
+    "head_dim": DIM // HEADS,
+    "max_len": MAX_LEN,
+    "grid": (3, 5),
+    "prefix_tokens": 1,
+}
 
 
 def kind(name: str) -> str:
@@ -48,8 +54,9 @@ def formula(length: int, dim: int, offset: int = 0) -> torch.Tensor:
 @pytest.mark.parametrize("dim", [8, 6, 5])
 def test_sinusoidal_table_is_the_formula(dim) -> None:
     torch.testing.assert_close(sinusoidal_table(12, dim).double(), formula(12, dim), atol=1e-6, rtol=0)
-    torch.testing.assert_close(sinusoidal_table(4, dim, offset=7).double(), formula(4, dim, offset=7),
-                               atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        sinusoidal_table(4, dim, offset=7).double(), formula(4, dim, offset=7), atol=1e-6, rtol=0
+    )
 
 
 def test_sinusoidal_module_adds_the_formula() -> None:
@@ -76,8 +83,9 @@ def test_sinusoidal_any_length_and_growth_is_consistent() -> None:
 def test_sinusoidal_follows_dtype_and_scale() -> None:
     x = torch.zeros(1, 4, DIM, dtype=torch.bfloat16)
     assert Sinusoidal(DIM)(x).dtype == torch.bfloat16
-    torch.testing.assert_close(Sinusoidal(DIM, scale=2.0)(torch.zeros(1, 4, DIM)),
-                               2 * Sinusoidal(DIM)(torch.zeros(1, 4, DIM)))
+    torch.testing.assert_close(
+        Sinusoidal(DIM, scale=2.0)(torch.zeros(1, 4, DIM)), 2 * Sinusoidal(DIM)(torch.zeros(1, 4, DIM))
+    )
 
 
 # --- learned ------------------------------------------------------------------------------------------------

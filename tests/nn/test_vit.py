@@ -11,8 +11,15 @@ from attnkit.nn import PatchEmbed, SoftmaxAttention, ViT
 
 ATTENTIONS = attnkit.available("attention")
 POS_ENCS = attnkit.available("pos_enc")
-TINY = {"image_size": 8, "in_channels": 3, "num_classes": 5, "patch_size": 2, "dim": 16, "depth": 2,
-        "heads": 2}
+TINY = {
+    "image_size": 8,
+    "in_channels": 3,
+    "num_classes": 5,
+    "patch_size": 2,
+    "dim": 16,
+    "depth": 2,
+    "heads": 2,
+}
 
 
 def one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:

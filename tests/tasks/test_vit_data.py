@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 import torch
+
+import attnkit
+from attnkit.errors import ConfigError, DataError
 from attnkit.tasks.vit.data import (
     DigitsData,
     FashionMNISTData,
@@ -24,9 +27,7 @@ from attnkit.tasks.vit.data import (
     ImageSplits,
     stratified_split,
 )
-
-import attnkit
-from attnkit.errors import ConfigError, DataError
+from attnkit.tasks.vit.data.base import read_image
 
 SOURCES = {
     "digits": DigitsData,
@@ -57,6 +58,13 @@ def check_items(splits: ImageSplits) -> None:
     assert len(splits.mean) == len(splits.std) == splits.in_channels
 
 
+def read_like(path: Path, splits: ImageSplits) -> torch.Tensor:
+    """`path` read as `mode=predict` reads it for a model trained on `splits`."""
+    return read_image(
+        path, in_channels=splits.in_channels, image_size=splits.image_size, mean=splits.mean, std=splits.std
+    )
+
+
 # ------------------------------------------------------------------------------------------------ registry
 
 
@@ -77,20 +85,27 @@ def test_config_nodes_have_batch_size_and_random_shift():
         assert node["batch_size"] == 64 and node["random_shift"] == 1
 
 
-def test_importing_the_module_stays_light():
-    """data.py alone (without its package) imports no heavy library: the CLI imports it at start-up."""
+def test_importing_the_package_stays_light():
+    """The data package alone (without the task) imports all its modules and no heavy library: the CLI imports it
+    at start-up.
+    """
     code = (
-        "import importlib.util, sys\n"
-        "spec = importlib.util.spec_from_file_location('vit_data_alone', sys.argv[1])\n"
-        "module = sys.modules['vit_data_alone'] = importlib.util.module_from_spec(spec)\n"
-        "spec.loader.exec_module(module)\n"
+        "import sys, types\n"
+        "import attnkit.tasks\n"
+        "vit = sys.modules['attnkit.tasks.vit'] = types.ModuleType('attnkit.tasks.vit')\n"
+        "vit.__path__ = [sys.argv[1]]  # the vit package without its __init__, which imports the task\n"
+        "import attnkit.tasks.vit.data\n"
         "heavy = ['sklearn', 'PIL', 'torchvision', 'datasets', 'lightning', 'pytorch_lightning', 'hydra']\n"
         "print([m for m in heavy if m in sys.modules])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('attnkit.tasks.vit.')))\n"
     )
-    path = sys.modules[DigitsData.__module__].__file__
-    out = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True)
+    vit_dir = Path(sys.modules[DigitsData.__module__].__file__).parents[1]
+    out = subprocess.run([sys.executable, "-c", code, str(vit_dir)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    heavy, loaded = out.stdout.strip().splitlines()
+    assert heavy == "[]"
+    modules = ["base", "digits", "fashion_mnist", "hf", "image_folder"]
+    assert loaded == str(["attnkit.tasks.vit.data"] + [f"attnkit.tasks.vit.data.{m}" for m in modules])
 
 
 def test_wrong_option_types_are_config_errors():
@@ -126,6 +141,75 @@ def test_stratified_split_keeps_one_of_each_class_when_it_can():
     kept, taken = stratified_split(labels, 5, seed=0)
     assert len(taken) == 5
     assert {labels[i] for i in kept} == {0, 1, 2}
+
+
+# ------------------------------------------------------------------------------ read_image (mode=predict)
+
+
+def save(image, path: Path) -> Path:
+    image.save(path)
+    return path
+
+
+@pytest.mark.parametrize("in_channels", [1, 3])
+@pytest.mark.parametrize(
+    "mode, colour",
+    [("L", 100), ("RGB", (200, 30, 60)), ("RGBA", (200, 30, 60, 128)), ("P", 7)],
+)
+def test_read_image_converts_to_grey_or_rgb(tmp_path, mode, colour, in_channels):
+    from PIL import Image
+
+    image = Image.new(mode, (5, 4), colour)
+    path = save(image, tmp_path / "in.png")
+    x = read_image(path, in_channels=in_channels, image_size=(4, 5), mean=[0.0], std=[1.0])
+    assert x.shape == (in_channels, 4, 5) and x.dtype == torch.float32
+    reference = image.convert("RGBA" if mode == "P" else mode).convert("L" if in_channels == 1 else "RGB")
+    expected = torch.tensor(reference.getpixel((0, 0)), dtype=torch.float32).reshape(-1) / 255
+    assert torch.allclose(x, expected.view(-1, 1, 1).expand_as(x), atol=1e-6)
+    if in_channels == 3 and mode == "L":
+        assert torch.equal(x[0], x[1]) and torch.equal(x[1], x[2])
+
+
+def test_read_image_resizes_to_height_and_width(tmp_path):
+    from PIL import Image
+
+    image = Image.new("L", (20, 10), 0)  # width 20, height 10: left half white, right half black
+    image.paste(255, (0, 0, 10, 10))
+    path = save(image, tmp_path / "halves.png")
+    x = read_image(path, in_channels=1, image_size=(4, 8), mean=[0.0], std=[1.0])
+    assert x.shape == (1, 4, 8)
+    assert torch.allclose(x[..., :2], torch.ones(1, 4, 2), atol=1e-6)
+    assert torch.allclose(x[..., -2:], torch.zeros(1, 4, 2), atol=1e-6)
+    same = read_image(path, in_channels=1, image_size=[10, 20], mean=[0.0], std=[1.0])  # a list, as in checkpoints
+    assert torch.equal(same[0], torch.as_tensor(list(image.getdata()), dtype=torch.float32).view(10, 20) / 255)
+
+
+def test_read_image_normalises_per_channel(tmp_path):
+    from PIL import Image
+
+    path = save(Image.new("RGB", (3, 3), (255, 0, 51)), tmp_path / "in.png")
+    x = read_image(path, in_channels=3, image_size=(3, 3), mean=[0.5, 0.0, 0.2], std=[0.5, 1.0, 0.1])
+    assert torch.allclose(x, torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1).expand(3, 3, 3), atol=1e-5)
+    grey = read_image(path, in_channels=1, image_size=(3, 3), mean=[0.25], std=[0.5])
+    level = Image.open(path).convert("L").getpixel((0, 0)) / 255
+    assert torch.allclose(grey, torch.full((1, 3, 3), (level - 0.25) / 0.5), atol=1e-5)
+
+
+def test_read_image_rescales_16_bit_grey(tmp_path):
+    from PIL import Image
+
+    path = save(Image.new("I;16", (4, 4), 32768), tmp_path / "deep.png")  # half of 16-bit range, not clipped
+    x = read_image(path, in_channels=1, image_size=(4, 4), mean=[0.0], std=[1.0])
+    assert torch.allclose(x, torch.full((1, 4, 4), 127 / 255), atol=1e-6)
+
+
+def test_read_image_unreadable_or_missing_file_is_one_line_data_error(tmp_path):
+    (tmp_path / "x.png").write_text("not an image\n")
+    for path in (tmp_path / "x.png", tmp_path / "absent.png"):
+        with pytest.raises(DataError) as excinfo:
+            read_image(path, in_channels=1, image_size=(8, 8), mean=[0.0], std=[1.0])
+        message = one_line_error(excinfo)
+        assert message.startswith("cannot read image") and str(path) in message
 
 
 # ---------------------------------------------------------------------------------------------------- digits
@@ -183,13 +267,14 @@ def test_digits_normalised_with_train_statistics(digits):
     assert torch.allclose(restored * 16, (restored * 16).round(), atol=1e-3)
 
 
-def test_digits_preprocess(digits):
+def test_digits_read_image(digits, tmp_path):
     from PIL import Image
 
-    image = Image.new("RGB", (30, 20), (255, 255, 255))
-    x = digits.preprocess(image)
+    Image.new("RGB", (30, 20), (255, 255, 255)).save(tmp_path / "white.png")
+    splits = digits.load()
+    x = read_like(tmp_path / "white.png", splits)
     assert x.shape == (1, 8, 8) and x.dtype == torch.float32
-    expected = (1.0 - digits.load().mean[0]) / digits.load().std[0]
+    expected = (1.0 - splits.mean[0]) / splits.std[0]
     assert torch.allclose(x, torch.full_like(x, expected), atol=1e-5)
 
 
@@ -201,9 +286,7 @@ def idx_bytes(tensor: torch.Tensor) -> bytes:
     return header + tensor.to(torch.uint8).numpy().tobytes()
 
 
-def write_fashion(
-    folder: Path, compressed: bool, n_train: int = 20, n_test: int = 6
-) -> dict[str, torch.Tensor]:
+def write_fashion(folder: Path, compressed: bool, n_train: int = 20, n_test: int = 6) -> dict[str, torch.Tensor]:
     folder.mkdir(parents=True, exist_ok=True)
     g = torch.Generator().manual_seed(0)
     arrays = {
@@ -392,21 +475,20 @@ def test_image_folder_missing_path_is_data_error(tmp_path):
         ImageFolderData(path=str(tmp_path / "empty")).load()
 
 
-def test_image_folder_preprocess_matches_the_data(tmp_path):
+def test_image_folder_read_image_matches_the_data(tmp_path):
     from PIL import Image
 
-    write_tree(tmp_path, per_class=2, size=(8, 8))
+    write_tree(tmp_path, per_class=2, size=(12, 10))
     for channels in (1, 3):
-        source = ImageFolderData(path=str(tmp_path), image_size=8, channels=channels, val_fraction=0.0)
-        splits = source.load()
+        splits = ImageFolderData(path=str(tmp_path), image_size=8, channels=channels, val_fraction=0.0).load()
         # every image of a class is a flat colour; the first apple image is in some split
-        x = source.preprocess(Image.open(tmp_path / "apple" / "000.png"))
+        x = read_like(tmp_path / "apple" / "000.png", splits)
         assert x.shape == (channels, 8, 8) and x.dtype == torch.float32
         images, _ = all_items(torch.utils.data.ConcatDataset([splits.train, splits.test]))
         assert any(torch.allclose(x, img, atol=1e-5) for img in images)
-        # a path works too, any size and mode
+        # any size and mode
         Image.new("RGBA", (40, 25), (1, 2, 3, 4)).save(tmp_path / "user.png")
-        assert source.preprocess(tmp_path / "user.png").shape == (channels, 8, 8)
+        assert read_like(tmp_path / "user.png", splits).shape == (channels, 8, 8)
 
 
 # ------------------------------------------------------------------------------------------ hugging face
@@ -435,7 +517,7 @@ def test_hf_imagefolder_local_dir(tmp_path, offline):
     # test from test/, validation carved from train (10% of 18, stratified)
     assert (len(splits.train), len(splits.val), len(splits.test)) == (16, 2, 6)
     check_items(splits)
-    assert source.preprocess(tmp_path / "data" / "test" / "sky" / "010.png").shape == (3, 8, 8)
+    assert read_like(tmp_path / "data" / "test" / "sky" / "010.png", splits).shape == (3, 8, 8)
 
 
 def write_parquet(path: Path, string_labels: bool = False) -> None:
@@ -448,12 +530,8 @@ def write_parquet(path: Path, string_labels: bool = False) -> None:
         labels, label_feature = [names[i % 3] for i in range(15)], datasets.Value("string")
     else:
         labels, label_feature = [i % 3 for i in range(15)], datasets.ClassLabel(names=names)
-    features = datasets.Features(
-        {"picture": datasets.Image(), "kind": label_feature, "extra": datasets.Value("int64")}
-    )
-    table = datasets.Dataset.from_dict(
-        {"picture": images, "kind": labels, "extra": list(range(15))}, features=features
-    )
+    features = datasets.Features({"picture": datasets.Image(), "kind": label_feature, "extra": datasets.Value("int64")})
+    table = datasets.Dataset.from_dict({"picture": images, "kind": labels, "extra": list(range(15))}, features=features)
     table.to_parquet(str(path))
 
 

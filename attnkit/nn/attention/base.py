@@ -26,34 +26,46 @@ class Attention(nn.Module):
     supports_cache: ClassVar[bool] = True
     max_length: int | None = None
 
-    def check(self, q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None, bias: Tensor | None,
-              causal: bool) -> None:
+    def check(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        key_padding_mask: Tensor | None,
+        bias: Tensor | None,
+        causal: bool,
+    ) -> None:
         """Refuse inputs this kernel cannot serve, with a one-line reason."""
         name = type(self).__name__
         if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
-            raise ConfigError(f"{name}: q, k, v must be [B, H, N, D]; got {tuple(q.shape)}, "
-                              f"{tuple(k.shape)}, {tuple(v.shape)}")
+            raise ConfigError(
+                f"{name}: q, k, v must be [B, H, N, D]; got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+            )
         if k.shape != v.shape or q.shape[0] != k.shape[0] or q.shape[-1] != k.shape[-1]:
-            raise ConfigError(f"{name}: shapes do not match: q {tuple(q.shape)}, k {tuple(k.shape)}, "
-                              f"v {tuple(v.shape)}")
+            raise ConfigError(
+                f"{name}: shapes do not match: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
+            )
         if q.shape[1] % k.shape[1]:
-            raise ConfigError(f"{name}: key/value heads ({k.shape[1]}) must divide query heads "
-                              f"({q.shape[1]})")
+            raise ConfigError(f"{name}: key/value heads ({k.shape[1]}) must divide query heads ({q.shape[1]})")
         if causal and not self.supports_causal:
             raise ConfigError(f"{name} does not support causal attention; choose another attention")
         if bias is not None and not self.supports_bias:
-            raise ConfigError(f"{name} has no score bias; choose an attention that supports bias "
-                              f"(e.g. softmax)")
+            raise ConfigError(f"{name} has no score bias; choose an attention that supports bias (e.g. softmax)")
         if self.max_length is not None and k.shape[2] > self.max_length:
-            raise ConfigError(f"{name} takes at most {self.max_length} keys; got {k.shape[2]}; "
-                              f"raise its maximum length or choose another attention")
+            raise ConfigError(
+                f"{name} takes at most {self.max_length} keys; got {k.shape[2]}; "
+                f"raise its maximum length or choose another attention"
+            )
         if key_padding_mask is not None and key_padding_mask.shape != (k.shape[0], k.shape[2]):
-            raise ConfigError(f"{name}: key_padding_mask must be [B, Nk] = {(k.shape[0], k.shape[2])}; "
-                              f"got {tuple(key_padding_mask.shape)}")
+            raise ConfigError(
+                f"{name}: key_padding_mask must be [B, Nk] = {(k.shape[0], k.shape[2])}; "
+                f"got {tuple(key_padding_mask.shape)}"
+            )
 
 
-def allowed_mask(key_padding_mask: Tensor | None, causal: bool, nq: int, nk: int,
-                 device: torch.device) -> tuple[Tensor | None, Tensor | None]:
+def allowed_mask(
+    key_padding_mask: Tensor | None, causal: bool, nq: int, nk: int, device: torch.device
+) -> tuple[Tensor | None, Tensor | None]:
     """Combine padding and causal masks into `allowed` `[B|1, 1, Nq, Nk]` (True = attend).
 
     Rows with no allowed key ("dead" queries) are reopened in `allowed` so that softmax stays finite, and

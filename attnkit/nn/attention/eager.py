@@ -11,9 +11,17 @@ from attnkit.nn.attention.base import Attention, allowed_mask, repeat_kv
 from attnkit.registry import register
 
 
-def eager_attention(q: Tensor, k: Tensor, v: Tensor, *, key_padding_mask: Tensor | None = None,
-                    causal: bool = False, bias: Tensor | None = None, dropout: float = 0.0,
-                    scale: float | None = None) -> tuple[Tensor, Tensor]:
+def eager_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    key_padding_mask: Tensor | None = None,
+    causal: bool = False,
+    bias: Tensor | None = None,
+    dropout: float = 0.0,
+    scale: float | None = None,
+) -> tuple[Tensor, Tensor]:
     """softmax(QKᵀ·scale + bias)V; returns (out `[B, H, Nq, D]`, weights `[B, H, Nq, Nk]`)."""
     heads, nq, nk = q.shape[1], q.shape[2], k.shape[2]
     k, v = repeat_kv(k, heads), repeat_kv(v, heads)
@@ -43,10 +51,26 @@ class EagerAttention(Attention):
         self.dropout = dropout
         self.scale = scale
 
-    def forward(self, q: Tensor, k: Tensor, v: Tensor, *, key_padding_mask: Tensor | None = None,
-                causal: bool = False, bias: Tensor | None = None,
-                need_weights: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    def forward(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        *,
+        key_padding_mask: Tensor | None = None,
+        causal: bool = False,
+        bias: Tensor | None = None,
+        need_weights: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
         self.check(q, k, v, key_padding_mask, bias, causal)
-        out, weights = eager_attention(q, k, v, key_padding_mask=key_padding_mask, causal=causal, bias=bias,
-                                       dropout=self.dropout if self.training else 0.0, scale=self.scale)
+        out, weights = eager_attention(
+            q,
+            k,
+            v,
+            key_padding_mask=key_padding_mask,
+            causal=causal,
+            bias=bias,
+            dropout=self.dropout if self.training else 0.0,
+            scale=self.scale,
+        )
         return (out, weights) if need_weights else out

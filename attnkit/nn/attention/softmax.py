@@ -22,26 +22,42 @@ class SoftmaxAttention(Attention):
         self.dropout = dropout
         self.scale = scale
 
-    def forward(self, q: Tensor, k: Tensor, v: Tensor, *, key_padding_mask: Tensor | None = None,
-                causal: bool = False, bias: Tensor | None = None,
-                need_weights: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    def forward(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        *,
+        key_padding_mask: Tensor | None = None,
+        causal: bool = False,
+        bias: Tensor | None = None,
+        need_weights: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
         self.check(q, k, v, key_padding_mask, bias, causal)
         p = self.dropout if self.training else 0.0
         if need_weights:
-            return eager_attention(q, k, v, key_padding_mask=key_padding_mask, causal=causal, bias=bias,
-                                   dropout=p, scale=self.scale)
+            return eager_attention(
+                q,
+                k,
+                v,
+                key_padding_mask=key_padding_mask,
+                causal=causal,
+                bias=bias,
+                dropout=p,
+                scale=self.scale,
+            )
         nq, nk = q.shape[2], k.shape[2]
         gqa = q.shape[1] != k.shape[1]
         if key_padding_mask is None and bias is None and (not causal or nq == nk):
             # SDPA's is_causal aligns top-left, which equals bottom-right only when Nq == Nk
-            return F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=causal, scale=self.scale,
-                                                  enable_gqa=gqa)
+            return F.scaled_dot_product_attention(
+                q, k, v, dropout_p=p, is_causal=causal, scale=self.scale, enable_gqa=gqa
+            )
         allowed, dead = allowed_mask(key_padding_mask, causal, nq, nk, q.device)
         mask = allowed
         if bias is not None:
             mask = bias.to(q.dtype)
             if allowed is not None:
                 mask = mask.masked_fill(~allowed, float("-inf"))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, scale=self.scale,
-                                             enable_gqa=gqa)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, scale=self.scale, enable_gqa=gqa)
         return out if dead is None else out.masked_fill(dead, 0.0)

@@ -1,0 +1,67 @@
+"""`data=digits` (the default): scikit-learn's handwritten digits, offline."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import TensorDataset
+
+import attnkit
+from attnkit.errors import ConfigError
+from attnkit.tasks.vit.data.base import ImageData, ImageSplits, _channel_stats, _check_int, _normalize, stratified_split
+
+
+@attnkit.register("data", "digits")
+class DigitsData(ImageData):
+    """scikit-learn's handwritten digits: 1,797 8x8 grey images, 10 classes, offline (the default).
+
+    Split (fixed, stratified by class, seeded by `split_seed`): `test_size` images (360, 20%) for test, then
+    `val_size` (180) of the rest for validation, and the remaining 1,257 for training. Pixel values 0..16 are
+    scaled to [0, 1], then normalised with the mean and std of the training split.
+    """
+
+    image_size = (8, 8)
+    in_channels = 1
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        random_shift: int = 1,
+        test_size: int = 360,
+        val_size: int = 180,
+        split_seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size=batch_size, random_shift=random_shift)
+        _check_int("test_size", test_size, minimum=1)
+        _check_int("val_size", val_size, minimum=1)
+        if test_size + val_size >= 1797:
+            raise ConfigError(
+                f"data.test_size + data.val_size = {test_size + val_size} leaves no training images "
+                f"out of 1797; lower them (defaults 360 and 180)"
+            )
+        self.test_size = test_size
+        self.val_size = val_size
+        self.split_seed = split_seed
+
+    def _load(self) -> ImageSplits:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        images = torch.as_tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0  # [N, 1, 8, 8] in [0, 1]
+        labels = torch.as_tensor(digits.target, dtype=torch.int64)
+        rest, test = stratified_split(labels.tolist(), self.test_size, self.split_seed)
+        keep, val = stratified_split(labels[rest].tolist(), self.val_size, self.split_seed + 1)
+        train = [rest[i] for i in keep]
+        val = [rest[i] for i in val]
+        mean, std = _channel_stats(images[train])
+        images = _normalize(images, mean, std)
+        return ImageSplits(
+            train=TensorDataset(images[train], labels[train]),
+            val=TensorDataset(images[val], labels[val]),
+            test=TensorDataset(images[test], labels[test]),
+            num_classes=10,
+            image_size=(8, 8),
+            in_channels=1,
+            class_names=[str(d) for d in range(10)],
+            mean=mean,
+            std=std,
+        )
