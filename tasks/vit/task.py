@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -48,6 +48,7 @@ class VitTask:
         min_lr_ratio: float = 0.01,
         label_smoothing: float = 0.1,
         attention_maps: int = 4,
+        test_checkpoint: Literal["last", "best"] = "last",
     ) -> None:
         self.optim = {
             "lr": lr,
@@ -57,11 +58,16 @@ class VitTask:
             "label_smoothing": label_smoothing,
         }
         self.attention_maps = attention_maps
+        self.test_checkpoint = test_checkpoint
 
     # -- modes -------------------------------------------------------------------------------------------------
 
     def train(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
-        """Fit on the train split (validating each epoch), test the best checkpoint, write the reports."""
+        """Fit on the train split (validating each epoch), test, write the reports.
+
+        The test split scores the final weights (`test_checkpoint=last`, no selection on validation) or the
+        checkpoint with the best validation accuracy (`test_checkpoint=best`).
+        """
         _seed(cfg["seed"])
         source = build_spec("data", cfg["data"])
         splits = source.load()
@@ -85,7 +91,8 @@ class VitTask:
         trainer.fit(module, datamodule=datamodule)
         fit_s = time.perf_counter() - start
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+        tested = best if self.test_checkpoint == "best" and best else None  # None: the weights as trained
+        results = trainer.test(module, datamodule=datamodule, ckpt_path=tested, verbose=False)
         if not trainer.is_global_zero:
             return {}
         epochs = trainer.current_epoch if not trainer.fast_dev_run else 1
@@ -99,6 +106,7 @@ class VitTask:
             if trainer.checkpoint_callback
             else float("nan"),
             "best_checkpoint": str(best),
+            "tested": "best" if tested else "last",
         }
         self._report(cfg, run_dir, module, splits, metrics, title="ViT — trained")
         return metrics
