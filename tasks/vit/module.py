@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytorch_lightning as pl
@@ -15,18 +16,20 @@ from attnkit.train.optim import param_groups
 from attnkit.train.schedule import warmup_cosine
 
 
-def random_shift(images: Tensor, pixels: int) -> Tensor:
-    """Translate each image by up to ±`pixels` in x and y (edge pixels replicated): `[B, C, H, W]` -> same."""
-    if pixels <= 0:
+def random_affine(images: Tensor, shift: float = 0.0, rotate: float = 0.0, scale: float = 0.0) -> Tensor:
+    """Per image: translate by up to ±`shift` pixels, rotate by up to ±`rotate` degrees, zoom by up to ±`scale`
+    (a fraction), resampled bilinearly with edge pixels repeated. `[B, C, H, W]` -> same."""
+    if shift <= 0 and rotate <= 0 and scale <= 0:
         return images
     b, _, h, w = images.shape
-    padded = F.pad(images, (pixels,) * 4, mode="replicate")
-    dy = torch.randint(0, 2 * pixels + 1, (b, 1), device=images.device)
-    dx = torch.randint(0, 2 * pixels + 1, (b, 1), device=images.device)
-    rows = (dy + torch.arange(h, device=images.device))[:, :, None]  # [B, H, 1]
-    cols = (dx + torch.arange(w, device=images.device))[:, None, :]  # [B, 1, W]
-    batch = torch.arange(b, device=images.device)[:, None, None]
-    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous()
+    uniform = lambda *shape: torch.rand(*shape, device=images.device) * 2 - 1  # noqa: E731  in [-1, 1)
+    angle = uniform(b) * math.radians(rotate)
+    zoom = 1 + uniform(b) * scale
+    offset = uniform(b, 2) * shift * 2 / torch.tensor([w, h], device=images.device)  # pixels -> [-1, 1] units
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, offset[:, 0]], 1), torch.stack([sin, cos, offset[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 class ImageDataModule(pl.LightningDataModule):
@@ -37,7 +40,6 @@ class ImageDataModule(pl.LightningDataModule):
         self.source = source
         self.splits = source.load()
         self.batch_size = int(source.batch_size)
-        self.shift = int(getattr(source, "random_shift", 0))
 
     def _loader(self, dataset: Any, train: bool) -> DataLoader:
         return DataLoader(
@@ -57,12 +59,6 @@ class ImageDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.splits.test, False)
 
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        if self.trainer is not None and self.trainer.training and self.shift:
-            images, labels = batch
-            return random_shift(images, self.shift), labels
-        return batch
-
 
 class ImageClassifier(pl.LightningModule):
     """Cross-entropy training of a registered image model; logs {train,val,test}/{loss,acc}."""
@@ -76,6 +72,9 @@ class ImageClassifier(pl.LightningModule):
         warmup_epochs: float = 5.0,
         min_lr_ratio: float = 0.01,
         label_smoothing: float = 0.1,
+        random_shift: float = 0.0,
+        random_rotate: float = 0.0,
+        random_scale: float = 0.0,
         data_spec: dict[str, Any] | None = None,
         net: nn.Module | None = None,
     ) -> None:
@@ -124,7 +123,9 @@ class ImageClassifier(pl.LightningModule):
         return loss
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "train")
+        images, labels = batch
+        hp = self.hparams
+        return self._step((random_affine(images, hp.random_shift, hp.random_rotate, hp.random_scale), labels), "train")
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step(batch, "val")

@@ -47,15 +47,21 @@ class VitTask:
         warmup_epochs: float = 5.0,
         min_lr_ratio: float = 0.01,
         label_smoothing: float = 0.1,
+        random_shift: float = 1.0,
+        random_rotate: float = 0.0,
+        random_scale: float = 0.0,
         attention_maps: int = 4,
         test_checkpoint: Literal["last", "best"] = "last",
     ) -> None:
-        self.optim = {
+        self.recipe = {
             "lr": lr,
             "weight_decay": weight_decay,
             "warmup_epochs": warmup_epochs,
             "min_lr_ratio": min_lr_ratio,
             "label_smoothing": label_smoothing,
+            "random_shift": random_shift,
+            "random_rotate": random_rotate,
+            "random_scale": random_scale,
         }
         self.attention_maps = attention_maps
         self.test_checkpoint = test_checkpoint
@@ -85,7 +91,7 @@ class VitTask:
         from attnkit.train.trainer import make_trainer
 
         datamodule = ImageDataModule(source)
-        module = ImageClassifier(model=cfg["model"], data_info=info, data_spec=cfg["data"], net=net, **self.optim)
+        module = ImageClassifier(model=cfg["model"], data_info=info, data_spec=cfg["data"], net=net, **self.recipe)
         trainer = make_trainer(cfg["trainer"], run_dir, monitor="val/acc")
         start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)

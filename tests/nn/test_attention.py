@@ -18,7 +18,11 @@ from attnkit.nn import MultiHeadAttention, SoftmaxAttention
 from attnkit.nn.attention import repeat_kv
 
 ATTENTIONS = attnkit.available("attention")
-EXACT = ["softmax", "eager"]  # exact softmax attention: must match torch.nn.MultiheadAttention
+# exact softmax attention: must match torch.nn.MultiheadAttention. On CPU, softmax takes the explicit path for short
+# sequences; `cpu_eager_max_len=0` forces its SDPA path, so both paths are checked.
+SDPA = {"name": "softmax", "cpu_eager_max_len": 0}
+EXACT_SPECS = ("softmax", "eager", SDPA)
+EXACT = [pytest.param(spec, id="softmax-sdpa" if spec is SDPA else spec) for spec in EXACT_SPECS]
 DIM, HEADS, HEAD_DIM = 16, 4, 4
 MAX_LEN = 32
 
@@ -186,7 +190,7 @@ def test_causal_is_bottom_right_aligned(nq, nk) -> None:
     j = torch.arange(nk).unsqueeze(0)
     allowed = j <= i + (nk - nq)  # query i is position nk - nq + i
     expected = reference(q, k, v, allowed).float()
-    for name in EXACT:
+    for name in EXACT_SPECS:
         torch.testing.assert_close(kernel(name)(q, k, v, causal=True), expected, atol=1e-5, rtol=1e-5)
 
 
@@ -206,8 +210,9 @@ def test_causal_and_bias_mask_agree_between_kernels() -> None:
     bias = torch.randn(1, HEADS, 3, 6)
     mask = torch.zeros(2, 6, dtype=torch.bool)
     mask[1, 0] = True
-    outs = [kernel(n)(q, k, v, causal=True, bias=bias, key_padding_mask=mask) for n in EXACT]
-    torch.testing.assert_close(outs[0], outs[1], atol=1e-5, rtol=1e-5)
+    outs = [kernel(n)(q, k, v, causal=True, bias=bias, key_padding_mask=mask) for n in EXACT_SPECS]
+    for out in outs[1:]:
+        torch.testing.assert_close(out, outs[0], atol=1e-5, rtol=1e-5)
 
 
 # --- grouped-query attention --------------------------------------------------------------------------------
@@ -245,15 +250,17 @@ def test_kv_heads_equal_heads_is_standard_mha(name) -> None:
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("padded", [False, True])
 def test_gqa_eager_and_softmax_agree(causal, padded) -> None:
-    layers = [MultiHeadAttention(DIM, HEADS, kv_heads=2, attention=n).eval() for n in EXACT]
-    layers[1].load_state_dict(layers[0].state_dict())
+    layers = [MultiHeadAttention(DIM, HEADS, kv_heads=2, attention=n).eval() for n in EXACT_SPECS]
+    for layer in layers[1:]:
+        layer.load_state_dict(layers[0].state_dict())
     x = torch.randn(2, 6, DIM)
     mask = None
     if padded:
         mask = torch.zeros(2, 6, dtype=torch.bool)
         mask[0, -3:] = True
     outs = [layer(x, causal=causal, key_padding_mask=mask) for layer in layers]
-    torch.testing.assert_close(outs[0], outs[1], atol=1e-5, rtol=1e-5)
+    for out in outs[1:]:
+        torch.testing.assert_close(out, outs[0], atol=1e-5, rtol=1e-5)
 
 
 # --- every variant x {encoder self, causal decoder self, cross} x {float32, bfloat16} -----------------------

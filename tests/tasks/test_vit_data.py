@@ -76,13 +76,13 @@ def test_every_source_is_registered():
         assert issubclass(cls, ImageData)
 
 
-def test_config_nodes_have_batch_size_and_random_shift():
+def test_config_nodes_have_batch_size():
     from attnkit.registry import defaults
 
     for name in SOURCES:
         node = defaults("data", name)
         assert node["name"] == name  # no constructor argument may shadow the component's name
-        assert node["batch_size"] == 64 and node["random_shift"] == 1
+        assert node["batch_size"] == 64
 
 
 def test_importing_the_package_stays_light():

@@ -48,19 +48,17 @@ class ImageSplits:
 class ImageData:
     """Base class of image-classification data sources.
 
-    Subclasses implement `_load()`; `load()` caches its result. `batch_size` and `random_shift` (pixels of
-    random translation applied to training batches) are stored for the training wrapper, which applies them.
+    Subclasses implement `_load()`; `load()` caches its result. `batch_size` is stored for the training
+    wrapper; augmentation is the task's business (`task.random_shift`, ...), not the data's.
     """
 
     #: what images are resized to and converted to, when known before loading (subclasses set these)
     image_size: tuple[int, int] | None = None
     in_channels: int | None = None
 
-    def __init__(self, batch_size: int = 64, random_shift: int = 1) -> None:
+    def __init__(self, batch_size: int = 64) -> None:
         _check_int("batch_size", batch_size, minimum=1)
-        _check_int("random_shift", random_shift, minimum=0)
         self.batch_size = batch_size
-        self.random_shift = random_shift
         self.mean: list[float] | None = None
         self.std: list[float] | None = None
         self._splits: ImageSplits | None = None
@@ -78,7 +76,7 @@ class ImageData:
         raise NotImplementedError(f"{type(self).__name__} must implement _load()")
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(batch_size={self.batch_size}, random_shift={self.random_shift})"
+        return f"{type(self).__name__}(batch_size={self.batch_size})"
 
 
 def read_image(

@@ -25,12 +25,11 @@ class DigitsData(ImageData):
     def __init__(
         self,
         batch_size: int = 64,
-        random_shift: int = 1,
         test_size: int = 360,
         val_size: int = 180,
         split_seed: int = 0,
     ) -> None:
-        super().__init__(batch_size=batch_size, random_shift=random_shift)
+        super().__init__(batch_size=batch_size)
         _check_int("test_size", test_size, minimum=1)
         _check_int("val_size", val_size, minimum=1)
         if test_size + val_size >= 1797:

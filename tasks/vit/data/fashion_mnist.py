@@ -58,13 +58,12 @@ class FashionMNISTData(ImageData):
     def __init__(
         self,
         batch_size: int = 64,
-        random_shift: int = 1,
         path: str = "/usr/share/datasets/fashion-mnist",
         val_size: int = 5000,
         limit_train: int | None = None,
         download: bool = False,
     ) -> None:
-        super().__init__(batch_size=batch_size, random_shift=random_shift)
+        super().__init__(batch_size=batch_size)
         _check_int("val_size", val_size, minimum=0)
         if limit_train is not None:
             _check_int("limit_train", limit_train, minimum=1)

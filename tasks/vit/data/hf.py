@@ -51,7 +51,6 @@ class HFImageData(ImageData):
     def __init__(
         self,
         batch_size: int = 64,
-        random_shift: int = 1,
         dataset: str | None = None,
         config_name: str | None = None,
         data_dir: str | None = None,
@@ -71,7 +70,7 @@ class HFImageData(ImageData):
         in_memory: bool | None = None,
         cache_dir: str | None = None,
     ) -> None:
-        super().__init__(batch_size=batch_size, random_shift=random_shift)
+        super().__init__(batch_size=batch_size)
         _check_image_args(image_size, channels, val_fraction, test_fraction)
         if data_files is not None and not isinstance(data_files, (str, Sequence, Mapping)):
             raise ConfigError(

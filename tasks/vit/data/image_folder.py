@@ -36,7 +36,6 @@ class ImageFolderData(ImageData):
     def __init__(
         self,
         batch_size: int = 64,
-        random_shift: int = 1,
         path: str | None = None,
         image_size: int = 32,
         channels: int = 3,
@@ -47,7 +46,7 @@ class ImageFolderData(ImageData):
         std: list[float] | None = None,
         in_memory: bool | None = None,
     ) -> None:
-        super().__init__(batch_size=batch_size, random_shift=random_shift)
+        super().__init__(batch_size=batch_size)
         _check_image_args(image_size, channels, val_fraction, test_fraction)
         self.path = None if path is None else _resolve(path)
         self.image_size = (image_size, image_size)

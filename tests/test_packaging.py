@@ -1,0 +1,71 @@
+"""The wheel: configs and built-in tasks ship inside it, and everything it adds to site-packages is attnkit*."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (path,) = out.glob("attnkit-*.whl")
+    return path
+
+
+def test_wheel_holds_only_attnkit_with_configs_and_tasks(wheel) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names}
+    assert all(top.startswith("attnkit") for top in tops), tops
+    for needed in (
+        "attnkit/conf/config.yaml",
+        "attnkit/conf/task/vit.yaml",
+        "attnkit/conf/trainer/ddp.yaml",
+        "attnkit/conf/hydra/help/attnkit.yaml",
+        "attnkit/conf/experiment/fashion_mnist.yaml",
+        "attnkit/tasks/vit/task.py",
+        "attnkit/tasks/vit/data/digits.py",
+        "attnkit/nn/vit.py",
+    ):
+        assert needed in names, f"{needed} missing from the wheel"
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "[attnkit.plugins]" in text and "attnkit.tasks.vit" in text and "attnkit = attnkit.cli:main" in text
+
+
+def test_installed_wheel_runs_from_any_directory(wheel, tmp_path) -> None:
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(target), "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+    probe = "import attnkit, sys; from attnkit.cli import main; print(attnkit.__file__); main(['mode=list'])"
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].startswith(str(target)), "the wheel's copy was not the one imported"
+    assert "vit" in proc.stdout and "digits" in proc.stdout
+    cfg = subprocess.run(
+        [sys.executable, "-m", "attnkit", "task=vit", "--cfg", "job"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert cfg.returncode == 0, cfg.stderr
+    assert "name: vit" in cfg.stdout and "name: digits" in cfg.stdout
