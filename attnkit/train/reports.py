@@ -36,7 +36,7 @@ def epoch_curves(rows: list[dict[str, float]]) -> dict[str, list[tuple[float, fl
         if "epoch" not in row:
             continue
         for key, value in row.items():
-            if key in ("epoch", "step") or not (key.endswith("_epoch") or key.startswith("val/")):
+            if key in ("epoch", "step") or key.endswith("_step") or key.startswith("test/"):
                 continue
             curves.setdefault(key.removesuffix("_epoch"), []).append((row["epoch"], value))
     return curves

@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from attnkit.registry import build_spec
@@ -75,6 +76,7 @@ class ImageClassifier(pl.LightningModule):
         random_shift: float = 0.0,
         random_rotate: float = 0.0,
         random_scale: float = 0.0,
+        ema_decay: float = 0.0,
         data_spec: dict[str, Any] | None = None,
         net: nn.Module | None = None,
     ) -> None:
@@ -91,9 +93,24 @@ class ImageClassifier(pl.LightningModule):
                 num_classes=data_info["num_classes"],
             )
         )
+        # an exponential moving average of the weights, used for evaluation when ema_decay > 0
+        self.ema = (
+            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
+            if ema_decay > 0
+            else None
+        )
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights that validation, test and prediction use: the moving average when there is one."""
+        return self.ema.module if self.ema is not None else self.model
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.model(images)
+        return self.model(images) if self.training else self.eval_model(images)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
 
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         images, labels = batch

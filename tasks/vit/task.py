@@ -50,6 +50,7 @@ class VitTask:
         random_shift: float = 1.0,
         random_rotate: float = 0.0,
         random_scale: float = 0.0,
+        ema_decay: float = 0.0,
         attention_maps: int = 4,
         test_checkpoint: Literal["last", "best"] = "last",
     ) -> None:
@@ -62,6 +63,7 @@ class VitTask:
             "random_shift": random_shift,
             "random_rotate": random_rotate,
             "random_scale": random_scale,
+            "ema_decay": ema_decay,
         }
         self.attention_maps = attention_maps
         self.test_checkpoint = test_checkpoint
@@ -162,7 +164,7 @@ class VitTask:
             std=info["std"],
         )
         with torch.no_grad():
-            probs = torch.softmax(module.model(image[None]), dim=-1)[0]
+            probs = torch.softmax(module.eval_model(image[None]), dim=-1)[0]
         top = torch.topk(probs, k=min(3, probs.numel()))
         names = info["class_names"]
         ranked = [
@@ -223,7 +225,7 @@ class VitTask:
     def _attention_maps(self, module: Any, splits: Any, path: Path) -> Path | None:
         from attnkit.tasks.vit.plots import plot_attention_maps
 
-        model = module.model.cpu().eval()
+        model = module.eval_model.cpu().eval()
         attn = model.blocks[-1].attn.attention if hasattr(model, "blocks") else None
         if self.attention_maps <= 0 or attn is None or not getattr(attn, "supports_weights", False):
             return None
