@@ -250,7 +250,12 @@ def test_defaults_node_from_signature(scratch) -> None:
 
 
 def test_defaults_of_builtins() -> None:
-    assert registry.defaults("attention", "softmax") == {"name": "softmax", "dropout": 0.0, "scale": None}
+    assert registry.defaults("attention", "softmax") == {
+        "name": "softmax",
+        "dropout": 0.0,
+        "scale": None,
+        "cpu_eager_max_len": 96,
+    }
     node = registry.defaults("model", "vit")
     params = inspect.signature(ViT).parameters
     assert node["name"] == "vit"

@@ -99,6 +99,8 @@ class ImageClassifier(pl.LightningModule):
             if ema_decay > 0
             else None
         )
+        if self.ema is not None:
+            self.ema.requires_grad_(False)  # updated by averaging, not by gradients (and DDP must not wait for them)
 
     @property
     def eval_model(self) -> nn.Module:
