@@ -69,3 +69,11 @@ def test_installed_wheel_runs_from_any_directory(wheel, tmp_path) -> None:
     )
     assert cfg.returncode == 0, cfg.stderr
     assert "name: vit" in cfg.stdout and "name: digits" in cfg.stdout
+
+
+def test_console_script_is_the_same_app() -> None:
+    script = Path(sys.executable).with_name("attnkit")
+    assert script.exists(), f"no console script beside {sys.executable}"
+    proc = subprocess.run([str(script), "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "attention:" in proc.stdout and "task:" in proc.stdout
