@@ -263,20 +263,22 @@ def test_full_error_shows_the_traceback(quick) -> None:
 # --- multirun -----------------------------------------------------------------------------------------------
 
 
-def test_multirun_over_attention(tmp_path) -> None:
+def test_multirun_trains_the_vit_with_every_attention(tmp_path) -> None:
+    """One sweep over every registered attention: `task=vit attention=<name> trainer.fast_dev_run=true` for each."""
+    names = attnkit.available("attention")
     proc = ok(
         attnkit_cli(
             "-m",
-            "attention=softmax,eager",
+            f"attention={','.join(names)}",
             "trainer.fast_dev_run=true",
             *TINY,
             "hydra.sweep.dir=sweep",
             cwd=tmp_path,
         )
     )
-    assert "Launching 2 jobs" in proc.stdout + proc.stderr
-    for job, attention in (("0", "softmax"), ("1", "eager")):
-        run_dir = tmp_path / "sweep" / job
+    assert f"Launching {len(names)} jobs" in proc.stdout + proc.stderr
+    for job, attention in enumerate(names):
+        run_dir = tmp_path / "sweep" / str(job)
         assert yaml.safe_load((run_dir / "config.yaml").read_text())["attention"]["name"] == attention
         assert "test/acc" in json.loads((run_dir / "metrics.json").read_text())
     assert (tmp_path / "sweep" / "multirun.yaml").is_file()
