@@ -14,7 +14,9 @@ ATTENTIONS = attnkit.available("attention")
 CACHED = [
     n for n in ATTENTIONS if attnkit.get("attention", n).supports_causal and attnkit.get("attention", n).supports_cache
 ]
-CROSS = [n for n in ATTENTIONS if attnkit.get("attention", n).supports_cross]
+CROSS = [
+    n for n in ATTENTIONS if attnkit.get("attention", n).supports_cross and attnkit.get("attention", n).supports_cache
+]
 ROTARY = [n for n in attnkit.available("pos_enc") if getattr(attnkit.get("pos_enc", n), "kind", "") == "rotary"]
 
 

@@ -1,0 +1,94 @@
+"""Linear attention (Katharopoulos et al. 2020, "Transformers are RNNs"): softmax replaced by a kernel feature map."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from attnkit.errors import ConfigError
+from attnkit.nn.attention.base import Attention, repeat_kv
+from attnkit.registry import register
+
+
+def _phi(x: Tensor) -> Tensor:
+    return F.elu(x) + 1.0
+
+
+@register("attention", "linear")
+class LinearAttention(Attention):
+    """Linear attention: phi(Q)(phi(K)ᵀV) / (phi(Q)·Σphi(K)) with phi = elu + 1 (Katharopoulos et al. 2020).
+
+    q `[B, H, Nq, D]`, k and v `[B, Hkv, Nk, D]` -> `[B, H, Nq, D]`. Time and memory grow linearly in N: the
+    non-causal form sums phi(K)ᵀV once; the causal form (bottom-right aligned) takes prefix sums of it over chunks
+    of `chunk_size` keys. Padded keys get zero features; a query with no key to see returns zeros. Computed in
+    float32 at least. It approximates softmax attention, so it has no score bias and no weights.
+    """
+
+    supports_causal = True
+    supports_cross = True
+    supports_key_padding = True
+    supports_bias = False
+    supports_weights = False
+    supports_cache = True  # recomputes over the cached keys: equal to the full pass
+    max_length = None
+    chunk_size = 64
+
+    def __init__(self, eps: float = 1e-6) -> None:
+        super().__init__()
+        if not eps > 0:
+            raise ConfigError(f"linear attention eps={eps} must be > 0 (e.g. 1e-6)")
+        self.eps = eps
+
+    def forward(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        *,
+        key_padding_mask: Tensor | None = None,
+        causal: bool = False,
+        bias: Tensor | None = None,
+    ) -> Tensor:
+        self.check(q, k, v, key_padding_mask, bias, causal)
+        heads, nq, nk = q.shape[1], q.shape[2], k.shape[2]
+        dtype = torch.promote_types(q.dtype, torch.float32)
+        fq = _phi(q.to(dtype))
+        fk = _phi(repeat_kv(k, heads).to(dtype))
+        v = repeat_kv(v, heads).to(dtype)
+        keep = None
+        if key_padding_mask is not None:
+            keep = ~key_padding_mask.bool()  # [B, Nk]
+            fk = fk.masked_fill(~keep[:, None, :, None], 0.0)
+        if causal:
+            if nq > nk:
+                raise ConfigError(f"LinearAttention: causal needs Nq <= Nk; got Nq={nq}, Nk={nk}")
+            fq = F.pad(fq, (0, 0, nk - nq, 0))  # align query i with key position nk - nq + i
+            num, den = self._causal(fq, fk, v)
+            num, den = num[:, :, nk - nq :], den[:, :, nk - nq :]
+        else:
+            num = fq @ (fk.transpose(-2, -1) @ v)
+            den = fq @ fk.sum(dim=2).unsqueeze(-1)  # [B, H, Nq, 1]
+        out = num / den.clamp_min(self.eps)
+        dead = None
+        if keep is not None:
+            seen = keep.cumsum(dim=1)[:, nk - nq :] if causal else keep.sum(dim=1, keepdim=True)  # [B, Nq|1]
+            dead = (seen == 0)[:, None, :, None]
+        if dead is not None:
+            out = out.masked_fill(dead, 0.0)
+        return out.to(q.dtype)
+
+    def _causal(self, fq: Tensor, fk: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Causal numerator `[B, H, N, D]` and normaliser `[B, H, N, 1]` for aligned fq, fk, v `[B, H, N, D]`."""
+        b, h, n, d = fq.shape
+        c = max(1, min(self.chunk_size, n))
+        pad = -n % c
+        fq, fk, v = (F.pad(t, (0, 0, 0, pad)).unflatten(2, (-1, c)) for t in (fq, fk, v))  # [B, H, n/c, c, D]
+        kv = fk.transpose(-2, -1) @ v  # [B, H, n/c, D, D] per chunk
+        ks = fk.sum(dim=-2, keepdim=True)  # [B, H, n/c, 1, D]
+        state = torch.cat([torch.zeros_like(kv[:, :, :1]), kv.cumsum(dim=2)[:, :, :-1]], dim=2)  # earlier chunks
+        kstate = torch.cat([torch.zeros_like(ks[:, :, :1]), ks.cumsum(dim=2)[:, :, :-1]], dim=2)
+        scores = (fq @ fk.transpose(-2, -1)).tril()  # within the chunk, [B, H, n/c, c, c]
+        num = fq @ state + scores @ v
+        den = (fq * kstate).sum(dim=-1, keepdim=True) + scores.sum(dim=-1, keepdim=True)
+        return num.flatten(2, 3)[:, :, :n], den.flatten(2, 3)[:, :, :n]

@@ -1,0 +1,99 @@
+"""Performer attention: FAVOR+ positive orthogonal random features (Choromanski et al. 2021, arXiv:2009.14794)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from attnkit.errors import ConfigError
+from attnkit.nn.attention.base import Attention, repeat_kv
+from attnkit.registry import register
+
+
+def orthogonal_features(num_features: int, head_dim: int, device: torch.device | None = None) -> Tensor:
+    """`[m, D]` Gaussian rows orthogonalised in blocks of D, each row's norm resampled chi(D)-distributed."""
+    blocks = []
+    for _ in range(math.ceil(num_features / head_dim)):
+        qmat, r = torch.linalg.qr(torch.randn(head_dim, head_dim, device=device))
+        blocks.append((qmat * torch.sign(torch.diagonal(r))).T)  # sign fix: Haar-distributed, hence unbiased
+    rows = torch.cat(blocks)[:num_features]
+    return rows * torch.randn(num_features, head_dim, device=device).norm(dim=1, keepdim=True)
+
+
+@register("attention", "performer")
+class PerformerAttention(Attention):
+    """FAVOR+: softmax(QKᵀ/√d)V ≈ φ(Q)(φ(K)ᵀV) / φ(Q)φ(K)ᵀ1 in O(N·m·D), φ(x) = exp(wᵀx - |x|²/2)/√m.
+
+    q `[B, H, Nq, D]`, k, v `[B, Hkv, Nk, D]` -> `[B, H, Nq, D]`. `num_features` (m) orthogonal random features,
+    shared across heads; a buffer, redrawn at every training forward when `redraw`. Causal attention uses prefix
+    sums (memory O(Nk·m·D) per head), bottom-right aligned. Padded keys get zero features; queries with no key to
+    see give zeros. Unbiased but approximate: the error falls as m grows.
+    """
+
+    supports_causal = True
+    supports_cross = True
+    supports_key_padding = True
+    supports_bias = False
+    supports_weights = False
+    supports_cache = True  # each query's output depends only on itself and the keys
+    eps = 1e-6
+
+    def __init__(self, num_features: int = 64, redraw: bool = False, head_dim: int | None = None) -> None:
+        super().__init__()
+        if num_features <= 0:
+            raise ConfigError(f"performer: num_features must be positive; got {num_features} (attention.num_features)")
+        self.num_features, self.redraw, self.head_dim = num_features, redraw, head_dim
+        projection = None if head_dim is None else orthogonal_features(num_features, head_dim)
+        self.register_buffer("projection", projection)
+
+    def _projection(self, head_dim: int, device: torch.device) -> Tensor:
+        fresh = self.projection is None or self.projection.shape[1] != head_dim or (self.training and self.redraw)
+        if fresh:  # lazily sized when built without head_dim; redrawn in training when asked
+            self.projection = orthogonal_features(self.num_features, head_dim, device)
+        return self.projection.to(device=device, dtype=torch.float32)
+
+    def forward(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        *,
+        key_padding_mask: Tensor | None = None,
+        causal: bool = False,
+        bias: Tensor | None = None,
+    ) -> Tensor:
+        self.check(q, k, v, key_padding_mask, bias, causal)
+        dtype, (b, heads, nq, d), nk = q.dtype, q.shape, k.shape[2]
+        w = self._projection(d, q.device)
+        scale = d**-0.25  # split 1/√d between queries and keys
+        q = q.float() * scale
+        k, v = repeat_kv(k, heads).float() * scale, repeat_kv(v, heads).float()
+        keep = torch.ones(b, nk, dtype=torch.bool, device=q.device)
+        if key_padding_mask is not None:
+            keep = ~key_padding_mask.bool()
+        keep4 = keep[:, None, :, None]
+
+        q_logits = q @ w.T - q.square().sum(-1, keepdim=True) / 2  # [B, H, Nq, m]
+        q_feat = torch.exp(q_logits - q_logits.amax(-1, keepdim=True).detach()) + self.eps
+        k_logits = (k @ w.T - k.square().sum(-1, keepdim=True) / 2).masked_fill(~keep4, float("-inf"))
+        k_max = k_logits.amax(dim=(-2, -1), keepdim=True).detach()  # one constant per head: cancels in the ratio
+        k_feat = (torch.exp(k_logits - torch.where(torch.isfinite(k_max), k_max, 0.0)) + self.eps) * keep4
+        # (the 1/√m factors cancel between numerator and denominator; eps, relative to the largest feature, keeps
+        # the denominator and its gradient finite when the features underflow, as in the reference implementation)
+
+        if not causal:
+            num = q_feat @ (k_feat.transpose(-2, -1) @ v)
+            den = q_feat @ k_feat.sum(-2).unsqueeze(-1)
+            dead = ~keep.any(-1)[:, None, None, None]
+        else:
+            pos = torch.arange(nq, device=q.device) + (nk - nq)  # query i sees keys 0..pos[i]
+            idx = pos.clamp(0, nk - 1)
+            kv = torch.cumsum(k_feat.unsqueeze(-1) * v.unsqueeze(-2), dim=2)[:, :, idx]  # [B, H, Nq, m, D]
+            num = torch.einsum("bhnm,bhnmd->bhnd", q_feat, kv)
+            den = (q_feat * torch.cumsum(k_feat, dim=2)[:, :, idx]).sum(-1, keepdim=True)
+            seen = torch.cumsum(keep.long(), dim=1)[:, idx].masked_fill(pos < 0, 0)  # [B, Nq]
+            dead = (seen == 0)[:, None, :, None]
+        den = torch.where(dead, 1.0, den)
+        return (num / den).masked_fill(dead, 0.0).to(dtype)

@@ -1,0 +1,163 @@
+"""Forward+backward time and peak memory of every registered attention against sequence length.
+
+    python benchmarks/attention_speed.py                        # N = 256 … 8192, B=1, H=8, D=64
+    python benchmarks/attention_speed.py --lengths 256 1024 --repeats 2
+
+Each (variant, N) runs in a fresh subprocess so that its peak resident memory (minus the process's memory before the
+measurement) belongs to it alone. Besides the registered variants (inside attnkit's multi-head layer), two references
+run the same work: torch.nn.MultiheadAttention(need_weights=False) and raw F.scaled_dot_product_attention on
+pre-projected heads. Prints a Markdown table and writes a PNG plot (time and memory against N, log-log).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REFERENCES = ("nn.MultiheadAttention", "raw SDPA")
+
+
+def measure(variant: str, n: int, batch: int, heads: int, head_dim: int, repeats: int, causal: bool) -> dict:
+    """Runs inside the child process: median seconds of forward+backward, and peak memory in MiB."""
+    import torch
+    import torch.nn.functional as F
+
+    import attnkit
+    from attnkit.nn import MultiHeadAttention
+
+    torch.manual_seed(0)
+    dim = heads * head_dim
+    x = torch.randn(batch, n, dim, requires_grad=True)
+    if variant == "nn.MultiheadAttention":
+        layer = torch.nn.MultiheadAttention(dim, heads, batch_first=True)
+        mask = torch.nn.Transformer.generate_square_subsequent_mask(n) if causal else None
+
+        def step() -> torch.Tensor:
+            return layer(x, x, x, need_weights=False, attn_mask=mask, is_causal=causal)[0]
+
+    elif variant == "raw SDPA":
+        q, k, v = (torch.randn(batch, heads, n, head_dim, requires_grad=True) for _ in range(3))
+
+        def step() -> torch.Tensor:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+    else:
+        spec = {"name": variant, "cpu_eager_max_len": 0} if variant == "softmax" else variant
+        if variant not in attnkit.available("attention"):
+            raise SystemExit(f"unknown attention {variant!r}")
+        layer = MultiHeadAttention(dim, heads, attention=spec)
+
+        def step() -> torch.Tensor:
+            return layer(x, causal=causal)
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    step().sum().backward()  # warm-up, and the peak
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step().sum().backward()
+        times.append(time.perf_counter() - start)
+    return {"seconds": sorted(times)[len(times) // 2], "peak_mib": max(0, peak - before) / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[256, 512, 1024, 2048, 4096, 8192])
+    parser.add_argument("--variants", nargs="+", default=None, help="default: every registered attention")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--heads", type=int, default=8)
+    parser.add_argument("--head-dim", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--causal", action="store_true")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per measurement before giving up")
+    parser.add_argument("--plot", default="outputs/benchmarks/attention_speed.png")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        variant, n = args.child.rsplit(":", 1)
+        result = measure(variant, int(n), args.batch, args.heads, args.head_dim, args.repeats, args.causal)
+        print(json.dumps(result))
+        return
+
+    import attnkit
+
+    variants = args.variants or [*REFERENCES, *attnkit.available("attention")]
+    results: dict[str, dict[int, dict | None]] = {v: {} for v in variants}
+    for variant in variants:
+        for n in args.lengths:
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                f"{variant}:{n}",
+                "--batch",
+                str(args.batch),
+                "--heads",
+                str(args.heads),
+                "--head-dim",
+                str(args.head_dim),
+                "--repeats",
+                str(args.repeats),
+            ]
+            if args.causal:
+                cmd.append("--causal")
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+                ok = proc.returncode == 0
+                results[variant][n] = json.loads(proc.stdout.strip().splitlines()[-1]) if ok else None
+                note = "" if ok else proc.stderr.strip().splitlines()[-1][:100]
+            except subprocess.TimeoutExpired:
+                results[variant][n], note = None, "timed out"
+            r = results[variant][n]
+            shown = f"{r['seconds']:.3f} s, {r['peak_mib']:.0f} MiB" if r else note
+            print(f"{variant:>22} N={n:>5}: {shown}", file=sys.stderr, flush=True)
+
+    kind = "causal" if args.causal else "bidirectional"
+    print(f"\nForward+backward, B={args.batch}, H={args.heads}, D={args.head_dim}, {kind}; seconds (peak MiB)\n")
+    print("| variant | " + " | ".join(f"N={n}" for n in args.lengths) + " |")
+    print("|---|" + "---:|" * len(args.lengths))
+    for variant in variants:
+        cells = [
+            f"{r['seconds']:.3f} ({r['peak_mib']:.0f})" if (r := results[variant][n]) else "—" for n in args.lengths
+        ]
+        print(f"| {variant} | " + " | ".join(cells) + " |")
+    plot(results, args.lengths, Path(args.plot), kind)
+
+
+def plot(results: dict, lengths: list[int], path: Path, kind: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for variant, by_n in results.items():
+        ns = [n for n in lengths if by_n.get(n)]
+        if not ns:
+            continue
+        style = "--" if variant in REFERENCES else "-"
+        axes[0].plot(ns, [by_n[n]["seconds"] for n in ns], style, marker="o", label=variant)
+        axes[1].plot(ns, [max(by_n[n]["peak_mib"], 1) for n in ns], style, marker="o", label=variant)
+    for ax, label in zip(axes, ("seconds (forward+backward)", "peak memory (MiB)"), strict=True):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("sequence length N")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"attention variants, {kind}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"\nplot: {path}")
+
+
+if __name__ == "__main__":
+    main()
