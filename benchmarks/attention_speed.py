@@ -47,9 +47,14 @@ def measure(variant: str, n: int, batch: int, heads: int, head_dim: int, repeats
             return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
 
     else:
-        spec = {"name": variant, "cpu_eager_max_len": 0} if variant == "softmax" else variant
         if variant not in attnkit.available("attention"):
             raise SystemExit(f"unknown attention {variant!r}")
+        spec = {"name": variant}
+        options = attnkit.registry.defaults("attention", variant)
+        if "max_length" in options:  # a kernel that declares its maximum length gets exactly N
+            spec["max_length"] = n
+        if "cpu_eager_max_len" in options:  # the fused kernel, whatever the length
+            spec["cpu_eager_max_len"] = 0
         layer = MultiHeadAttention(dim, heads, attention=spec)
 
         def step() -> torch.Tensor:
