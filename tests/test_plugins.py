@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from checks import one_line, restored_registry
 
 import attnkit
 from attnkit import PluginError, plugins, registry
@@ -51,26 +52,13 @@ def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[st
     return proc
 
 
-def one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
-    message = str(exc.value)
-    assert message and "\n" not in message, message
-    return message
-
-
 @pytest.fixture
 def clean_registry():
     """Load plugins freely: the registry and the plugin cache are restored afterwards."""
-    registry._ensure_builtins()
-    saved = {kind: dict(table) for kind, table in registry._registry.items()}
     loaded = dict(plugins._loaded)
     modules = set(sys.modules)
-    yield
-    for kind in list(registry._registry):
-        if kind not in saved:
-            del registry._registry[kind]
-    for kind, table in saved.items():
-        registry._registry[kind].clear()
-        registry._registry[kind].update(table)
+    with restored_registry():
+        yield
     plugins._loaded.clear()
     plugins._loaded.update(loaded)
     for name in set(sys.modules) - modules:

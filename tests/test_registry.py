@@ -6,6 +6,7 @@ import inspect
 from typing import Literal
 
 import pytest
+from checks import one_line, restored_registry
 from torch import nn
 
 import attnkit
@@ -16,21 +17,8 @@ from attnkit.nn import Attention, SoftmaxAttention, ViT
 @pytest.fixture
 def scratch():
     """Let a test register freely: every table is restored afterwards (new names and new kinds removed)."""
-    registry._ensure_builtins()
-    saved = {kind: dict(table) for kind, table in registry._registry.items()}
-    yield
-    for kind in list(registry._registry):
-        if kind not in saved:
-            del registry._registry[kind]
-    for kind, table in saved.items():
-        registry._registry[kind].clear()
-        registry._registry[kind].update(table)
-
-
-def one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
-    message = str(exc.value)
-    assert message and "\n" not in message, message
-    return message
+    with restored_registry():
+        yield
 
 
 RELU = nn.ReLU()

@@ -6,10 +6,9 @@ capability flags (`supports_causal`, `supports_cross`, ...) decide which combina
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
+from checks import one_line, reference
 from torch import nn
 
 import attnkit
@@ -49,21 +48,6 @@ def qkv(b=2, h=HEADS, hkv=None, nq=5, nk=None, d=HEAD_DIM, dtype=torch.float32, 
     k = torch.randn(b, hkv, nk, d, dtype=dtype, requires_grad=grad)
     v = torch.randn(b, hkv, nk, d, dtype=dtype, requires_grad=grad)
     return q, k, v
-
-
-def reference(q, k, v, allowed=None):
-    """softmax(QKᵀ/√d)V with an explicit boolean mask (True = attend), in float64."""
-    q, k, v = q.double(), repeat_kv(k, q.shape[1]).double(), repeat_kv(v, q.shape[1]).double()
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-    if allowed is not None:
-        scores = scores.masked_fill(~allowed, float("-inf"))
-    return torch.softmax(scores, dim=-1) @ v
-
-
-def one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
-    message = str(exc.value)
-    assert message and "\n" not in message, message
-    return message
 
 
 # --- parity with torch.nn.MultiheadAttention ----------------------------------------------------------------

@@ -6,11 +6,11 @@ import math
 
 import pytest
 import torch
+from checks import one_line, reference
 
 import attnkit
 from attnkit import ConfigError
 from attnkit.nn import MultiHeadAttention
-from attnkit.nn.attention import repeat_kv
 from attnkit.nn.attention.performer import orthogonal_features
 
 APPROX = ["performer", "linformer", "nystrom"]
@@ -29,20 +29,6 @@ def qkv(b=2, h=2, nq=10, nk=None, d=8, scale=1.0):
     q = torch.randn(b, h, nq, d) * scale
     k = torch.randn(b, h, nk, d) * scale
     return q, k, torch.randn(b, h, nk, d)
-
-
-def reference(q, k, v, allowed=None):
-    q, k, v = q.double(), repeat_kv(k, q.shape[1]).double(), repeat_kv(v, q.shape[1]).double()
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-    if allowed is not None:
-        scores = scores.masked_fill(~allowed, float("-inf"))
-    return torch.softmax(scores, dim=-1) @ v
-
-
-def one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
-    message = str(exc.value)
-    assert message and "\n" not in message, message
-    return message
 
 
 def test_registered_with_flags() -> None:

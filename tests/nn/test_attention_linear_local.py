@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from checks import one_line
 
 import attnkit
 from attnkit import ConfigError
@@ -46,12 +47,6 @@ def linear_reference(q, k, v, allowed=None, eps=1e-6):
     if allowed is not None:
         a = a * allowed
     return (a @ v) / a.sum(dim=-1, keepdim=True).clamp_min(eps)
-
-
-def one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
-    message = str(exc.value)
-    assert message and "\n" not in message, message
-    return message
 
 
 def test_registered() -> None:

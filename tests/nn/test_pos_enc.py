@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from checks import one_line
 
 import attnkit
 from attnkit import ConfigError, registry
@@ -29,12 +30,6 @@ def kind(name: str) -> str:
 
 def of_kind(wanted: str) -> list[str]:
     return [name for name in POS_ENCS if kind(name) == wanted]
-
-
-def one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
-    message = str(exc.value)
-    assert message and "\n" not in message, message
-    return message
 
 
 def formula(length: int, dim: int, offset: int = 0) -> torch.Tensor:

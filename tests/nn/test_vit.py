@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from checks import one_line
 
 import attnkit
 from attnkit import ConfigError, registry
@@ -20,12 +21,6 @@ TINY = {
     "depth": 2,
     "heads": 2,
 }
-
-
-def one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
-    message = str(exc.value)
-    assert message and "\n" not in message, message
-    return message
 
 
 def images(b: int = 2, c: int = 3, h: int = 8, w: int = 8) -> torch.Tensor:

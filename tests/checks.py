@@ -1,0 +1,45 @@
+"""Helpers shared by the tests (importable as `checks`: pyproject puts tests/ on pytest's pythonpath)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import torch
+
+from attnkit import registry
+from attnkit.nn.attention import repeat_kv
+
+
+def one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
+    """The error's message, checked to be a single non-empty line."""
+    message = str(exc.value)
+    assert message and "\n" not in message, message
+    return message
+
+
+def reference(q, k, v, allowed=None):
+    """softmax(QKᵀ/√d)V with an explicit boolean mask (True = attend), in float64."""
+    q, k, v = q.double(), repeat_kv(k, q.shape[1]).double(), repeat_kv(v, q.shape[1]).double()
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if allowed is not None:
+        scores = scores.masked_fill(~allowed, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
+
+
+@contextmanager
+def restored_registry() -> Iterator[None]:
+    """Register freely inside: every table is restored afterwards (new names and new kinds removed)."""
+    registry._ensure_builtins()
+    saved = {kind: dict(table) for kind, table in registry._registry.items()}
+    try:
+        yield
+    finally:
+        for kind in list(registry._registry):
+            if kind not in saved:
+                del registry._registry[kind]
+        for kind, table in saved.items():
+            registry._registry[kind].clear()
+            registry._registry[kind].update(table)
