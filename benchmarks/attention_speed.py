@@ -2,11 +2,14 @@
 
     python benchmarks/attention_speed.py                        # N = 256 … 8192, B=1, H=8, D=64
     python benchmarks/attention_speed.py --lengths 256 1024 --repeats 2
+    python benchmarks/attention_speed.py --level kernel --variants "raw SDPA" softmax --lengths 1024 4096
 
 Each (variant, N) runs in a fresh subprocess so that its peak resident memory (minus the process's memory before the
 measurement) belongs to it alone. Besides the registered variants (inside attnkit's multi-head layer), two references
 run the same work: torch.nn.MultiheadAttention(need_weights=False) and raw F.scaled_dot_product_attention on
-pre-projected heads. Prints a Markdown table and writes a PNG plot (time and memory against N, log-log).
+pre-projected heads. `--level kernel` times the kernels alone on the same pre-projected heads as raw SDPA (no
+projections), which compares a kernel with SDPA on equal terms. Prints a Markdown table and writes a PNG plot
+(time and memory against N, log-log).
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from pathlib import Path
 REFERENCES = ("nn.MultiheadAttention", "raw SDPA")
 
 
-def measure(variant: str, n: int, batch: int, heads: int, head_dim: int, repeats: int, causal: bool) -> dict:
+def measure(
+    variant: str, n: int, batch: int, heads: int, head_dim: int, repeats: int, causal: bool, level: str
+) -> dict:
     """Runs inside the child process: median seconds of forward+backward, and peak memory in MiB."""
     import torch
     import torch.nn.functional as F
@@ -55,10 +60,18 @@ def measure(variant: str, n: int, batch: int, heads: int, head_dim: int, repeats
             spec["max_length"] = n
         if "cpu_eager_max_len" in options:  # the fused kernel, whatever the length
             spec["cpu_eager_max_len"] = 0
-        layer = MultiHeadAttention(dim, heads, attention=spec)
+        if level == "kernel":
+            kernel = attnkit.build_spec("attention", spec, dim=dim, heads=heads, head_dim=head_dim)
+            q, k, v = (torch.randn(batch, heads, n, head_dim, requires_grad=True) for _ in range(3))
 
-        def step() -> torch.Tensor:
-            return layer(x, causal=causal)
+            def step() -> torch.Tensor:
+                return kernel(q, k, v, causal=causal)
+
+        else:
+            layer = MultiHeadAttention(dim, heads, attention=spec)
+
+            def step() -> torch.Tensor:
+                return layer(x, causal=causal)
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     step().sum().backward()  # warm-up, and the peak
@@ -80,19 +93,23 @@ def main() -> None:
     parser.add_argument("--head-dim", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--causal", action="store_true")
+    parser.add_argument("--level", choices=["layer", "kernel"], default="layer", help="with or without projections")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per measurement before giving up")
-    parser.add_argument("--plot", default="outputs/benchmarks/attention_speed.png")
+    parser.add_argument("--plot", default=None, help="PNG path (default under outputs/benchmarks/)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         variant, n = args.child.rsplit(":", 1)
-        result = measure(variant, int(n), args.batch, args.heads, args.head_dim, args.repeats, args.causal)
+        result = measure(variant, int(n), args.batch, args.heads, args.head_dim, args.repeats, args.causal, args.level)
         print(json.dumps(result))
         return
 
     import attnkit
 
-    variants = args.variants or [*REFERENCES, *attnkit.available("attention")]
+    references = REFERENCES if args.level == "layer" else ("raw SDPA",)
+    variants = args.variants or [*references, *attnkit.available("attention")]
+    if args.level == "kernel" and "nn.MultiheadAttention" in variants:
+        parser.error("nn.MultiheadAttention is a layer: it has no --level kernel measurement")
     results: dict[str, dict[int, dict | None]] = {v: {} for v in variants}
     for variant in variants:
         for n in args.lengths:
@@ -109,6 +126,8 @@ def main() -> None:
                 str(args.head_dim),
                 "--repeats",
                 str(args.repeats),
+                "--level",
+                args.level,
             ]
             if args.causal:
                 cmd.append("--causal")
@@ -123,7 +142,7 @@ def main() -> None:
             shown = f"{r['seconds']:.3f} s, {r['peak_mib']:.0f} MiB" if r else note
             print(f"{variant:>22} N={n:>5}: {shown}", file=sys.stderr, flush=True)
 
-    kind = "causal" if args.causal else "bidirectional"
+    kind = ("causal" if args.causal else "bidirectional") + (", kernels only" if args.level == "kernel" else "")
     print(f"\nForward+backward, B={args.batch}, H={args.heads}, D={args.head_dim}, {kind}; seconds (peak MiB)\n")
     print("| variant | " + " | ".join(f"N={n}" for n in args.lengths) + " |")
     print("|---|" + "---:|" * len(args.lengths))
@@ -132,7 +151,8 @@ def main() -> None:
             f"{r['seconds']:.3f} ({r['peak_mib']:.0f})" if (r := results[variant][n]) else "—" for n in args.lengths
         ]
         print(f"| {variant} | " + " | ".join(cells) + " |")
-    plot(results, args.lengths, Path(args.plot), kind)
+    suffix = ("_kernel" if args.level == "kernel" else "") + ("_causal" if args.causal else "")
+    plot(results, args.lengths, Path(args.plot or f"outputs/benchmarks/attention_speed{suffix}.png"), kind)
 
 
 def plot(results: dict, lengths: list[int], path: Path, kind: str) -> None:

@@ -20,6 +20,33 @@ from datetime import datetime
 from pathlib import Path
 
 
+def run(overrides: list[str], seed: int, run_dir: Path, check: bool = True) -> dict | str:
+    """`python -m attnkit <overrides> seed=<seed>` in `run_dir`: its metrics.json plus `wall_s`.
+
+    A failed run exits the script (`check`) or returns the CLI's last error line.
+    """
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "attnkit",
+        *overrides,
+        f"seed={seed}",
+        f"hydra.run.dir={run_dir}",
+        "trainer.enable_progress_bar=false",
+    ]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0 and not check:
+        return (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    if proc.returncode != 0:
+        sys.exit(f"run failed ({' '.join(cmd)}):\n{proc.stderr[-2000:]}")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    print(f"{' '.join(overrides)} seed {seed}: test/acc {metrics['test/acc']:.4f}, wall {wall:.1f} s", file=sys.stderr)
+    return {**metrics, "wall_s": wall}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -27,27 +54,10 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="attnkit overrides, after --")
     args = parser.parse_args()
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
     rows = []
     for seed in args.seeds:
-        run_dir = Path(args.out) / stamp / f"seed{seed}"
-        cmd = [
-            sys.executable,
-            "-m",
-            "attnkit",
-            *args.overrides,
-            f"seed={seed}",
-            f"hydra.run.dir={run_dir}",
-            "trainer.enable_progress_bar=false",
-        ]
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        wall = time.perf_counter() - start
-        if proc.returncode != 0:
-            sys.exit(f"run failed ({' '.join(cmd)}):\n{proc.stderr[-2000:]}")
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        rows.append((seed, metrics["test/acc"], wall, metrics["train_time_s"], metrics["epochs"], metrics["params"]))
-        print(f"seed {seed}: test/acc {metrics['test/acc']:.4f}, wall {wall:.1f} s", file=sys.stderr, flush=True)
+        m = run(args.overrides, seed, Path(args.out) / stamp / f"seed{seed}")
+        rows.append((seed, m["test/acc"], m["wall_s"], m["train_time_s"], m["epochs"], m["params"]))
     print(f"\n`python -m attnkit {' '.join(args.overrides)}` on {os.cpu_count()} CPU cores\n")
     print("| seed | test accuracy | wall time (s) | training time (s) | epochs | parameters |")
     print("|---:|---:|---:|---:|---:|---:|")

@@ -263,13 +263,14 @@ def test_full_error_shows_the_traceback(quick) -> None:
 # --- multirun -----------------------------------------------------------------------------------------------
 
 
-def test_multirun_trains_the_vit_with_every_attention(tmp_path) -> None:
-    """One sweep over every registered attention: `task=vit attention=<name> trainer.fast_dev_run=true` for each."""
-    names = attnkit.available("attention")
+@pytest.mark.parametrize("kind", ["attention", "pos_enc"])
+def test_multirun_trains_the_vit_with_every_component(tmp_path, kind) -> None:
+    """One sweep over every registered attention (pos_enc): `task=vit <kind>=<name> trainer.fast_dev_run=true`."""
+    names = attnkit.available(kind)
     proc = ok(
         attnkit_cli(
             "-m",
-            f"attention={','.join(names)}",
+            f"{kind}={','.join(names)}",
             "trainer.fast_dev_run=true",
             *TINY,
             "hydra.sweep.dir=sweep",
@@ -277,9 +278,9 @@ def test_multirun_trains_the_vit_with_every_attention(tmp_path) -> None:
         )
     )
     assert f"Launching {len(names)} jobs" in proc.stdout + proc.stderr
-    for job, attention in enumerate(names):
+    for job, name in enumerate(names):
         run_dir = tmp_path / "sweep" / str(job)
-        assert yaml.safe_load((run_dir / "config.yaml").read_text())["attention"]["name"] == attention
+        assert yaml.safe_load((run_dir / "config.yaml").read_text())[kind]["name"] == name
         assert "test/acc" in json.loads((run_dir / "metrics.json").read_text())
     assert (tmp_path / "sweep" / "multirun.yaml").is_file()
     assert not (tmp_path / "outputs").exists()

@@ -42,11 +42,12 @@ class EncoderBlock(nn.Module):
         dropout: float = 0.0,
         drop_path: float = 0.0,
         rotary: nn.Module | None = None,
+        qk_norm: Any = None,
     ) -> None:
         super().__init__()
         self.norm1 = build_spec("norm", norm, dim=dim)
         self.attn = MultiHeadAttention(
-            dim, heads, kv_heads=kv_heads, attention=attention, dropout=dropout, rotary=rotary
+            dim, heads, kv_heads=kv_heads, attention=attention, dropout=dropout, rotary=rotary, qk_norm=qk_norm
         )
         self.norm2 = build_spec("norm", norm, dim=dim)
         self.ffn = build_spec("ffn", ffn, dim=dim)
@@ -81,14 +82,17 @@ class DecoderBlock(nn.Module):
         norm: Any = "layernorm",
         dropout: float = 0.0,
         rotary: nn.Module | None = None,
+        qk_norm: Any = None,
     ) -> None:
         super().__init__()
         self.norm1 = build_spec("norm", norm, dim=dim)
         self.self_attn = MultiHeadAttention(
-            dim, heads, kv_heads=kv_heads, attention=self_attention, dropout=dropout, rotary=rotary
+            dim, heads, kv_heads=kv_heads, attention=self_attention, dropout=dropout, rotary=rotary, qk_norm=qk_norm
         )
         self.norm2 = build_spec("norm", norm, dim=dim)
-        self.cross_attn = MultiHeadAttention(dim, heads, kv_heads=kv_heads, attention=cross_attention, dropout=dropout)
+        self.cross_attn = MultiHeadAttention(
+            dim, heads, kv_heads=kv_heads, attention=cross_attention, dropout=dropout, qk_norm=qk_norm
+        )
         self.norm3 = build_spec("norm", norm, dim=dim)
         self.ffn = build_spec("ffn", ffn, dim=dim)
         self.dropout = nn.Dropout(dropout)

@@ -30,7 +30,10 @@ class MultiHeadAttention(nn.Module):
         bias: bool = True,
         dropout: float = 0.0,
         rotary: nn.Module | None = None,
+        qk_norm: Any = None,
     ) -> None:
+        """`attention`: a registered kernel spec; `qk_norm`: a registered norm spec (e.g. "layernorm") applied to
+        each head's queries and keys before the kernel (as in ViT-22B), None = off; `dropout`: on the output."""
         super().__init__()
         if heads <= 0 or dim % heads:
             raise ConfigError(
@@ -51,6 +54,8 @@ class MultiHeadAttention(nn.Module):
         self.out_proj = nn.Linear(dim, dim, bias=bias)
         self.attention: Attention = build_spec("attention", attention, dim=dim, heads=heads, head_dim=self.head_dim)
         self.rotary = rotary
+        self.q_norm = None if qk_norm is None else build_spec("norm", qk_norm, dim=self.head_dim)
+        self.k_norm = None if qk_norm is None else build_spec("norm", qk_norm, dim=self.head_dim)
         self.dropout = nn.Dropout(dropout)
 
     def _split(self, x: Tensor, heads: int) -> Tensor:  # [B, N, heads*D] -> [B, heads, N, D]
@@ -80,12 +85,16 @@ class MultiHeadAttention(nn.Module):
                 f"attention context must be [B, N, context_dim={self.k_proj.in_features}]; got {tuple(context.shape)}"
             )
         q = self._split(self.q_proj(x), self.heads)
+        if self.q_norm is not None:
+            q = self.q_norm(q)
         offset = 0
         if cross and cache is not None and "k" in cache:
             k, v = cache["k"], cache["v"]
         else:
             src = context if cross else x
             k, v = self._split(self.k_proj(src), self.kv_heads), self._split(self.v_proj(src), self.kv_heads)
+            if self.k_norm is not None:
+                k = self.k_norm(k)
             if not cross and cache is not None and "k" in cache:
                 offset = cache["k"].shape[2]
             if self.rotary is not None and not cross:

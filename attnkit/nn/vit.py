@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from attnkit.errors import ConfigError
 from attnkit.nn.block import EncoderBlock
+from attnkit.nn.pos_enc.base import check_pairing, kind_of
 from attnkit.registry import build_spec, register
 
 
@@ -70,6 +71,7 @@ class ViT(nn.Module):
         depth: int = 4,
         heads: int = 4,
         kv_heads: int | None = None,
+        qk_norm: str | None = None,
         pool: Literal["cls", "mean"] = "cls",
         dropout: float = 0.0,
         drop_path: float = 0.0,
@@ -101,7 +103,7 @@ class ViT(nn.Module):
             grid=self.patch_embed.grid,
             prefix_tokens=int(pool == "cls"),
         )
-        kind = _kind(self.pos_enc)
+        kind = kind_of(self.pos_enc)
         dpr = torch.linspace(0, drop_path, depth).tolist()
         self.blocks = nn.ModuleList(
             EncoderBlock(
@@ -109,6 +111,7 @@ class ViT(nn.Module):
                 heads,
                 attention=attention,
                 kv_heads=kv_heads,
+                qk_norm=qk_norm,
                 ffn=ffn,
                 norm=norm,
                 dropout=dropout,
@@ -117,6 +120,7 @@ class ViT(nn.Module):
             )
             for i in range(depth)
         )
+        check_pairing(self.pos_enc, self.blocks[0].attn.attention)
         limit = self.blocks[0].attn.attention.max_length
         if limit is not None and n_tokens > limit:
             raise ConfigError(
@@ -133,15 +137,19 @@ class ViT(nn.Module):
 
     def tokens(self, images: Tensor) -> Tensor:
         """`[B, C, H, W]` -> tokens `[B, N, dim]`, positions applied (class token first when pool='cls')."""
-        x = self.patch_embed(images)
+        x = self.patch_embed.proj(images)  # [B, dim, gh, gw]
+        grid = (x.shape[-2], x.shape[-1])
+        x = x.flatten(2).transpose(1, 2)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        if _kind(self.pos_enc) == "absolute":
-            x = self.pos_enc(x)
+        if kind_of(self.pos_enc) == "absolute":
+            # an image of another size: encodings laid out on the patch grid follow it (or refuse, with the fix)
+            other = grid != self.patch_embed.grid and getattr(self.pos_enc, "grid", None) is not None
+            x = self.pos_enc(x, grid=grid) if other else self.pos_enc(x)
         return self.dropout(x)
 
     def _bias(self, n: int) -> Tensor | None:
-        return self.pos_enc(n, n) if _kind(self.pos_enc) == "bias" else None
+        return self.pos_enc(n, n) if kind_of(self.pos_enc) == "bias" else None
 
     def forward(self, images: Tensor) -> Tensor:
         """`[B, C, H, W]` -> logits `[B, num_classes]`."""
@@ -163,11 +171,6 @@ class ViT(nn.Module):
         _, weights = last.attn(last.norm1(x), bias=bias, need_weights=True)  # [B, H, N, N]
         rows = weights[:, :, 0, 1:] if self.pool == "cls" else weights.mean(dim=2)
         return rows.reshape(rows.shape[0], rows.shape[1], *self.patch_embed.grid)
-
-
-def _kind(pos_enc: nn.Module | None) -> str | None:
-    """Where the model applies a positional encoding (None: pos_enc=null, no positions)."""
-    return None if pos_enc is None else getattr(pos_enc, "kind", "absolute")
 
 
 def _init_weights(module: nn.Module) -> None:

@@ -50,6 +50,7 @@ def test_registered_with_flags() -> None:
         "name": "linformer",
         "proj_dim": 32,
         "max_length": 512,
+        "dropout": 0.0,
     }
     assert attnkit.registry.defaults("attention", "nystrom") == {
         "name": "nystrom",

@@ -132,13 +132,24 @@ def test_drop_path_and_dropout_train_mode() -> None:
     torch.testing.assert_close(model(x), model(x), rtol=0, atol=0)  # no randomness in eval mode
 
 
-def model_params():
+def pairs(allowed: bool):
+    """attention × pos_enc pairs the capability flags allow (or forbid): a bias needs an attention that takes one."""
     for attention in ATTENTIONS:
         for pos_enc in POS_ENCS:
-            yield pytest.param(attention, pos_enc, id=f"{attention}-{pos_enc}")
+            needs_bias = getattr(attnkit.get("pos_enc", pos_enc), "kind", "absolute") == "bias"
+            ok = not needs_bias or attnkit.get("attention", attention).supports_bias
+            if ok == allowed:
+                yield pytest.param(attention, pos_enc, id=f"{attention}-{pos_enc}")
 
 
-@pytest.mark.parametrize(("attention", "pos_enc"), list(model_params()))
+@pytest.mark.parametrize(("attention", "pos_enc"), list(pairs(allowed=False)))
+def test_forbidden_pairs_fail_at_build_with_the_reason(attention, pos_enc) -> None:
+    with pytest.raises(ConfigError) as exc:
+        ViT(**{**TINY, "patch_size": 4, "attention": attention, "pos_enc": pos_enc})
+    assert one_line(exc).startswith(f"pos_enc={pos_enc} needs score bias; attention={attention} has none")
+
+
+@pytest.mark.parametrize(("attention", "pos_enc"), list(pairs(allowed=True)))
 def test_every_attention_and_pos_enc_trains(attention, pos_enc) -> None:
     model = ViT(**{**TINY, "patch_size": 4, "attention": attention, "pos_enc": pos_enc})
     x, y = images(), torch.tensor([1, 3])

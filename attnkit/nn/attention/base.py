@@ -63,6 +63,13 @@ class Attention(nn.Module):
             )
 
 
+def check_dropout(kernel: str, p: float) -> float:
+    """The attention-weight dropout probability `p`, refused with one line unless 0 <= p < 1."""
+    if not 0.0 <= p < 1.0:
+        raise ConfigError(f"{kernel} attention: dropout={p} must be in [0, 1) (attention.dropout)")
+    return p
+
+
 def allowed_mask(
     key_padding_mask: Tensor | None, causal: bool, nq: int, nk: int, device: torch.device
 ) -> tuple[Tensor | None, Tensor | None]:

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from attnkit.nn.attention.base import Attention, allowed_mask, repeat_kv
+from attnkit.nn.attention.base import Attention, allowed_mask, check_dropout, repeat_kv
 from attnkit.registry import register
 
 
@@ -48,7 +48,7 @@ class EagerAttention(Attention):
 
     def __init__(self, dropout: float = 0.0, scale: float | None = None) -> None:
         super().__init__()
-        self.dropout = dropout
+        self.dropout = check_dropout("eager", dropout)
         self.scale = scale
 
     def forward(

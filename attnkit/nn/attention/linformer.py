@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from attnkit.errors import ConfigError
-from attnkit.nn.attention.base import Attention, repeat_kv
+from attnkit.nn.attention.base import Attention, check_dropout, repeat_kv
 from attnkit.registry import register
 
 
@@ -27,8 +27,9 @@ class LinformerAttention(Attention):
     supports_weights = False
     supports_cache = True  # each query's output depends only on itself and the keys
 
-    def __init__(self, proj_dim: int = 32, max_length: int = 512) -> None:
+    def __init__(self, proj_dim: int = 32, max_length: int = 512, dropout: float = 0.0) -> None:
         super().__init__()
+        self.dropout = check_dropout("linformer", dropout)
         if proj_dim <= 0:
             raise ConfigError(f"linformer: proj_dim must be positive; got {proj_dim} (attention.proj_dim)")
         if max_length <= 0:
@@ -78,5 +79,8 @@ class LinformerAttention(Attention):
         e, f = self.proj_k[:, :nk].to(k.dtype), self.proj_v[:, :nk].to(v.dtype)
         k, v = repeat_kv(e @ k, q.shape[1]), repeat_kv(f @ v, q.shape[1])  # [B, H, proj_dim, D]
         scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
-        out = torch.softmax(scores.float(), dim=-1).to(q.dtype) @ v
+        weights = torch.softmax(scores.float(), dim=-1).to(q.dtype)
+        if self.training and self.dropout > 0.0:
+            weights = torch.nn.functional.dropout(weights, p=self.dropout)
+        out = weights @ v
         return out if dead is None else out.masked_fill(dead, 0.0)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from attnkit.errors import ConfigError
-from attnkit.nn.attention.base import Attention, repeat_kv
+from attnkit.nn.attention.base import Attention, check_dropout, repeat_kv
 from attnkit.registry import register
 
 
@@ -36,10 +36,8 @@ class LocalAttention(Attention):
         super().__init__()
         if window <= 0:
             raise ConfigError(f"local attention window={window} must be > 0 (keys seen on each side, e.g. 64)")
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"local attention dropout={dropout} must be in [0, 1)")
         self.window = window
-        self.dropout = dropout
+        self.dropout = check_dropout("local", dropout)
 
     def forward(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from attnkit.nn.attention.base import Attention, allowed_mask
+from attnkit.nn.attention.base import Attention, allowed_mask, check_dropout
 from attnkit.nn.attention.eager import eager_attention
 from attnkit.registry import register
 
@@ -24,7 +24,7 @@ class SoftmaxAttention(Attention):
 
     def __init__(self, dropout: float = 0.0, scale: float | None = None, cpu_eager_max_len: int = 96) -> None:
         super().__init__()
-        self.dropout = dropout
+        self.dropout = check_dropout("softmax", dropout)
         self.scale = scale
         self.cpu_eager_max_len = cpu_eager_max_len
 
