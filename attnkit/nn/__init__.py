@@ -6,8 +6,10 @@ Importing it registers the built-in components.
 from attnkit.nn import attention, ffn, norm, pos_enc  # noqa: F401  (registration)
 from attnkit.nn.attention import Attention, EagerAttention, SoftmaxAttention
 from attnkit.nn.block import DecoderBlock, EncoderBlock
+from attnkit.nn.decoding import beam_search, greedy
 from attnkit.nn.multihead import MultiHeadAttention
 from attnkit.nn.pos_enc import PositionalEncoding
+from attnkit.nn.seq2seq import EncoderDecoder
 from attnkit.nn.vit import PatchEmbed, ViT
 
 __all__ = [
@@ -15,9 +17,12 @@ __all__ = [
     "DecoderBlock",
     "EagerAttention",
     "EncoderBlock",
+    "EncoderDecoder",
     "MultiHeadAttention",
     "PatchEmbed",
     "PositionalEncoding",
     "SoftmaxAttention",
     "ViT",
+    "beam_search",
+    "greedy",
 ]

@@ -1,0 +1,381 @@
+"""Greedy and beam-search decoding for encoder–decoder models, incremental with a KV cache.
+
+Works with any model that exposes `encode(src, src_padding_mask) -> memory`,
+`decode(tgt, memory, memory_padding_mask, cache=...) -> logits [B, N, V]` and `reorder_cache(cache, index)`, such as
+`attnkit.nn.EncoderDecoder`. The source is encoded once; with `use_cache`, each step feeds only the newest token, the
+decoder's self-attention keys and values grow in the cache, and cross-attention keys and values are computed once
+per source. Sentences leave the batch as soon as they are finished.
+
+Lengths: a sentence of n source tokens gets at most L = max_len_a · n + max_len_b target tokens (capped by `max_len`
+and by the model's `max_len`), then EOS is forced. The padding and BOS ids are never generated. Outputs are
+`[B, T]`, without BOS, EOS included, padded with `pad_id` after EOS. A negative `eos_id` means "no end token":
+every sentence runs to exactly L tokens (useful for timing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from attnkit.errors import ConfigError
+
+NEG_INF = float("-inf")
+
+
+@contextmanager
+def _inference(model: nn.Module) -> Iterator[None]:
+    """Eval mode and no autograd for the duration; the model's training flag is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def _check_ids(model: nn.Module, **ids: int) -> None:
+    vocab = getattr(model, "tgt_vocab", None)
+    for key, value in ids.items():
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"{key}={value!r} must be an integer token id")
+        if vocab is not None and value >= vocab:
+            raise ConfigError(f"{key}={value} is outside the target vocabulary of {vocab} ids; use the tokenizer's id")
+        if value < 0 and key != "eos_id":
+            raise ConfigError(f"{key}={value} must be a token id >= 0")
+
+
+def max_lengths(
+    model: nn.Module,
+    src_padding_mask: Tensor,
+    *,
+    max_len_a: float,
+    max_len_b: int,
+    max_len: int | None,
+    min_len: int = 0,
+) -> Tensor:
+    """`[B]` most target tokens per sentence (EOS not counted): a · source length + b, within the caps."""
+    if max_len_a < 0 or max_len_b < 0:
+        raise ConfigError(f"max_len_a={max_len_a} and max_len_b={max_len_b} must be >= 0 (target length a·n + b)")
+    if max_len is not None and max_len <= 0:
+        raise ConfigError(f"max_len={max_len} must be a positive number of target tokens (or null)")
+    if min_len < 0:
+        raise ConfigError(f"min_len={min_len} must be >= 0")
+    caps = [c for c in (max_len, _model_cap(model)) if c is not None]
+    cap = min(caps) if caps else None
+    if cap is not None and min_len > cap:
+        raise ConfigError(f"min_len={min_len} exceeds the maximum target length {cap}; lower min_len or raise max_len")
+    source_len = (~src_padding_mask.bool()).sum(dim=1).double()
+    limits = torch.floor(max_len_a * source_len + max_len_b).long().clamp(min=min_len)
+    return limits if cap is None else limits.clamp(max=cap)
+
+
+def _model_cap(model: nn.Module) -> int | None:
+    """BOS plus L tokens (plus the forced EOS step) must fit the decoder's positions."""
+    limit = getattr(model, "max_len", None)
+    return None if limit is None else int(limit) - 1
+
+
+def _next_log_probs(
+    logits: Tensor,
+    hyps: Tensor,
+    limits: Tensor,
+    *,
+    step: int,
+    bos_id: int,
+    eos_id: int,
+    pad_id: int,
+    min_len: int,
+    no_repeat_ngram: int = 0,
+) -> Tensor:
+    """Log-probabilities `[R, V]` of the next token after `hyps` `[R, step]`, with the search's constraints.
+
+    Padding and BOS are never generated; EOS is forbidden before `min_len` tokens and forced once a row has
+    `limits` `[R]` tokens; `no_repeat_ngram` forbids a token that would repeat an n-gram of the hypothesis.
+    Constrained entries become -inf; the others keep their log-probability (no renormalisation).
+    """
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    vocab = logp.shape[-1]
+    eos_logp = logp[:, eos_id].clone() if eos_id >= 0 else None
+    for banned in {pad_id, bos_id} - {eos_id}:
+        if banned < vocab:
+            logp[:, banned] = NEG_INF
+    if no_repeat_ngram > 0:
+        logp.masked_fill_(_repeated_ngrams(hyps, no_repeat_ngram, vocab), NEG_INF)
+    if eos_id >= 0:
+        if step < min_len:
+            logp[:, eos_id] = NEG_INF
+        at_limit = limits <= step
+        if at_limit.any():
+            logp[at_limit] = NEG_INF
+            logp[at_limit, eos_id] = eos_logp[at_limit]
+    return logp
+
+
+def _repeated_ngrams(hyps: Tensor, n: int, vocab: int) -> Tensor:
+    """`[R, V]` True for each token that would complete an n-gram already in the row of `hyps` `[R, T]`."""
+    rows, length = hyps.shape
+    banned = torch.zeros(rows, vocab, dtype=torch.bool, device=hyps.device)
+    if length < n:
+        return banned
+    grams = hyps.unfold(1, n, 1)  # [R, T - n + 1, n]
+    tail = hyps[:, length - n + 1 :]  # the last n - 1 tokens, [R, n - 1]
+    match = (grams[:, :, :-1] == tail[:, None, :]).all(dim=-1)  # [R, T - n + 1]
+    hits = torch.zeros(rows, vocab, dtype=torch.long, device=hyps.device)
+    hits.scatter_add_(1, grams[:, :, -1], match.long())
+    return hits > 0
+
+
+def _longest(lengths: Tensor) -> int:
+    return int(lengths.max()) if lengths.numel() else 0
+
+
+def _prepare(
+    model: nn.Module, src: Tensor, src_padding_mask: Tensor | None, pad_id: int
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Encode once: (memory `[B, Ns, dim]`, padding mask `[B, Ns]`, the mask to pass on, None without padding)."""
+    if src.dim() != 2:
+        raise ConfigError(f"src must be token ids [B, Ns]; got shape {tuple(src.shape)}")
+    mask = src.eq(pad_id) if src_padding_mask is None else src_padding_mask.bool()
+    memory = model.encode(src, mask)
+    return memory, mask, (mask if mask.any() else None)
+
+
+def greedy(
+    model: nn.Module,
+    src: Tensor,
+    src_padding_mask: Tensor | None = None,
+    *,
+    bos_id: int,
+    eos_id: int,
+    pad_id: int = 0,
+    max_len_a: float = 1.5,
+    max_len_b: int = 10,
+    max_len: int | None = None,
+    min_len: int = 0,
+    use_cache: bool = True,
+) -> Tensor:
+    """The most probable next token at each step: src `[B, Ns]` -> tokens `[B, T]` (no BOS, pad after EOS)."""
+    _check_ids(model, bos_id=bos_id, eos_id=eos_id, pad_id=pad_id)
+    with _inference(model):
+        memory, mask, memory_mask = _prepare(model, src, src_padding_mask, pad_id)
+        limits = max_lengths(model, mask, max_len_a=max_len_a, max_len_b=max_len_b, max_len=max_len, min_len=min_len)
+        has_eos = eos_id >= 0
+        out = src.new_full((src.shape[0], _longest(limits) + has_eos), pad_id)
+        rows = torch.arange(src.shape[0], device=src.device)  # sentences still decoding
+        if not has_eos:
+            rows = rows[limits > 0]
+        prefix = src.new_full((rows.numel(), 1), bos_id)  # BOS + tokens so far
+        memory, memory_mask = memory[rows], None if memory_mask is None else memory_mask[rows]
+        cache: dict[Any, Any] | None = {} if use_cache else None
+        step = 0
+        while rows.numel():
+            tgt = prefix[:, -1:] if cache is not None else prefix
+            logits = model.decode(tgt, memory, memory_mask, cache=cache)[:, -1]
+            logp = _next_log_probs(
+                logits,
+                prefix[:, 1:],
+                limits[rows],
+                step=step,
+                bos_id=bos_id,
+                eos_id=eos_id,
+                pad_id=pad_id,
+                min_len=min_len,
+            )
+            token = logp.argmax(dim=-1)
+            out[rows, step] = token
+            prefix = torch.cat([prefix, token[:, None]], dim=1)
+            step += 1
+            done = token.eq(eos_id) if has_eos else limits[rows] <= step
+            if done.any():
+                keep = (~done).nonzero().squeeze(1)
+                rows, prefix, memory = rows[keep], prefix[keep], memory[keep]
+                memory_mask = None if memory_mask is None else memory_mask[keep]
+                if cache is not None and keep.numel():
+                    model.reorder_cache(cache, keep)
+        return out[:, :step]
+
+
+def beam_search(
+    model: nn.Module,
+    src: Tensor,
+    src_padding_mask: Tensor | None = None,
+    *,
+    bos_id: int,
+    eos_id: int,
+    pad_id: int = 0,
+    beam: int = 5,
+    length_penalty: float = 1.0,
+    min_len: int = 0,
+    max_len_a: float = 1.5,
+    max_len_b: int = 10,
+    max_len: int | None = None,
+    no_repeat_ngram: int = 0,
+    use_cache: bool = True,
+) -> Tensor:
+    """Batched beam search: src `[B, Ns]` -> the best hypothesis per sentence `[B, T]` (no BOS, pad after EOS).
+
+    The B · beam hypotheses decode as one batch. A hypothesis that ends (EOS among the step's `beam` best
+    candidates) is kept with the score log p(y|x) / len**length_penalty (len counts EOS, as in fairseq); a sentence
+    is done once it holds `beam` finished hypotheses or reaches its maximum length, and leaves the batch.
+    """
+    if not isinstance(beam, int) or isinstance(beam, bool) or beam <= 0:
+        raise ConfigError(f"beam={beam!r} must be a positive integer (1 = greedy)")
+    if not isinstance(no_repeat_ngram, int) or no_repeat_ngram < 0:
+        raise ConfigError(f"no_repeat_ngram={no_repeat_ngram!r} must be an integer >= 0 (0 = off)")
+    _check_ids(model, bos_id=bos_id, eos_id=eos_id, pad_id=pad_id)
+    with _inference(model):
+        memory, mask, memory_mask = _prepare(model, src, src_padding_mask, pad_id)
+        limits = max_lengths(model, mask, max_len_a=max_len_a, max_len_b=max_len_b, max_len=max_len, min_len=min_len)
+        search = _BeamSearch(model, memory, memory_mask, limits, beam, bos_id, eos_id, pad_id, length_penalty)
+        return search.run(min_len=min_len, no_repeat_ngram=no_repeat_ngram, use_cache=use_cache)
+
+
+class _BeamSearch:
+    """The state of one batched beam search: S active sentences with k alive hypotheses each, and the finished ones."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        memory: Tensor,
+        memory_mask: Tensor | None,
+        limits: Tensor,
+        beam: int,
+        bos_id: int,
+        eos_id: int,
+        pad_id: int,
+        length_penalty: float,
+    ) -> None:
+        self.model, self.memory, self.memory_mask, self.limits = model, memory, memory_mask, limits
+        self.beam, self.length_penalty = beam, length_penalty
+        self.bos_id, self.eos_id, self.pad_id = bos_id, eos_id, pad_id
+        bsz, device = memory.shape[0], memory.device
+        self.width = _longest(limits) + (eos_id >= 0)  # longest output, EOS included
+        self.fin_scores = torch.full((bsz, beam), NEG_INF, device=device)  # length-normalised
+        self.fin_tokens = torch.full((bsz, beam, self.width), pad_id, dtype=torch.long, device=device)
+        self.fin_lengths = torch.zeros(bsz, beam, dtype=torch.long, device=device)
+        self.sent = torch.arange(bsz, device=device)  # active sentences
+        self.hyps = torch.zeros(bsz, 1, 0, dtype=torch.long, device=device)  # [S, k, t]: one empty hypothesis
+        self.scores = torch.zeros(bsz, 1, device=device)  # [S, k] summed log-probabilities
+        self._rows_memory()
+
+    def _rows_memory(self) -> None:
+        """Lay out the decoder's rows: sentence s's k_rows hypotheses are rows s·k_rows … s·k_rows + k_rows - 1."""
+        self.k_rows = self.hyps.shape[1]
+        rows = self.sent.repeat_interleave(self.k_rows)
+        self.rows_memory = self.memory.index_select(0, rows)
+        self.rows_mask = None if self.memory_mask is None else self.memory_mask.index_select(0, rows)
+
+    def _finish(self, where: Tensor, scores: Tensor, tokens: Tensor, lengths: Tensor) -> None:
+        """Offer finished hypotheses to active sentences `where` `[S']`: scores `[S', n]` raw, tokens `[S', n, t]`."""
+        sent = self.sent[where]
+        normalised = scores / lengths.clamp_min(1).double().pow(self.length_penalty).float()
+        padded = torch.full((*tokens.shape[:2], self.width), self.pad_id, dtype=torch.long, device=tokens.device)
+        padded[:, :, : tokens.shape[2]] = tokens
+        all_scores = torch.cat([self.fin_scores[sent], normalised], dim=1)
+        best, pos = all_scores.topk(self.beam, dim=1)
+        self.fin_scores[sent] = best
+        self.fin_tokens[sent] = torch.cat([self.fin_tokens[sent], padded], dim=1).gather(
+            1, pos[:, :, None].expand(-1, -1, self.width)
+        )
+        self.fin_lengths[sent] = torch.cat([self.fin_lengths[sent], lengths], dim=1).gather(1, pos)
+
+    def _keep(self, keep: Tensor, origin: Tensor, cache: dict | None) -> None:
+        """Keep active sentences `keep` `[S']`, hypothesis j of sentence s coming from its decoder row origin[s, j].
+
+        `origin` `[S, k']` indexes the k_rows rows each sentence had in the last decoder batch (and the cache).
+        """
+        if cache is not None:
+            rows = (keep[:, None] * self.k_rows + origin[keep]).flatten()
+            self.model.reorder_cache(cache, rows)
+        changed = keep.numel() != self.sent.numel() or self.hyps.shape[1] != self.k_rows
+        self.sent = self.sent[keep]
+        self.hyps, self.scores = self.hyps[keep], self.scores[keep]
+        if changed:
+            self._rows_memory()
+
+    def run(self, *, min_len: int, no_repeat_ngram: int, use_cache: bool) -> Tensor:
+        cache: dict[Any, Any] | None = {} if use_cache else None
+        has_eos, beam = self.eos_id >= 0, self.beam
+        for step in range(self.width + 1):
+            if not has_eos:  # no end token: hypotheses end at their sentence's limit
+                ended = self.limits[self.sent] <= step
+                if ended.any():
+                    lengths = torch.full_like(self.scores[ended], step, dtype=torch.long)
+                    self._finish(ended.nonzero().squeeze(1), self.scores[ended], self.hyps[ended], lengths)
+                    keep = (~ended).nonzero().squeeze(1)
+                    origin = torch.arange(self.k_rows, device=keep.device).expand(ended.numel(), -1)
+                    self._keep(keep, origin, cache)
+            if not self.sent.numel():
+                break
+            s, k, t = self.hyps.shape
+            flat = self.hyps.reshape(s * k, t)
+            if cache is not None:
+                tgt = flat[:, -1:] if t else flat.new_full((s * k, 1), self.bos_id)
+            else:
+                tgt = torch.cat([flat.new_full((s * k, 1), self.bos_id), flat], dim=1)
+            logits = self.model.decode(tgt, self.rows_memory, self.rows_mask, cache=cache)[:, -1]
+            logp = _next_log_probs(
+                logits,
+                flat,
+                self.limits[self.sent].repeat_interleave(k),
+                step=step,
+                bos_id=self.bos_id,
+                eos_id=self.eos_id,
+                pad_id=self.pad_id,
+                min_len=min_len,
+                no_repeat_ngram=no_repeat_ngram,
+            )
+            vocab = logp.shape[-1]
+            candidates = (self.scores[:, :, None] + logp.view(s, k, vocab)).view(s, k * vocab)
+            top, index = candidates.topk(min(2 * beam, k * vocab), dim=1)  # sorted, best first
+            origin, token = index // vocab, index % vocab
+            is_eos = token.eq(self.eos_id) & top.isfinite() if has_eos else torch.zeros_like(token, dtype=torch.bool)
+            ended = is_eos[:, :beam]  # an EOS among the beam best candidates ends a hypothesis
+            if ended.any():
+                where = ended.any(dim=1).nonzero().squeeze(1)
+                n = ended.shape[1]
+                scores = top[where, :n].masked_fill(~ended[where], NEG_INF)
+                parents = self.hyps[where].gather(1, origin[where, :n, None].expand(-1, -1, t))
+                tokens = torch.cat([parents, token[where, :n, None]], dim=2)
+                self._finish(where, scores, tokens, torch.full_like(tokens[:, :, 0], t + 1))
+            alive, pos = top.masked_fill(is_eos, NEG_INF).topk(min(beam, top.shape[1]), dim=1)
+            origin, token = origin.gather(1, pos), token.gather(1, pos)
+            self.hyps = torch.cat([self.hyps.gather(1, origin[:, :, None].expand(-1, -1, t)), token[:, :, None]], 2)
+            self.scores = alive
+            done = self.fin_scores[self.sent].isfinite().sum(dim=1) >= beam
+            if has_eos:
+                done |= self.limits[self.sent] <= step  # EOS was forced at this step
+            self._keep((~done).nonzero().squeeze(1), origin, cache)
+        best = self.fin_scores.argmax(dim=1)
+        rows = torch.arange(best.numel(), device=best.device)
+        tokens, lengths = self.fin_tokens[rows, best], self.fin_lengths[rows, best]
+        return tokens[:, : _longest(lengths)]
+
+
+def sequence_log_prob(
+    model: nn.Module,
+    src: Tensor,
+    tokens: Tensor,
+    src_padding_mask: Tensor | None = None,
+    *,
+    bos_id: int,
+    pad_id: int = 0,
+    length_penalty: float = 0.0,
+) -> Tensor:
+    """Score of given outputs `tokens` `[B, T]` (as returned by the searches) under the model: `[B]`.
+
+    Sum of log p(y_t | y_<t, x) over the tokens before the padding, divided by len**length_penalty.
+    """
+    with _inference(model):
+        memory, _, memory_mask = _prepare(model, src, src_padding_mask, pad_id)
+        tgt_in = torch.cat([tokens.new_full((tokens.shape[0], 1), bos_id), tokens[:, :-1]], dim=1)
+        logp = torch.log_softmax(model.decode(tgt_in, memory, memory_mask).float(), dim=-1)
+        picked = logp.gather(2, tokens[:, :, None]).squeeze(2)
+        real = tokens.ne(pad_id)
+        lengths = real.sum(dim=1).clamp_min(1)
+        return (picked * real).sum(dim=1) / lengths.double().pow(length_penalty).float()

@@ -1,0 +1,320 @@
+"""Encoder–decoder transformer (Vaswani et al. 2017) for text-to-text tasks, pre-norm, with an incremental KV cache.
+
+Encoder self-attention, decoder self-attention and cross-attention each take a registered attention spec; each stack
+has its own positional encoding. `attention=` and `pos_enc=` set every stack at once; `encoder={...}` and
+`decoder={...}` override one stack, a missing or None value inheriting the model's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from attnkit.errors import ConfigError
+from attnkit.nn.attention.base import Attention
+from attnkit.nn.block import DecoderBlock, EncoderBlock
+from attnkit.nn.pos_enc.base import check_pairing, kind_of
+from attnkit.registry import build_spec, did_you_mean, register
+
+Cache = dict[int, dict[str, dict[str, Tensor]]]  # layer -> {"self": {"k", "v"}, "cross": {"k", "v"}}
+
+_STACK_KEYS = {"encoder": ("attention", "pos_enc"), "decoder": ("attention", "cross_attention", "pos_enc")}
+
+
+def _stack_overrides(where: str, spec: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The non-None entries of `model.encoder` / `model.decoder`, refusing unknown keys."""
+    keys = _STACK_KEYS[where]
+    if spec is None:
+        return {}
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"model.{where}={spec!r} must be a mapping with keys {', '.join(keys)} (or null)")
+    for key in spec:
+        if key not in keys:
+            raise ConfigError(
+                f"model.{where} has no key {key!r}{did_you_mean(str(key), list(keys))}; keys: {', '.join(keys)}"
+            )
+    return {key: value for key, value in spec.items() if value is not None}
+
+
+def _spec_name(spec: Any) -> str:
+    """How a user named a component: the registry name, or the class of a built object."""
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, Mapping):
+        return str(spec.get("name"))
+    return type(spec).__name__
+
+
+@register("model", "transformer")
+class EncoderDecoder(nn.Module):
+    """Encoder–decoder transformer for sequence-to-sequence tasks, from registered attention, pos_enc, norm, ffn.
+
+    Token embeddings are initialised with std dim^-½ and multiplied by √dim (`scale_embeddings`), so that the
+    encoder and decoder inputs have unit scale while the tied output projection gives logits of unit scale; this
+    holds whatever the position kind, so the scale is applied with rotary and bias encodings too.
+    `tie_embeddings` shares the decoder input embedding with the output projection; `share_vocab` (joint
+    vocabularies, src_vocab == tgt_vocab) also shares the source embedding. Targets are right-padded: the causal
+    mask keeps real positions from seeing the padding after them.
+    """
+
+    def __init__(
+        self,
+        src_vocab: int,
+        tgt_vocab: int,
+        *,
+        dim: int = 256,
+        depth: int = 3,
+        decoder_depth: int | None = None,
+        heads: int = 4,
+        kv_heads: int | None = None,
+        max_len: int = 512,
+        dropout: float = 0.1,
+        attention: Any = "softmax",
+        pos_enc: Any = "sinusoidal",
+        norm: Any = "layernorm",
+        ffn: Any = "mlp",
+        qk_norm: str | None = None,
+        encoder: dict | None = None,
+        decoder: dict | None = None,
+        tie_embeddings: bool = True,
+        share_vocab: bool = False,
+        scale_embeddings: bool = True,
+        pad_id: int = 0,
+    ) -> None:
+        super().__init__()
+        decoder_depth = depth if decoder_depth is None else decoder_depth
+        for key, value in (
+            ("src_vocab", src_vocab),
+            ("tgt_vocab", tgt_vocab),
+            ("dim", dim),
+            ("depth", depth),
+            ("decoder_depth", decoder_depth),
+            ("max_len", max_len),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"model.{key}={value!r} must be a positive integer")
+        if heads <= 0 or dim % heads:
+            raise ConfigError(
+                f"heads={heads} does not divide the width model.dim={dim}; choose heads among "
+                f"{[h for h in range(1, dim + 1) if dim % h == 0]} or change model.dim"
+            )
+        if not 0 <= pad_id < min(src_vocab, tgt_vocab):
+            raise ConfigError(
+                f"model.pad_id={pad_id} is not a token of vocabularies of {src_vocab} and {tgt_vocab} ids; "
+                f"give the tokenizer's padding id"
+            )
+        if share_vocab and src_vocab != tgt_vocab:
+            raise ConfigError(
+                f"model.share_vocab=true needs one joint vocabulary; got src_vocab={src_vocab}, tgt_vocab={tgt_vocab} "
+                f"(train a joint tokenizer or set model.share_vocab=false)"
+            )
+        self.src_vocab, self.tgt_vocab, self.dim, self.max_len, self.pad_id = src_vocab, tgt_vocab, dim, max_len, pad_id
+        self.embed_scale = math.sqrt(dim) if scale_embeddings else 1.0
+        enc = {"attention": attention, "pos_enc": pos_enc, **_stack_overrides("encoder", encoder)}
+        dec = {
+            "attention": attention,
+            "cross_attention": attention,
+            "pos_enc": pos_enc,
+            **_stack_overrides("decoder", decoder),
+        }
+        context = {"dim": dim, "heads": heads, "head_dim": dim // heads, "max_len": max_len}
+        self.encoder_pos_enc = build_spec("pos_enc", enc["pos_enc"], **context, causal=False)
+        self.decoder_pos_enc = build_spec("pos_enc", dec["pos_enc"], **context, causal=True)
+
+        self.tgt_embed = nn.Embedding(tgt_vocab, dim, padding_idx=pad_id)
+        self.src_embed = self.tgt_embed if share_vocab else nn.Embedding(src_vocab, dim, padding_idx=pad_id)
+        self.encoder_blocks = nn.ModuleList(
+            EncoderBlock(
+                dim,
+                heads,
+                attention=enc["attention"],
+                kv_heads=kv_heads,
+                ffn=ffn,
+                norm=norm,
+                dropout=dropout,
+                rotary=self.encoder_pos_enc if kind_of(self.encoder_pos_enc) == "rotary" else None,
+                qk_norm=qk_norm,
+            )
+            for _ in range(depth)
+        )
+        self.decoder_blocks = nn.ModuleList(
+            DecoderBlock(
+                dim,
+                heads,
+                self_attention=dec["attention"],
+                cross_attention=dec["cross_attention"],
+                kv_heads=kv_heads,
+                ffn=ffn,
+                norm=norm,
+                dropout=dropout,
+                rotary=self.decoder_pos_enc if kind_of(self.decoder_pos_enc) == "rotary" else None,
+                qk_norm=qk_norm,
+            )
+            for _ in range(decoder_depth)
+        )
+        self.encoder_norm = build_spec("norm", norm, dim=dim)
+        self.decoder_norm = build_spec("norm", norm, dim=dim)
+        self.output = nn.Linear(dim, tgt_vocab, bias=False)
+        self.dropout = nn.Dropout(dropout)
+        self._check_capabilities(enc, dec)
+        self._init_weights()
+        if tie_embeddings:
+            self.output.weight = self.tgt_embed.weight
+
+    def _check_capabilities(self, enc: dict[str, Any], dec: dict[str, Any]) -> None:
+        """Refuse, with one line, what the attention capability flags forbid."""
+        encoder_kernel = self.encoder_blocks[0].attn.attention
+        self_kernel = self.decoder_blocks[0].self_attn.attention
+        cross_kernel = self.decoder_blocks[0].cross_attn.attention
+        self_name, cross_name = _spec_name(dec["attention"]), _spec_name(dec["cross_attention"])
+        if not self_kernel.supports_causal:
+            raise ConfigError(
+                f"decoder self-attention must be causal; attention={self_name} cannot mask the future; "
+                f"set model.decoder.attention=softmax (or another causal attention)"
+            )
+        if not cross_kernel.supports_cross:
+            raise ConfigError(
+                f"attention={cross_name} cannot be cross-attention (it needs one sequence); "
+                f"set model.decoder.cross_attention=softmax (or another attention that supports cross-attention)"
+            )
+        for where, kernel, name in (
+            ("encoder", encoder_kernel, _spec_name(enc["attention"])),
+            ("decoder", cross_kernel, cross_name),
+        ):
+            if not kernel.supports_key_padding:
+                raise ConfigError(
+                    f"attention={name} cannot ignore padded source tokens, which batched sources need; "
+                    f"set model.{where}.{'attention' if where == 'encoder' else 'cross_attention'}=softmax"
+                )
+        check_pairing(self.encoder_pos_enc, encoder_kernel, where="model.encoder.attention")
+        check_pairing(self.decoder_pos_enc, self_kernel, where="model.decoder.attention")
+        for kernel in (encoder_kernel, self_kernel, cross_kernel):
+            if kernel.max_length is not None and kernel.max_length < self.max_len:
+                raise ConfigError(
+                    f"attention {type(kernel).__name__} takes at most {kernel.max_length} keys but "
+                    f"model.max_len={self.max_len}; lower model.max_len or raise the attention's max_length"
+                )
+        self._uncacheable = sorted(
+            {
+                type(kernel).__name__
+                for block in self.decoder_blocks
+                for kernel in (block.self_attn.attention, block.cross_attn.attention)
+                if not kernel.supports_cache
+            }
+        )
+
+    @property
+    def supports_cache(self) -> bool:
+        """Whether `decode` can run incrementally: every decoder kernel keeps its output with a KV cache."""
+        return not self._uncacheable
+
+    def _init_weights(self) -> None:
+        """Xavier-uniform projections (attention kernels keep their own), embeddings N(0, dim^-1), pad row zero."""
+        inside_kernels = {id(m) for k in self.modules() if isinstance(k, Attention) for m in k.modules()}
+        for module in self.modules():
+            if isinstance(module, nn.Linear) and id(module) not in inside_kernels:
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        for embed in {id(e): e for e in (self.src_embed, self.tgt_embed)}.values():
+            nn.init.normal_(embed.weight, std=self.dim**-0.5)
+            with torch.no_grad():
+                embed.weight[self.pad_id].zero_()
+
+    def _check_tokens(self, tokens: Tensor, vocab: int, what: str, length: int) -> None:
+        if tokens.dim() != 2:
+            raise ConfigError(f"{what} tokens must be [B, N]; got shape {tuple(tokens.shape)}")
+        if length > self.max_len:
+            raise ConfigError(
+                f"{what} of {length} positions exceeds model.max_len={self.max_len}; "
+                f"truncate the {what}s or raise model.max_len"
+            )
+        lowest, highest = (int(t) for t in tokens.aminmax()) if tokens.numel() else (0, 0)
+        if lowest < 0 or highest >= vocab:
+            bad = highest if highest >= vocab else lowest
+            raise ConfigError(
+                f"{what} token id {bad} is outside the vocabulary of {vocab}; the tokenizer and the model's "
+                f"{'src_vocab' if what == 'source' else 'tgt_vocab'} disagree"
+            )
+
+    def encode(self, src: Tensor, src_padding_mask: Tensor | None = None) -> Tensor:
+        """src `[B, Ns]` -> memory `[B, Ns, dim]`; src_padding_mask `[B, Ns]` (True = padding; None: src == pad_id)."""
+        self._check_tokens(src, self.src_vocab, "source", src.shape[-1])
+        mask = self.padding_mask(src) if src_padding_mask is None else src_padding_mask
+        mask = mask if mask.any() else None  # no padding: the kernels' unmasked fast paths
+        x = self.src_embed(src) * self.embed_scale
+        pe, kind = self.encoder_pos_enc, kind_of(self.encoder_pos_enc)
+        if kind == "absolute":
+            x = pe(x)
+        x = self.dropout(x)
+        bias = pe(src.shape[1], src.shape[1]) if kind == "bias" else None
+        for block in self.encoder_blocks:
+            x = block(x, key_padding_mask=mask, bias=bias)
+        return self.encoder_norm(x)
+
+    def padding_mask(self, tokens: Tensor) -> Tensor:
+        """`[B, N]` bool, True where `tokens` is the padding id."""
+        return tokens.eq(self.pad_id)
+
+    def decode(
+        self,
+        tgt: Tensor,
+        memory: Tensor,
+        memory_padding_mask: Tensor | None = None,
+        *,
+        cache: Cache | None = None,
+    ) -> Tensor:
+        """tgt `[B, Nt]`, memory `[B, Ns, dim]` -> logits `[B, Nt, tgt_vocab]`.
+
+        With `cache` (a dict, filled in place), `tgt` holds only the new tokens: their positions continue after the
+        cached ones, self-attention keys and values are appended, and cross-attention ones are computed from
+        `memory` once.
+        """
+        if cache is not None and self._uncacheable:
+            raise ConfigError(
+                f"attention {', '.join(self._uncacheable)} cannot decode incrementally (supports_cache=False); "
+                f"decode with use_cache=False"
+            )
+        offset = self.cached_length(cache)
+        self._check_tokens(tgt, self.tgt_vocab, "target", offset + tgt.shape[-1])
+        x = self.tgt_embed(tgt) * self.embed_scale
+        pe, kind = self.decoder_pos_enc, kind_of(self.decoder_pos_enc)
+        if kind == "absolute":
+            x = pe(x, offset=offset)
+        x = self.dropout(x)
+        bias = pe(tgt.shape[1], offset + tgt.shape[1]) if kind == "bias" else None
+        if memory_padding_mask is not None and not memory_padding_mask.any():
+            memory_padding_mask = None
+        for i, block in enumerate(self.decoder_blocks):
+            layer_cache = None if cache is None else cache.setdefault(i, {})
+            x = block(x, memory, memory_padding_mask=memory_padding_mask, self_bias=bias, cache=layer_cache)
+        return self.output(self.decoder_norm(x))
+
+    def forward(self, src: Tensor, tgt_in: Tensor, src_padding_mask: Tensor | None = None) -> Tensor:
+        """Teacher forcing: src `[B, Ns]`, tgt_in `[B, Nt]` (BOS + target, right-padded) -> logits `[B, Nt, V]`."""
+        mask = self.padding_mask(src) if src_padding_mask is None else src_padding_mask
+        return self.decode(tgt_in, self.encode(src, mask), mask)
+
+    @staticmethod
+    def cached_length(cache: Cache | None) -> int:
+        """How many target positions the cache holds (0 for None or an empty cache)."""
+        if not cache or "k" not in cache.get(0, {}).get("self", {}):
+            return 0
+        return cache[0]["self"]["k"].shape[2]
+
+    @staticmethod
+    def reorder_cache(cache: Cache, index: Tensor) -> None:
+        """Keep rows `index` `[B']` of every cached tensor, in place (beam reordering, dropping finished rows)."""
+
+        def select(node: dict) -> None:
+            for key, value in node.items():
+                if isinstance(value, Tensor):
+                    node[key] = value.index_select(0, index)
+                elif isinstance(value, dict):
+                    select(value)
+
+        select(cache)

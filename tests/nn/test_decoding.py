@@ -1,0 +1,237 @@
+"""Greedy and beam search: cached and uncached decoding agree, beam 1 is greedy, beam finds at least greedy's score,
+lengths, min_len, n-gram blocking, the cross-attention cache computed once, and one-line refusals of bad options."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from checks import one_line
+from torch import Tensor
+
+from attnkit import ConfigError
+from attnkit.nn import EncoderDecoder
+from attnkit.nn.decoding import beam_search, greedy, max_lengths, sequence_log_prob
+
+PAD, BOS, EOS, VOCAB = 0, 1, 2, 20
+IDS = {"bos_id": BOS, "eos_id": EOS, "pad_id": PAD}
+
+
+def reverse_task(b: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Sources of 3–7 tokens (right-padded to 7) and targets: the source reversed, then EOS (padded to 8)."""
+    lengths = torch.randint(3, 8, (b,), generator=generator)
+    src, tgt = torch.zeros(b, 7, dtype=torch.long), torch.zeros(b, 8, dtype=torch.long)
+    for i, n in enumerate(lengths.tolist()):
+        seq = torch.randint(3, VOCAB, (n,), generator=generator)
+        src[i, :n], tgt[i, :n], tgt[i, n] = seq, seq.flip(0), EOS
+    return src, tgt
+
+
+def tiny(**overrides) -> EncoderDecoder:
+    options = {"dim": 32, "depth": 1, "heads": 4, "dropout": 0.0, "max_len": 48, "share_vocab": True, **overrides}
+    return EncoderDecoder(VOCAB, VOCAB, **options)
+
+
+@pytest.fixture(scope="module")
+def trained() -> EncoderDecoder:
+    """A model trained for 120 steps on reversal: right on most tokens, not on every sentence."""
+    torch.manual_seed(0)
+    net = tiny()
+    optimizer = torch.optim.Adam(net.parameters(), lr=5e-3)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(120):
+        src, tgt = reverse_task(64, generator)
+        tgt_in = torch.cat([torch.full((64, 1), BOS), tgt[:, :-1]], dim=1)
+        loss = F.cross_entropy(net(src, tgt_in).flatten(0, 1), tgt.flatten(), ignore_index=PAD)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return net.eval()
+
+
+@pytest.fixture
+def untrained() -> EncoderDecoder:
+    return tiny(decoder_depth=2).eval()
+
+
+@pytest.fixture(params=["untrained", "trained"])
+def net(request) -> EncoderDecoder:
+    return request.getfixturevalue(request.param)
+
+
+def sources(b: int = 12, seed: int = 1) -> tuple[Tensor, Tensor]:
+    return reverse_task(b, torch.Generator().manual_seed(seed))
+
+
+def eos_positions(tokens: Tensor) -> Tensor:
+    """Index of the first EOS per row (the row's width when there is none)."""
+    is_eos = tokens.eq(EOS)
+    return torch.where(is_eos.any(1), is_eos.int().argmax(1), torch.full_like(is_eos[:, 0], tokens.shape[1], dtype=int))
+
+
+def test_trained_model_is_not_trivial(trained) -> None:
+    src, tgt = sources(32)
+    out = greedy(trained, src, **IDS)
+    width = min(out.shape[1], tgt.shape[1])
+    correct = (out[:, :width] == tgt[:, :width])[tgt[:, :width] != PAD].float().mean()
+    assert 0.5 < correct < 1.0
+
+
+# --- cached and uncached decoding give the same tokens --------------------------------------------------------
+
+
+def test_greedy_with_and_without_cache(net) -> None:
+    src, _ = sources()
+    assert torch.equal(greedy(net, src, **IDS), greedy(net, src, **IDS, use_cache=False))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"beam": 4}, {"beam": 3, "length_penalty": 0.0, "no_repeat_ngram": 2}, {"beam": 5, "min_len": 4}],
+    ids=["beam4", "lp0-ngram2", "min_len4"],
+)
+def test_beam_search_with_and_without_cache(net, options) -> None:
+    src, _ = sources()
+    assert torch.equal(
+        beam_search(net, src, **IDS, **options), beam_search(net, src, **IDS, **options, use_cache=False)
+    )
+
+
+def test_beam_of_one_is_greedy(net) -> None:
+    src, _ = sources()
+    assert torch.equal(beam_search(net, src, **IDS, beam=1), greedy(net, src, **IDS))
+
+
+@pytest.mark.parametrize("length_penalty", [0.0, 1.0])
+def test_beam_scores_at_least_greedy(trained, length_penalty) -> None:
+    src, _ = sources(32)
+    best = beam_search(trained, src, **IDS, beam=5, length_penalty=length_penalty)
+    first = greedy(trained, src, **IDS)
+    beam_score = sequence_log_prob(trained, src, best, bos_id=BOS, length_penalty=length_penalty)
+    greedy_score = sequence_log_prob(trained, src, first, bos_id=BOS, length_penalty=length_penalty)
+    assert (beam_score >= greedy_score - 1e-5).all()
+    assert (beam_score > greedy_score + 1e-3).any()  # beam search finds better outputs for some sentences
+
+
+# --- the outputs and their lengths ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("search", [greedy, beam_search])
+def test_outputs_stop_at_eos_and_respect_the_length_limits(untrained, search) -> None:
+    src, _ = sources()
+    out = search(untrained, src, **IDS, max_len_a=1.0, max_len_b=0)
+    limits = max_lengths(untrained, src.eq(PAD), max_len_a=1.0, max_len_b=0, max_len=None)
+    torch.testing.assert_close(limits, src.ne(PAD).sum(1))
+    ends = eos_positions(out)
+    assert (ends <= limits).all()  # at most `limit` tokens, then EOS (forced at the limit)
+    assert out.shape[1] == int(ends.max()) + 1
+    for row, end in zip(out, ends.tolist(), strict=True):
+        assert row[end] == EOS
+        assert not torch.isin(row[:end], torch.tensor([PAD, BOS, EOS])).any()
+        assert (row[end + 1 :] == PAD).all()
+
+
+@pytest.mark.parametrize("search", [greedy, beam_search])
+def test_max_len_caps_every_sentence(untrained, search) -> None:
+    src, _ = sources()
+    out = search(untrained, src, **IDS, max_len=3)
+    assert out.shape[1] <= 4 and (eos_positions(out) <= 3).all()
+
+
+@pytest.mark.parametrize("search", [greedy, beam_search])
+def test_without_an_end_token_every_sentence_runs_to_its_limit(untrained, search) -> None:
+    src, _ = sources()
+    out = search(untrained, src, bos_id=BOS, eos_id=-1, max_len_a=1.0, max_len_b=2)
+    lengths = src.ne(PAD).sum(1) + 2
+    assert out.shape[1] == int(lengths.max())
+    torch.testing.assert_close(out.ne(PAD).sum(1), lengths)
+
+
+@pytest.mark.parametrize("search", [greedy, beam_search])
+def test_min_len(trained, search) -> None:
+    src, _ = sources()
+    out = search(trained, src, **IDS, min_len=9)
+    assert (eos_positions(out) >= 9).all()
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_no_repeat_ngram(untrained, n) -> None:
+    src, _ = sources()
+    plain = beam_search(untrained, src, **IDS, max_len_a=0, max_len_b=12)
+    out = beam_search(untrained, src, **IDS, max_len_a=0, max_len_b=12, no_repeat_ngram=n)
+
+    def repeats(row: Tensor) -> bool:
+        tokens = row[row.ne(PAD)].tolist()
+        grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+        return len(grams) != len(set(grams))
+
+    assert any(repeats(row) for row in plain)  # an untrained model repeats itself
+    assert not any(repeats(row) for row in out)
+
+
+# --- the cache and the model's state --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("search", [greedy, beam_search])
+def test_cross_attention_keys_are_computed_once_per_source(untrained, search) -> None:
+    src, _ = sources(b=5)
+    calls: list[int] = []
+    hooks = [
+        block.cross_attn.k_proj.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
+        for block in untrained.decoder_blocks
+    ]
+    try:
+        search(untrained, src, **IDS)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert calls == [5] * len(untrained.decoder_blocks)  # one batch of the 5 sources per layer, beams included
+
+
+def test_training_mode_is_restored_and_no_graph_is_built(untrained) -> None:
+    untrained.train()
+    src, _ = sources()
+    for search in (greedy, beam_search):
+        out = search(untrained, src, **IDS)
+        assert untrained.training and not out.requires_grad
+    with torch.no_grad():
+        # eval mode inside: dropout would make cached and uncached decoding differ
+        noisy = tiny(dropout=0.5).train()
+        assert torch.equal(greedy(noisy, src, **IDS), greedy(noisy, src, **IDS, use_cache=False))
+
+
+# --- refusals -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"beam": 0}, "beam=0"),
+        ({"beam": -2}, "beam=-2"),
+        ({"beam": 2.5}, "beam=2.5"),
+        ({"min_len": 10, "max_len": 5}, "min_len=10 exceeds the maximum target length 5"),
+        ({"min_len": 60}, "min_len=60 exceeds the maximum target length 47"),
+        ({"min_len": -1}, "min_len=-1"),
+        ({"max_len_a": -0.5}, "max_len_a=-0.5"),
+        ({"max_len_b": -1}, "max_len_b=-1"),
+        ({"max_len": 0}, "max_len=0"),
+        ({"no_repeat_ngram": -1}, "no_repeat_ngram=-1"),
+        ({"bos_id": VOCAB}, f"bos_id={VOCAB} is outside the target vocabulary"),
+        ({"pad_id": -1}, "pad_id=-1"),
+    ],
+)
+def test_bad_options_are_refused_in_one_line(untrained, options, fragment) -> None:
+    src, _ = sources()
+    with pytest.raises(ConfigError) as exc:
+        beam_search(untrained, src, **{**IDS, **options})
+    assert fragment in one_line(exc)
+    if "beam" not in options and "no_repeat_ngram" not in options:
+        with pytest.raises(ConfigError) as exc:
+            greedy(untrained, src, **{**IDS, **options})
+        assert fragment in one_line(exc)
+
+
+def test_a_source_must_be_a_batch(untrained) -> None:
+    with pytest.raises(ConfigError) as exc:
+        greedy(untrained, torch.tensor([3, 4, 5]), **IDS)
+    assert "[B, Ns]" in one_line(exc)
