@@ -190,10 +190,14 @@ def test_local_refuses_cross_attention() -> None:
 # --- causality of both --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("spec", ["linear", {"name": "local", "window": 3}, {"name": "local", "window": 64}])
+CAUSAL = [n for n in attnkit.available("attention") if attnkit.get("attention", n).supports_causal]
+
+
+@pytest.mark.parametrize("spec", [*CAUSAL, {"name": "local", "window": 3}], ids=lambda s: str(s))
 @pytest.mark.parametrize(("nq", "nk"), [(10, 10), (4, 10), (70, 70)])
 def test_causal_output_ignores_the_future(spec, nq, nk) -> None:
-    attn = attnkit.build_spec("attention", spec).eval()
+    """Every causal-capable registered variant: outputs up to position i do not move when later inputs do."""
+    attn = attnkit.build_spec("attention", spec, head_dim=HEAD_DIM).eval()
     q, k, v = qkv(nq=nq, nk=nk, hkv=2)
     out = attn(q, k, v, causal=True)
     for i in (0, nq // 2, nq - 2):

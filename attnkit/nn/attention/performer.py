@@ -79,9 +79,12 @@ class PerformerAttention(Attention):
         q_feat = torch.exp(q_logits - q_logits.amax(-1, keepdim=True).detach()) + self.eps
         k_logits = (k @ w.T - k.square().sum(-1, keepdim=True) / 2).masked_fill(~keep4, float("-inf"))
         k_max = k_logits.amax(dim=(-2, -1), keepdim=True).detach()  # one constant per head: cancels in the ratio
-        k_feat = (torch.exp(k_logits - torch.where(torch.isfinite(k_max), k_max, 0.0)) + self.eps) * keep4
-        # (the 1/√m factors cancel between numerator and denominator; eps, relative to the largest feature, keeps
-        # the denominator and its gradient finite when the features underflow, as in the reference implementation)
+        k_feat = torch.exp(k_logits - torch.where(torch.isfinite(k_max), k_max, 0.0))
+        # (the 1/√m factors cancel between numerator and denominator.) Bidirectional: eps, relative to the largest
+        # feature, keeps the denominator and its gradient finite when features underflow, as in the reference
+        # implementation. Causal: the largest feature may lie in a query's future, so an eps relative to it would
+        # leak the future into the past; the keys get no eps and the denominator a floor instead.
+        k_feat = (k_feat if causal else k_feat + self.eps) * keep4
 
         if not causal:
             num = q_feat @ (k_feat.transpose(-2, -1) @ v)
@@ -95,5 +98,6 @@ class PerformerAttention(Attention):
             den = (q_feat * torch.cumsum(k_feat, dim=2)[:, :, idx]).sum(-1, keepdim=True)
             seen = torch.cumsum(keep.long(), dim=1)[:, idx].masked_fill(pos < 0, 0)  # [B, Nq]
             dead = (seen == 0)[:, None, :, None]
+            den = den.clamp(min=torch.finfo(den.dtype).tiny)
         den = torch.where(dead, 1.0, den)
         return (num / den).masked_fill(dead, 0.0).to(dtype)
