@@ -26,9 +26,21 @@ REFERENCES = ("nn.MultiheadAttention", "raw SDPA")
 
 
 def measure(
-    variant: str, n: int, batch: int, heads: int, head_dim: int, repeats: int, causal: bool, level: str
+    variant: str,
+    n: int,
+    batch: int,
+    heads: int,
+    head_dim: int,
+    repeats: int,
+    causal: bool,
+    level: str,
+    device: str = "cpu",
+    autocast: str | None = None,
 ) -> dict:
-    """Runs inside the child process: median seconds of forward+backward, and peak memory in MiB."""
+    """Runs inside the child process: median seconds of forward+backward, and peak memory in MiB (resident memory
+    on CPU, allocated memory on CUDA)."""
+    import contextlib
+
     import torch
     import torch.nn.functional as F
 
@@ -36,6 +48,8 @@ def measure(
     from attnkit.nn import MultiHeadAttention
 
     torch.manual_seed(0)
+    torch.set_default_device(device)
+    cuda = device.startswith("cuda")
     dim = heads * head_dim
     x = torch.randn(batch, n, dim, requires_grad=True)
     if variant == "nn.MultiheadAttention":
@@ -73,15 +87,29 @@ def measure(
             def step() -> torch.Tensor:
                 return layer(x, causal=causal)
 
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    step().sum().backward()  # warm-up, and the peak
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    precision = torch.autocast(device.split(":")[0], dtype=getattr(torch, autocast)) if autocast else None
+
+    def run() -> None:
+        with precision or contextlib.nullcontext():
+            out = step()
+        out.float().sum().backward()
+        if cuda:
+            torch.cuda.synchronize()
+
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+    else:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    run()  # warm-up, and the peak
+    peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        step().sum().backward()
+        run()
         times.append(time.perf_counter() - start)
-    return {"seconds": sorted(times)[len(times) // 2], "peak_mib": max(0, peak - before) / 1024}
+    return {"seconds": sorted(times)[len(times) // 2], "peak_mib": max(0, peak - before) / 2**20}
 
 
 def main() -> None:
@@ -94,6 +122,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--causal", action="store_true")
     parser.add_argument("--level", choices=["layer", "kernel"], default="layer", help="with or without projections")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--autocast", choices=["bfloat16", "float16"], help="mixed precision (default: float32)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per measurement before giving up")
     parser.add_argument("--plot", default=None, help="PNG path (default under outputs/benchmarks/)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -128,6 +158,9 @@ def main() -> None:
                 str(args.repeats),
                 "--level",
                 args.level,
+                "--device",
+                args.device,
+                *(["--autocast", args.autocast] if args.autocast else []),
             ]
             if args.causal:
                 cmd.append("--causal")
@@ -143,6 +176,7 @@ def main() -> None:
             print(f"{variant:>22} N={n:>5}: {shown}", file=sys.stderr, flush=True)
 
     kind = ("causal" if args.causal else "bidirectional") + (", kernels only" if args.level == "kernel" else "")
+    kind += f", {args.device}" + (f", autocast {args.autocast}" if args.autocast else ", float32")
     print(f"\nForward+backward, B={args.batch}, H={args.heads}, D={args.head_dim}, {kind}; seconds (peak MiB)\n")
     print("| variant | " + " | ".join(f"N={n}" for n in args.lengths) + " |")
     print("|---|" + "---:|" * len(args.lengths))
