@@ -395,3 +395,92 @@ def test_ddp_on_two_cpu_processes(tmp_path) -> None:
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in text, text[-3000:]  # the second process joined
     check_run_layout(tmp_path / "run")
     assert not (tmp_path / "outputs").exists()
+
+
+# --- translation: train, then test and predict with its checkpoint; per-stack attention; its user mistakes --------
+
+TRANSLATION = (
+    "task=translation",
+    "data.train_size=200",
+    "data.val_size=16",
+    "data.test_size=16",
+    "data.max_number=9999",
+    "model.dim=16",
+    "model.depth=1",
+    "heads=2",
+    "task.beam=2",
+    "task.tokenizer.vocab_size=150",
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+)
+
+
+@pytest.fixture(scope="module")
+def translated(tmp_path_factory) -> Path:
+    cwd = tmp_path_factory.mktemp("translated")
+    proc = ok(attnkit_cli(*TRANSLATION, "hydra.run.dir=run", cwd=cwd, ATTNKIT_CACHE=str(cwd / "cache")))
+    assert "test/bleu" in proc.stdout and "bleu signature: nrefs:1|case:mixed|eff:no|tok:13a" in proc.stdout
+    assert "source" in proc.stdout and "translation" in proc.stdout  # the sample table
+    return cwd / "run"
+
+
+def test_translation_test_and_predict_from_the_command_line(translated, trained, tmp_path) -> None:
+    ckpt = translated / "checkpoints" / "best.ckpt"
+    cache = {"ATTNKIT_CACHE": str(tmp_path / "cache")}
+    cli = ["-m", "attnkit", "task=translation"]
+    commands: dict[str, Command] = {
+        "test": ([*cli, "mode=test", f"ckpt_path={ckpt}", "hydra.run.dir=test_run"], {}),
+        "predict": ([*cli, "mode=predict", f"ckpt_path={ckpt}", "input=forty-two", "hydra.run.dir=one"], {}),
+        "vit_checkpoint": (
+            [*cli, "mode=predict", f"ckpt_path={trained / 'checkpoints' / 'best.ckpt'}", "input=x", "hydra.run.dir=v"],
+            {},
+        ),
+        "per_stack": (
+            [
+                *cli,
+                *TRANSLATION[1:],
+                "model.encoder.attention=local",
+                "model.decoder.attention=softmax",
+                "model.decoder.cross_attention=eager",
+                "trainer.fast_dev_run=true",
+                "hydra.run.dir=stacks",
+            ],
+            cache,
+        ),
+        "missing_file": ([*cli, "data=text_files", "data.train=missing.jsonl", "hydra.run.dir=m"], cache),
+        "image_data": ([*cli, "data=digits", "hydra.run.dir=d"], cache),
+        "unknown_language": ([*cli, "data.src=xx", "hydra.run.dir=l"], cache),
+    }
+    with ThreadPoolExecutor(max_workers=1) as pool:  # lines on stdin, beside the other commands
+        piped_run = pool.submit(
+            subprocess.run,
+            [sys.executable, *cli, "mode=predict", f"ckpt_path={ckpt}", "hydra.run.dir=piped"],
+            cwd=tmp_path,
+            env=cli_env(),
+            input="seven\nthree hundred and twelve\n",
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        results = run_parallel(commands, tmp_path)
+        piped = ok(piped_run.result())
+
+    ok(results["test"])
+    tested = json.loads((tmp_path / "test_run" / "metrics.json").read_text())
+    assert tested["test/bleu"] == pytest.approx(json.loads((translated / "metrics.json").read_text())["test/bleu"])
+
+    printed = ok(results["predict"]).stdout.strip().splitlines()
+    prediction = json.loads((tmp_path / "one" / "prediction.json").read_text())
+    assert printed[-1] == prediction["predictions"][0]["output"]
+    outputs = [p["output"] for p in json.loads((tmp_path / "piped" / "prediction.json").read_text())["predictions"]]
+    assert len(outputs) == 2 and piped.stdout.strip().splitlines()[-2:] == outputs
+
+    assert "written by task=vit" in one_error_line(results["vit_checkpoint"])
+    assert (tmp_path / "stacks" / "metrics.json").is_file() and ok(results["per_stack"])
+    stacks = yaml.safe_load((tmp_path / "stacks" / "config.yaml").read_text())["model"]
+    assert stacks["encoder"]["attention"] == "local" and stacks["decoder"]["cross_attention"] == "eager"
+    assert "missing.jsonl" in one_error_line(results["missing_file"])
+    assert "data=digits is not a text-pair source" in one_error_line(results["image_data"])
+    assert "data.src='xx'" in one_error_line(results["unknown_language"])
+    for name in ("v", "m", "d", "l"):
+        assert not (tmp_path / name).exists(), "a failed run left its run directory behind"

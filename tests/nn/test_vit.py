@@ -168,3 +168,15 @@ def test_every_attention_from_a_spec_mapping(attention) -> None:
     spec = registry.defaults("attention", attention)
     model = attnkit.build("model", "vit", **{**TINY, "depth": 1, "patch_size": 4, "attention": spec})
     assert model(images()).shape == (2, 5)
+
+
+@pytest.mark.parametrize("pos_enc", POS_ENCS)
+def test_every_pos_enc_survives_a_weight_average(pos_enc) -> None:
+    """An EMA of the weights (AveragedModel with buffers, as the vit task uses) copies every buffer each step:
+    an encoding's buffers must keep their shapes after a forward pass."""
+    model = ViT(**{**TINY, "patch_size": 4, "pos_enc": pos_enc})
+    ema = torch.optim.swa_utils.AveragedModel(model, use_buffers=True)
+    model(images()).sum().backward()
+    ema.update_parameters(model)
+    ema.update_parameters(model)
+    assert ema.module(images()).shape == (2, 5)

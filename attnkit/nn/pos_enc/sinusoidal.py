@@ -34,11 +34,15 @@ class Sinusoidal(PositionalEncoding):
     def __init__(self, dim: int, base: float = 10000.0, scale: float = 1.0) -> None:
         super().__init__()
         self.dim, self.base, self.scale = dim, base, scale
-        self.register_buffer("table", sinusoidal_table(0, dim, base), persistent=False)
+        # a cache, not a buffer: it grows with the longest sequence seen, and a buffer whose shape changes would
+        # break copies of the module that average or load buffers (an EMA of the weights, say)
+        self._table = sinusoidal_table(0, dim, base)
 
     def forward(self, x: Tensor, offset: int = 0) -> Tensor:
         """x `[B, N, dim]` -> x + PE[offset : offset + N]."""
         end = offset + x.shape[1]
-        if self.table.shape[0] < end:
-            self.table = sinusoidal_table(max(end, 2 * self.table.shape[0]), self.dim, self.base).to(x.device)
-        return x + self.scale * self.table[offset:end].to(x.dtype)
+        if self._table.shape[0] < end:
+            self._table = sinusoidal_table(max(end, 2 * self._table.shape[0]), self.dim, self.base)
+        if self._table.device != x.device:
+            self._table = self._table.to(x.device)
+        return x + self.scale * self._table[offset:end].to(x.dtype)

@@ -1,0 +1,194 @@
+"""From text pairs to padded batches: encoding with length limits, length-bucketed batch sampling, collation.
+
+A source is its tokens then EOS; a target is fed as BOS + tokens (decoder input) and scored as tokens + EOS
+(labels). Batches group pairs of similar length, so that little compute goes to padding.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, Sampler
+
+from attnkit.errors import DataError
+from attnkit.tasks.seq2seq.data.base import OnLong, Pair, warn
+from attnkit.tasks.seq2seq.tokenizer import Tokenizers
+
+
+@dataclass
+class EncodedPairs(Dataset):
+    """Token ids of one split with the texts they came from; item i is `(i, source ids, target ids)`."""
+
+    src: list[list[int]]  # tokens + EOS
+    tgt: list[list[int]]  # tokens (no BOS/EOS)
+    sources: list[str]
+    references: list[str]
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def __getitem__(self, i: int) -> tuple[int, list[int], list[int]]:
+        return i, self.src[i], self.tgt[i]
+
+    def lengths(self) -> list[int]:
+        """The padded cost of each pair: the longer of source and decoder input."""
+        return [max(len(s), len(t) + 1) for s, t in zip(self.src, self.tgt, strict=True)]
+
+
+def encode_sources(
+    texts: Sequence[str], tokenizers: Tokenizers, *, max_len: int | None, on_long: OnLong, where: str = "input"
+) -> tuple[list[list[int]], int]:
+    """Source ids (tokens + EOS) of each text, cut to `max_len`; returns them and how many were cut.
+
+    With `on_long="error"` a source over the limit is a DataError naming it.
+    """
+    eos = tokenizers.src.eos_id
+    out, cut = [], 0
+    for i, ids in enumerate(tokenizers.src.encode(list(texts))):
+        if max_len is not None and len(ids) + 1 > max_len:
+            if on_long == "error":
+                raise DataError(
+                    f"{where} source {i} has {len(ids) + 1} tokens (with EOS), more than model.max_len={max_len}; "
+                    f"raise model.max_len, shorten it, or set data.on_long=truncate"
+                )
+            ids, cut = ids[: max_len - 1], cut + 1
+        out.append([*ids, eos])
+    return out, cut
+
+
+def encode_splits(
+    splits: dict[str, list[Pair]], tokenizers: Tokenizers, *, max_len: int | None, on_long: OnLong
+) -> dict[str, EncodedPairs]:
+    """Encode every split; what was truncated to `max_len` is counted in one DataWarning for all splits."""
+    encoded, counts = {}, []
+    for name, pairs in splits.items():
+        sources, references = [s for s, _ in pairs], [t for _, t in pairs]
+        src, src_cut = encode_sources(sources, tokenizers, max_len=max_len, on_long=on_long, where=name)
+        tgt, tgt_cut = [], 0
+        for i, ids in enumerate(tokenizers.tgt.encode(references)):
+            if max_len is not None and len(ids) + 1 > max_len:
+                if on_long == "error":
+                    raise DataError(
+                        f"{name} target {i} has {len(ids) + 1} tokens (with BOS), more than model.max_len={max_len}; "
+                        f"raise model.max_len, or set data.on_long=truncate"
+                    )
+                ids, tgt_cut = ids[: max_len - 1], tgt_cut + 1
+            tgt.append(ids)
+        encoded[name] = EncodedPairs(src, tgt, sources, references)
+        if src_cut or tgt_cut:
+            counts.append(f"{name}: {src_cut} of {len(pairs)} sources, {tgt_cut} targets")
+    if counts:
+        warn(
+            f"truncated sequences longer than model.max_len={max_len} tokens ({'; '.join(counts)}); "
+            f"raise model.max_len, or set data.on_long=error to refuse them"
+        )
+    return encoded
+
+
+class LengthBatchSampler(Sampler[list[int]]):
+    """Batches of pairs of similar length: at most `batch_size` pairs and, if set, `max_tokens` padded tokens.
+
+    Training (`shuffle`) sorts pools of about 50 batches by length and shuffles the batches, reseeded every
+    epoch (`set_epoch`, which Lightning calls); evaluation sorts everything by length. Under torch.distributed
+    each process takes every world-size-th pair of that order; in training all take the same number of batches.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        *,
+        batch_size: int,
+        max_tokens: int | None = None,
+        shuffle: bool = False,
+        seed: int = 0,
+        pool: int = 50,
+    ) -> None:
+        self.lengths, self.batch_size, self.max_tokens = list(lengths), batch_size, max_tokens
+        self.shuffle, self.seed, self.pool, self.epoch = shuffle, seed, pool, 0
+        self._cache: tuple[int, list[list[int]]] | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        if self._cache is not None and self._cache[0] == self.epoch:
+            return self._cache[1]
+        order = list(range(len(self.lengths)))
+        rng = random.Random(self.seed + self.epoch)
+        if self.shuffle:
+            rng.shuffle(order)
+            size = self.pool * self.batch_size
+            order = [i for k in range(0, len(order), size) for i in sorted(order[k : k + size], key=self._length)]
+        else:
+            order.sort(key=self._length)
+        world, rank = _world()
+        # every process packs every process's share (the same computation everywhere), so that training can give
+        # each the same number of steps; evaluation keeps every pair
+        shares = [self._pack(order[r::world]) for r in range(world)]
+        if self.shuffle:
+            for share in shares:
+                rng.shuffle(share)
+            steps = min(len(share) for share in shares)
+            shares = [share[:steps] for share in shares]
+        self._cache = (self.epoch, shares[rank])
+        return shares[rank]
+
+    def _pack(self, order: list[int]) -> list[list[int]]:
+        """Consecutive runs of `order` as batches within `batch_size` and `max_tokens`."""
+        batches: list[list[int]] = []
+        batch: list[int] = []
+        longest = 0
+        for i in order:
+            n = self.lengths[i]
+            too_many = len(batch) >= self.batch_size
+            too_long = self.max_tokens is not None and max(longest, n) * (len(batch) + 1) > self.max_tokens
+            if batch and (too_many or too_long):
+                batches.append(batch)
+                batch, longest = [], 0
+            batch.append(i)
+            longest = max(longest, n)
+        if batch:
+            batches.append(batch)
+        return batches
+
+    def _length(self, i: int) -> int:
+        return self.lengths[i]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return len(self._batches())
+
+
+def collate(
+    items: list[tuple[int, list[int], list[int]]], *, pad_id: int, bos_id: int, eos_id: int
+) -> dict[str, Tensor]:
+    """Pad a list of `(index, source ids, target ids)`.
+
+    Returns index `[B]`, src `[B, Ns]`, src_mask `[B, Ns]` (True = padding), tgt_in `[B, Nt]` (BOS + tokens),
+    tgt_out `[B, Nt]` (tokens + EOS, padding = pad_id).
+    """
+    b = len(items)
+    ns = max(len(s) for _, s, _ in items)
+    nt = max(len(t) for _, _, t in items) + 1
+    src = torch.full((b, ns), pad_id, dtype=torch.long)
+    tgt_in = torch.full((b, nt), pad_id, dtype=torch.long)
+    tgt_out = torch.full((b, nt), pad_id, dtype=torch.long)
+    for row, (_, s, t) in enumerate(items):
+        src[row, : len(s)] = torch.as_tensor(s, dtype=torch.long)
+        tgt_in[row, : len(t) + 1] = torch.as_tensor([bos_id, *t], dtype=torch.long)
+        tgt_out[row, : len(t) + 1] = torch.as_tensor([*t, eos_id], dtype=torch.long)
+    index = torch.as_tensor([i for i, _, _ in items], dtype=torch.long)
+    src_mask = torch.arange(ns) >= torch.as_tensor([len(s) for _, s, _ in items]).unsqueeze(1)
+    return {"index": index, "src": src, "src_mask": src_mask, "tgt_in": tgt_in, "tgt_out": tgt_out}
+
+
+def _world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size(), torch.distributed.get_rank()
+    return 1, 0

@@ -1,0 +1,178 @@
+"""What every text-pair data source shares: the splits it returns, its base class, cleaning, carving and warnings.
+
+A data source turns some storage (generated numbers, local files, a Hugging Face dataset) into `TextPairs`:
+three lists of (source text, target text). Tokenizing and batching are the task's business, so a summarization
+task reads the same sources as translation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from attnkit.errors import ConfigError, DataError
+
+Pair = tuple[str, str]
+OnEmpty = Literal["skip", "error"]
+OnLong = Literal["truncate", "error"]
+SPLITS = ("train", "val", "test")
+
+
+class DataWarning(UserWarning):
+    """A flaw in the data that attnkit repaired and counted (empty pairs skipped, long sequences truncated)."""
+
+
+@dataclass
+class TextPairs:
+    """The three splits of a text-to-text data set; `src` and `tgt` name the two sides (languages or fields)."""
+
+    train: list[Pair]
+    val: list[Pair]
+    test: list[Pair]
+    src: str
+    tgt: str
+
+    def fingerprint(self) -> str:
+        """A digest of the training pairs: what a tokenizer trained on them depends on."""
+        digest = hashlib.sha256()
+        for source, target in self.train:
+            digest.update(source.encode())
+            digest.update(b"\x00")
+            digest.update(target.encode())
+            digest.update(b"\x01")
+        return digest.hexdigest()
+
+    def split(self, name: str) -> list[Pair]:
+        """`train`, `val` or `test`."""
+        return {"train": self.train, "val": self.val, "test": self.test}[name]
+
+
+class TextPairData:
+    """Base class of text-pair data sources: subclasses implement `_load()`, `load()` caches it.
+
+    `batch_size` (sentences) or `max_tokens` (padded tokens per batch, when set) size the training batches;
+    `on_long` says what the task does with a sequence longer than the model's `max_len`: truncate it (counted
+    in one warning) or refuse it.
+    """
+
+    def __init__(self, batch_size: int = 64, max_tokens: int | None = None, on_long: OnLong = "truncate") -> None:
+        check_int("batch_size", batch_size, minimum=1)
+        if max_tokens is not None:
+            check_int("max_tokens", max_tokens, minimum=1)
+        check_choice("on_long", on_long, ("truncate", "error"))
+        self.batch_size, self.max_tokens, self.on_long = batch_size, max_tokens, on_long
+        self._pairs: TextPairs | None = None
+
+    def load(self) -> TextPairs:
+        """The splits, loaded on the first call and cached."""
+        if self._pairs is None:
+            pairs = self._load()
+            for name in SPLITS:
+                if not pairs.split(name):
+                    raise DataError(
+                        f"the {name} split of data={type(self).__name__} is empty; give it some pairs, "
+                        f"or let it be carved from train"
+                    )
+            self._pairs = pairs
+        return self._pairs
+
+    def _load(self) -> TextPairs:
+        raise NotImplementedError(f"{type(self).__name__} must implement _load()")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(batch_size={self.batch_size}, max_tokens={self.max_tokens})"
+
+
+def clean_pairs(rows: Iterable[tuple[str, Any, Any]], where: str, on_empty: OnEmpty) -> list[Pair]:
+    """(location, source, target) rows -> pairs of stripped strings.
+
+    A pair whose source or target is empty (or missing as None) is skipped and counted in one DataWarning, or
+    refused with a DataError naming its location when `on_empty="error"`.
+    """
+    pairs: list[Pair] = []
+    skipped: list[str] = []
+    for location, source, target in rows:
+        src = "" if source is None else str(source).strip()
+        tgt = "" if target is None else str(target).strip()
+        if src and tgt:
+            pairs.append((src, tgt))
+            continue
+        if on_empty == "error":
+            side = "source" if not src else "target"
+            raise DataError(
+                f"{where} {location}: empty {side} text; remove that pair, or set data.on_empty=skip to skip "
+                f"empty pairs"
+            )
+        skipped.append(location)
+    if skipped:
+        shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
+        warn(
+            f"skipped {len(skipped)} pair(s) with an empty source or target in {where} ({shown}); "
+            f"set data.on_empty=error to refuse them instead"
+        )
+    return pairs
+
+
+def carve(parts: dict[str, list[Pair]], val_fraction: float, test_fraction: float, seed: int) -> dict[str, list[Pair]]:
+    """Fill in a missing `val` or `test` split with a seeded random sample of train (fractions of its size).
+
+    The pairs left in train keep their order; the same seed and data give the same splits.
+    """
+    out = dict(parts)
+    train = list(parts["train"])
+    rng = random.Random(seed)
+    for split, fraction in (("test", test_fraction), ("val", val_fraction)):
+        if split in out:
+            continue
+        want = max(1, round(fraction * len(parts["train"]))) if fraction > 0 else 0
+        if want == 0 or want >= len(train):
+            raise DataError(
+                f"cannot carve a {split} split ({fraction:g} of {len(parts['train'])} training pairs) from train; "
+                f"give data.{'validation' if split == 'val' else 'test'}=<file> or change data.{split}_fraction"
+            )
+        taken = set(rng.sample(range(len(train)), want))
+        out[split] = [pair for i, pair in enumerate(train) if i in taken]
+        train = [pair for i, pair in enumerate(train) if i not in taken]
+    out["train"] = train
+    return out
+
+
+def warn(message: str) -> None:
+    """Issue a DataWarning (the task prints it as one `warning: ...` line)."""
+    warnings.warn(message, DataWarning, stacklevel=2)
+
+
+def check_int(key: str, value: Any, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(f"data.{key}={value!r} must be an int >= {minimum}")
+
+
+def check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"data.{key}={value!r} is not an option; choose one of {', '.join(choices)}")
+
+
+def check_fractions(val_fraction: float, test_fraction: float) -> None:
+    for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+            raise ConfigError(f"data.{key}={value!r} must be a number in [0, 1)")
+    if val_fraction + test_fraction >= 1.0:
+        raise ConfigError(
+            f"data.val_fraction + data.test_fraction = {val_fraction + test_fraction:g} leaves no training pairs; "
+            f"lower them"
+        )
+
+
+def resolve(path: str) -> str:
+    """An absolute path; a relative one is taken from the launch directory (the CLI does not chdir)."""
+    return os.path.abspath(os.path.expanduser(str(path)))
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -1,0 +1,107 @@
+"""Generation for text-to-text tasks: greedy or beam search (attnkit.nn.decoding) from batches to token lists and
+texts. Plain PyTorch: used by the Lightning module for validation and test, and by `mode=predict`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from attnkit.errors import ConfigError
+from attnkit.tasks.seq2seq.batches import collate, encode_sources
+from attnkit.tasks.seq2seq.data.base import OnLong
+from attnkit.tasks.seq2seq.tokenizer import Tokenizers
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How to search: `beam` 1 is greedy; at most `max_len_a` · source length + `max_len_b` target tokens."""
+
+    beam: int = 5
+    length_penalty: float = 1.0
+    max_len_a: float = 1.5
+    max_len_b: int = 10
+    no_repeat_ngram: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.beam, bool) or not isinstance(self.beam, int) or self.beam < 1:
+            raise ConfigError(f"task.beam={self.beam!r} must be an int >= 1 (1 = greedy search)")
+        if self.max_len_a < 0 or self.max_len_b < 0:
+            raise ConfigError(
+                f"task.max_len_a={self.max_len_a} and task.max_len_b={self.max_len_b} must be >= 0 "
+                f"(at most a · source length + b target tokens)"
+            )
+        ngram = self.no_repeat_ngram
+        if isinstance(ngram, bool) or not isinstance(ngram, int) or ngram < 0:
+            raise ConfigError(f"task.no_repeat_ngram={self.no_repeat_ngram!r} must be an int >= 0 (0 = off)")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def generate_ids(
+    model: nn.Module, src: Tensor, src_mask: Tensor, tokenizers: Tokenizers, options: DecodeOptions
+) -> list[list[int]]:
+    """Token ids of the output for each source row of src `[B, Ns]` (src_mask True = padding), EOS dropped."""
+    from attnkit.nn.decoding import beam_search, greedy
+
+    tgt = tokenizers.tgt
+    common = {
+        "bos_id": tgt.bos_id,
+        "eos_id": tgt.eos_id,
+        "pad_id": tgt.pad_id,
+        "max_len_a": options.max_len_a,
+        "max_len_b": options.max_len_b,
+        "use_cache": bool(getattr(model, "supports_cache", True)),
+    }
+    if options.beam == 1 and options.no_repeat_ngram == 0:
+        out = greedy(model, src, src_mask, **common)
+    else:
+        out = beam_search(
+            model,
+            src,
+            src_mask,
+            beam=options.beam,
+            length_penalty=options.length_penalty,
+            no_repeat_ngram=options.no_repeat_ngram,
+            **common,
+        )
+    return [strip(row, tgt.eos_id, tgt.pad_id) for row in out.tolist()]
+
+
+def strip(ids: list[int], eos_id: int, pad_id: int) -> list[int]:
+    """The tokens before the first EOS (or padding)."""
+    for i, token in enumerate(ids):
+        if token in (eos_id, pad_id):
+            return ids[:i]
+    return ids
+
+
+def translate(
+    model: nn.Module,
+    texts: Sequence[str],
+    tokenizers: Tokenizers,
+    options: DecodeOptions,
+    *,
+    on_long: OnLong = "truncate",
+    batch_size: int = 32,
+) -> tuple[list[str], int]:
+    """Output texts for `texts` (empty text in, empty text out), and how many sources were truncated."""
+    max_len = getattr(model, "max_len", None)
+    keep = [i for i, t in enumerate(texts) if t.strip()]
+    src, cut = encode_sources([texts[i].strip() for i in keep], tokenizers, max_len=max_len, on_long=on_long)
+    order = sorted(range(len(src)), key=lambda i: len(src[i]))
+    outputs: list[str] = [""] * len(texts)
+    tok = tokenizers.tgt
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        batch = collate([(i, src[i], []) for i in chunk], pad_id=tok.pad_id, bos_id=tok.bos_id, eos_id=tok.eos_id)
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            ids = generate_ids(model, batch["src"].to(device), batch["src_mask"].to(device), tokenizers, options)
+        for i, text in zip(chunk, tok.decode(ids), strict=True):
+            outputs[keep[i]] = text
+    return outputs, cut

@@ -1,0 +1,77 @@
+"""Reports of text-to-text runs: sample outputs as a table (terminal and Markdown), every output as JSON lines, and
+learning curves with the task's metric beside loss and accuracy."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from attnkit.train.reports import epoch_curves
+
+COLUMNS = ("source", "reference", "hypothesis")
+
+
+def sample_rows(sources: Sequence[str], references: Sequence[str], outputs: Sequence[str], n: int) -> list[tuple]:
+    """`n` (source, reference, hypothesis) rows spread evenly over the split, in data order."""
+    total = len(sources)
+    if n <= 0 or total == 0:
+        return []
+    picks = sorted({round(i * (total - 1) / max(1, n - 1)) for i in range(min(n, total))})
+    return [(sources[i], references[i], outputs[i]) for i in picks]
+
+
+def print_samples(title: str, rows: list[tuple], columns: Sequence[str] = COLUMNS) -> None:
+    """The rows as a table on the terminal (wrapped to its width)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=True)
+    for name in columns:
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(*(str(cell) for cell in row))
+    Console().print(table)
+
+
+def write_samples(path: Path, title: str, rows: list[tuple], columns: Sequence[str] = COLUMNS) -> None:
+    """The rows as a Markdown table (pipes escaped)."""
+    lines = [f"# {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_outputs(path: Path, sources: Sequence[str], references: Sequence[str], outputs: Sequence[str]) -> None:
+    """Every pair with its output, one JSON object per line: {"source", "reference", "hypothesis"}."""
+    with path.open("w", encoding="utf-8") as f:
+        for row in zip(sources, references, outputs, strict=True):
+            f.write(json.dumps(dict(zip(COLUMNS, row, strict=True)), ensure_ascii=False) + "\n")
+
+
+def plot_curves(rows: list[dict[str, float]], path: Path, metric: str, title: str) -> bool:
+    """Loss, next-token accuracy and `metric` (e.g. bleu) against epoch as a PNG; False when nothing was logged."""
+    curves = epoch_curves(rows)
+    if not curves:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = ("loss", "acc", metric)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
+    for ax, panel in zip(axes, panels, strict=True):
+        for key in sorted(k for k in curves if k.endswith("/" + panel)):
+            xs, ys = zip(*curves[key], strict=True)
+            ax.plot([x + 1 for x in xs], ys, label=key, marker="." if len(xs) < 30 else None)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(panel)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True

@@ -1,0 +1,228 @@
+"""Subword tokenizers: BPE trained with Hugging Face `tokenizers` on the training split, cached, or loaded by path.
+
+Trained tokenizers put the special tokens first: `<pad>` = 0, `<bos>` = 1, `<eos>` = 2, `<unk>` = 3. Text is
+NFKC-normalised (optionally lower-cased), split at spaces (kept as "▁", so decoding restores them), punctuation
+and digit runs, then merged by BPE. A trained tokenizer is cached under a key made of the training data's
+digest and the tokenizer options, and reused by the next run on the same data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from attnkit.errors import ConfigError, DataError
+from attnkit.registry import did_you_mean
+from attnkit.tasks.seq2seq.data.base import TextPairs, one_line
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
+# special token names accepted in a tokenizer.json given by path, by role
+ALIASES = {
+    "pad": ("<pad>", "[PAD]"),
+    "bos": ("<bos>", "<s>", "[BOS]", "[CLS]"),
+    "eos": ("<eos>", "</s>", "[EOS]", "[SEP]"),
+    "unk": ("<unk>", "[UNK]"),
+}
+CACHE_VERSION = 1
+
+
+class TextTokenizer:
+    """A `tokenizers.Tokenizer` with the ids of its pad, bos, eos and unk tokens."""
+
+    def __init__(self, tokenizer: Tokenizer, origin: str = "trained") -> None:
+        self.tokenizer, self.origin = tokenizer, origin
+        ids = {}
+        for role, names in ALIASES.items():
+            found = [tokenizer.token_to_id(n) for n in names if tokenizer.token_to_id(n) is not None]
+            if not found:
+                raise DataError(
+                    f"tokenizer {origin} has no {role} token (one of {', '.join(names)}); add it, or let attnkit "
+                    f"train one (task.tokenizer.path=null)"
+                )
+            ids[role] = found[0]
+        self.pad_id, self.bos_id, self.eos_id, self.unk_id = ids["pad"], ids["bos"], ids["eos"], ids["unk"]
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size(with_added_tokens=True)
+
+    def encode(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of each text, without special tokens."""
+        return [e.ids for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+
+    def decode(self, ids: list[list[int]]) -> list[str]:
+        """Texts from token ids; special tokens are dropped."""
+        return [t.strip() for t in self.tokenizer.decode_batch([list(map(int, x)) for x in ids])]
+
+    def to_json(self) -> str:
+        return self.tokenizer.to_str()
+
+    @classmethod
+    def from_json(cls, text: str, origin: str = "checkpoint") -> TextTokenizer:
+        from tokenizers import Tokenizer
+
+        return cls(Tokenizer.from_str(text), origin)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> TextTokenizer:
+        """A tokenizer.json written by `tokenizers` (or transformers' fast tokenizers)."""
+        from tokenizers import Tokenizer
+
+        path = Path(path).expanduser().resolve()
+        if not path.is_file():
+            raise DataError(f"tokenizer file {str(path)!r} does not exist; give a tokenizer.json path")
+        try:
+            return cls(Tokenizer.from_file(str(path)), str(path))
+        except Exception as exc:  # the Rust side raises plain Exceptions
+            raise DataError(f"cannot read tokenizer {str(path)!r}: {one_line(exc)}; give a tokenizer.json") from exc
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2, lowercase: bool = False) -> TextTokenizer:
+    """A BPE tokenizer with at most `vocab_size` tokens (special tokens first), trained on `texts`."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    steps = [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
+    tokenizer.normalizer = normalizers.Sequence(steps)
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Metaspace(), pre_tokenizers.Punctuation(), pre_tokenizers.Digits(individual_digits=False)]
+    )
+    tokenizer.decoder = decoders.Metaspace()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS), show_progress=False
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return TextTokenizer(tokenizer)
+
+
+@dataclass
+class Tokenizers:
+    """The source and target tokenizers (the same object when the vocabulary is joint) and how they were made."""
+
+    src: TextTokenizer
+    tgt: TextTokenizer
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def joint(self) -> bool:
+        return self.src is self.tgt
+
+    def to_state(self) -> dict[str, str | None]:
+        """What a checkpoint stores: the tokenizer JSON text(s)."""
+        return {"src": self.src.to_json(), "tgt": None if self.joint else self.tgt.to_json()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, str | None]) -> Tokenizers:
+        src = TextTokenizer.from_json(state["src"])
+        tgt = src if state.get("tgt") is None else TextTokenizer.from_json(state["tgt"])
+        return cls(src, tgt, {"origin": "checkpoint"})
+
+
+def load_tokenizers(
+    pairs: TextPairs,
+    *,
+    vocab_size: int = 8000,
+    joint: bool = True,
+    path: str | None = None,
+    tgt_path: str | None = None,
+    min_frequency: int = 2,
+    lowercase: bool = False,
+    cache_dir: str | None = None,
+) -> Tokenizers:
+    """Tokenizers for a data set: loaded from `path` (and `tgt_path` for a separate target vocabulary), or BPE
+    trained on the training split, joint or one per side, and cached in `cache_dir` (default
+    `$ATTNKIT_CACHE/tokenizers`, else `~/.cache/attnkit/tokenizers`) under the data digest and these options.
+    """
+    if path is not None:
+        src = TextTokenizer.from_file(path)
+        tgt = src if tgt_path is None else TextTokenizer.from_file(tgt_path)
+        _check_same_pad(src, tgt)
+        return Tokenizers(src, tgt, {"origin": "file", "path": str(src.origin)})
+    if tgt_path is not None:
+        raise ConfigError("task.tokenizer.tgt_path needs task.tokenizer.path for the source side")
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size <= len(SPECIAL_TOKENS):
+        raise ConfigError(f"task.tokenizer.vocab_size={vocab_size!r} must be an int > {len(SPECIAL_TOKENS)}")
+    if isinstance(min_frequency, bool) or not isinstance(min_frequency, int) or min_frequency < 1:
+        raise ConfigError(f"task.tokenizer.min_frequency={min_frequency!r} must be an int >= 1")
+    options = {"vocab_size": vocab_size, "joint": bool(joint), "min_frequency": min_frequency, "lowercase": lowercase}
+    key = hashlib.sha256(
+        json.dumps({"data": pairs.fingerprint(), "version": CACHE_VERSION, **options}, sort_keys=True).encode()
+    ).hexdigest()[:20]
+    folder = cache_root(cache_dir) / f"bpe-{vocab_size}-{'joint' if joint else 'separate'}-{key}"
+    names = ("joint.json",) if joint else ("src.json", "tgt.json")
+    info = {"origin": "cache", "cache": str(folder), **options}
+    if all((folder / n).is_file() for n in names):
+        try:
+            loaded = [TextTokenizer.from_file(folder / n) for n in names]
+            src, tgt = loaded[0], loaded[-1]
+            return Tokenizers(src, tgt, info)
+        except DataError:
+            pass  # a damaged cache entry: train again and overwrite it
+    start = time.perf_counter()
+    sources, targets = [s for s, _ in pairs.train], [t for _, t in pairs.train]
+    if joint:
+        src = tgt = train_bpe(sources + targets, vocab_size, min_frequency, lowercase)
+    else:
+        src = train_bpe(sources, vocab_size, min_frequency, lowercase)
+        tgt = train_bpe(targets, vocab_size, min_frequency, lowercase)
+    info = {**info, "origin": "trained", "train_s": round(time.perf_counter() - start, 2)}
+    _save(folder, dict(zip(names, (src, tgt) if not joint else (src,), strict=True)), info)
+    return Tokenizers(src, tgt, info)
+
+
+def tokenizer_options() -> list[str]:
+    """The keys `task.tokenizer` accepts."""
+    return [n for n in inspect.signature(load_tokenizers).parameters if n != "pairs"]
+
+
+def check_tokenizer_options(spec: dict[str, Any] | None) -> dict[str, Any]:
+    """`task.tokenizer` as keyword arguments of `load_tokenizers`; an unknown key is a one-line ConfigError."""
+    spec = dict(spec or {})
+    options = tokenizer_options()
+    for key in spec:
+        if key not in options:
+            raise ConfigError(
+                f"task.tokenizer has no option {key!r}{did_you_mean(key, options)}; options: {', '.join(options)}"
+            )
+    return spec
+
+
+def cache_root(cache_dir: str | None) -> Path:
+    """Where trained tokenizers are kept: `cache_dir`, else $ATTNKIT_CACHE/tokenizers, else ~/.cache/attnkit."""
+    if cache_dir:
+        return Path(cache_dir).expanduser().resolve()
+    base = os.environ.get("ATTNKIT_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "attnkit")
+    return Path(base) / "tokenizers"
+
+
+def _save(folder: Path, tokenizers: dict[str, TextTokenizer], info: dict[str, Any]) -> None:
+    """Write the cache entry; files are renamed into place, so a concurrent run never reads half a file."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, tokenizer in tokenizers.items():
+            tmp = folder / f".{name}.{os.getpid()}.tmp"
+            tmp.write_text(tokenizer.to_json())
+            os.replace(tmp, folder / name)
+        (folder / "info.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    except OSError as exc:
+        raise DataError(
+            f"cannot write the tokenizer cache {folder}: {one_line(exc)}; set task.tokenizer.cache_dir=<writable dir>"
+        ) from exc
+
+
+def _check_same_pad(src: TextTokenizer, tgt: TextTokenizer) -> None:
+    if src.pad_id != tgt.pad_id:
+        raise DataError(
+            f"the source and target tokenizers pad with different ids ({src.pad_id} and {tgt.pad_id}); "
+            f"give tokenizers whose pad token has the same id"
+        )
