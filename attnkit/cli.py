@@ -80,6 +80,26 @@ def plugin_specs(overrides: list[str]) -> list[str]:
     return specs
 
 
+def task_from_checkpoint(overrides: list[str]) -> str | None:
+    """`task=<name>` for `mode=test|predict ckpt_path=...` without task= or experiment=: the task recorded in the
+    checkpoint's run directory (`<run>/config.yaml` beside `<run>/checkpoints/`), so a checkpoint names its task."""
+    values = {o.split("=", 1)[0].lstrip("+~"): o.split("=", 1)[1] for o in overrides if "=" in o}
+    if values.get("mode") not in ("test", "predict") or not values.get("ckpt_path"):
+        return None
+    if "task" in values or "experiment" in values:
+        return None
+    run_config = Path(values["ckpt_path"].strip("'\"")).expanduser().resolve().parent.parent / "config.yaml"
+    if not run_config.is_file():
+        return None
+    from omegaconf import OmegaConf
+
+    try:
+        name = OmegaConf.select(OmegaConf.load(run_config), "task.name")
+    except Exception:  # not a run's config: the task itself will judge the checkpoint
+        return None
+    return f"task={name}" if isinstance(name, str) and name.isidentifier() else None
+
+
 def list_components() -> None:
     """Print every registered component by kind: name, one-line description, options and where it is defined."""
     for kind in registry.kinds():
@@ -101,6 +121,9 @@ def main(argv: list[str] | None = None) -> Any:
         load_plugins(*plugin_specs(overrides))
         registry.kinds()  # built-in components and installed plugins
         config.store_components()
+        if (inferred := task_from_checkpoint(overrides)) is not None:
+            overrides.append(inferred)
+            argv.append(inferred)
         if _MULTIRUN.intersection(flags):
             for sample in config.sweep_samples(overrides):  # every swept value, before any job starts
                 config.compose(sample)

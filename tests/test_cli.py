@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 import attnkit
-from attnkit import registry
+from attnkit import cli, registry
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_FILE = ROOT / "examples" / "my_attention.py"
@@ -139,6 +139,12 @@ MISTAKES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("plugins=[broken_plugin.py]", "attention=my_attention"),
         ("broken_plugin.py", "failed to import", "ZeroDivisionError"),
     ),
+    "bias_without_bias_attention": (
+        ("attention=linear", "pos_enc=alibi"),
+        ("pos_enc=alibi needs score bias; attention=linear has none",),
+    ),
+    "rope_odd_head_dim": (("pos_enc=rope", "model.dim=24", "heads=8"), ("pos_enc=rope needs an even head dimension",)),
+    "rope_bad_fraction": (("pos_enc=rope", "pos_enc.fraction=1.5"), ("fraction=1.5", "(0, 1]")),
     "missing_image_folder": (("data=image_folder", "data.path=/nonexistent"), ("/nonexistent",)),
     "missing_fashion_mnist": (("data=fashion_mnist", "data.path=no_fashion_here"), ("no_fashion_here",)),
     "predict_without_ckpt": (
@@ -430,7 +436,8 @@ def test_translation_test_and_predict_from_the_command_line(translated, trained,
     cli = ["-m", "attnkit", "task=translation"]
     commands: dict[str, Command] = {
         "test": ([*cli, "mode=test", f"ckpt_path={ckpt}", "hydra.run.dir=test_run"], {}),
-        "predict": ([*cli, "mode=predict", f"ckpt_path={ckpt}", "input=forty-two", "hydra.run.dir=one"], {}),
+        # no task=: the checkpoint's run directory names its task
+        "predict": (["-m", "attnkit", "mode=predict", f"ckpt_path={ckpt}", "input=forty-two", "hydra.run.dir=one"], {}),
         "vit_checkpoint": (
             [*cli, "mode=predict", f"ckpt_path={trained / 'checkpoints' / 'best.ckpt'}", "input=x", "hydra.run.dir=v"],
             {},
@@ -484,3 +491,21 @@ def test_translation_test_and_predict_from_the_command_line(translated, trained,
     assert "data.src='xx'" in one_error_line(results["unknown_language"])
     for name in ("v", "m", "d", "l"):
         assert not (tmp_path / name).exists(), "a failed run left its run directory behind"
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["mode=predict"], "task=translation"),
+        (["mode=test"], "task=translation"),
+        (["mode=train"], None),
+        (["mode=predict", "task=vit"], None),  # the user's choice wins
+        (["mode=predict", "experiment=fashion_mnist"], None),
+    ],
+)
+def test_task_comes_from_the_checkpoints_run_directory(tmp_path, extra, expected) -> None:
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "config.yaml").write_text("task:\n  name: translation\n")
+    ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    assert cli.task_from_checkpoint([*extra, f"ckpt_path={ckpt}"]) == expected
+    assert cli.task_from_checkpoint(["mode=predict", f"ckpt_path={tmp_path / 'elsewhere.ckpt'}"]) is None

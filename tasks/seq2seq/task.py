@@ -8,7 +8,6 @@ and options fail in seconds, with one line; repaired data problems come out as c
 from __future__ import annotations
 
 import contextlib
-import random
 import sys
 import time
 import warnings
@@ -24,6 +23,7 @@ from attnkit.tasks.seq2seq.batches import EncodedPairs, encode_splits
 from attnkit.tasks.seq2seq.data.base import DataWarning, TextPairData, warn
 from attnkit.tasks.seq2seq.generate import DecodeOptions
 from attnkit.tasks.seq2seq.tokenizer import Tokenizers, check_tokenizer_options, load_tokenizers
+from attnkit.train import run
 
 DECODE_KEYS = ("beam", "length_penalty", "max_len_a", "max_len_b", "no_repeat_ngram")
 
@@ -100,7 +100,7 @@ class Seq2SeqTask:
 
     def train(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
         """Fit on train (validating each epoch), then score validation and test with the final decoding; report."""
-        _seed(cfg["seed"])
+        run.seed(cfg["seed"])
         scorer = self.scorer()
         with reported_warnings() as seen:
             source = self._source(cfg["data"])
@@ -109,7 +109,7 @@ class Seq2SeqTask:
             net = self._model(cfg["model"], tokenizers)
             splits = {name: pairs.split(name) for name in ("train", "val", "test")}
             encoded = encode_splits(splits, tokenizers, max_len=getattr(net, "max_len", None), on_long=source.on_long)
-        save_config(cfg, run_dir)
+        run.save_config(cfg, run_dir)
 
         from attnkit.tasks.seq2seq.module import Seq2SeqDataModule, Seq2SeqModule
         from attnkit.train.trainer import make_trainer
@@ -152,7 +152,7 @@ class Seq2SeqTask:
 
     def test(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
         """Score a checkpoint on the test split of its own data (or of `data=...` given on the command line)."""
-        ckpt = user_path(
+        ckpt = run.user_path(
             cfg.get("ckpt_path"), "ckpt_path", "give ckpt_path=outputs/<date>/<time>/checkpoints/best.ckpt"
         )
         payload = self.load_checkpoint(ckpt)
@@ -161,7 +161,7 @@ class Seq2SeqTask:
         decode = self._decode_options(cfg, overrides, extras)
         scorer = self.scorer()
         with reported_warnings() as seen:
-            data_cfg = cfg["data"] if _overrides(overrides, "data") else extras["data"]
+            data_cfg = cfg["data"] if run.overridden(overrides, "data") else extras["data"]
             source = self._source(data_cfg)
             net = model_from_checkpoint(payload)
             encoded = encode_splits(
@@ -189,7 +189,7 @@ class Seq2SeqTask:
             "checkpoint": str(ckpt),
         }
         cfg = {**cfg, "data": data_cfg}
-        save_config(cfg, run_dir)
+        run.save_config(cfg, run_dir)
         self._report(cfg, run_dir, module, encoded, metrics, title=f"{self.title} — checkpoint evaluated")
         return metrics
 
@@ -198,7 +198,7 @@ class Seq2SeqTask:
         from attnkit.tasks.seq2seq.generate import translate
         from attnkit.train.reports import write_json
 
-        ckpt = user_path(
+        ckpt = run.user_path(
             cfg.get("ckpt_path"), "ckpt_path", "give ckpt_path=outputs/<date>/<time>/checkpoints/best.ckpt"
         )
         payload = self.load_checkpoint(ckpt)
@@ -210,7 +210,7 @@ class Seq2SeqTask:
         tokenizers = Tokenizers.from_state(extras["tokenizers"])
         decode = self._decode_options(cfg, overrides, extras)
         model = model_from_checkpoint(payload)
-        on_long = cfg["data"]["on_long"] if _overrides(overrides, "data.on_long") else extras["on_long"]
+        on_long = cfg["data"]["on_long"] if run.overridden(overrides, "data.on_long") else extras["on_long"]
         with reported_warnings():
             outputs, cut = translate(model, texts, tokenizers, decode, on_long=on_long)
             if cut:
@@ -290,7 +290,7 @@ class Seq2SeqTask:
         """The checkpoint's decoding, with the `task.<key>=...` given on the command line on top."""
         saved = dict(extras.get("decode") or {})
         for key in DECODE_KEYS:
-            if _overrides(overrides, f"task.{key}") or key not in saved:
+            if run.overridden(overrides, f"task.{key}") or key not in saved:
                 saved[key] = cfg["task"].get(key, getattr(self.decode, key))
         return DecodeOptions(**{k: saved[k] for k in DECODE_KEYS})
 
@@ -409,23 +409,6 @@ def read_stdin() -> list[str]:
     return lines
 
 
-def user_path(value: Any, what: str, fix: str) -> Path:
-    """A path given by the user, relative to the launch directory; it must exist."""
-    if value in (None, ""):
-        raise ConfigError(f"{what} is required; {fix}")
-    path = Path(str(value)).expanduser().resolve()
-    if not path.exists():
-        raise DataError(f"{what} {str(path)!r} does not exist; {fix}")
-    return path
-
-
-def save_config(cfg: dict[str, Any], run_dir: Path) -> None:
-    from omegaconf import OmegaConf
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(OmegaConf.create(cfg), run_dir / "config.yaml")
-
-
 def _vocab(tokenizers: Tokenizers) -> dict[str, Any]:
     """What the model needs to know of the tokenizers (share_vocab applies only where the config leaves it null)."""
     return {
@@ -438,17 +421,3 @@ def _vocab(tokenizers: Tokenizers) -> dict[str, Any]:
 
 def _floats(results: list[dict[str, Any]]) -> dict[str, float]:
     return {k: float(v) for k, v in (results[0] if results else {}).items()}
-
-
-def _overrides(overrides: list[str] | None, key: str) -> bool:
-    """Whether the command line set `key` or something under it (`data`, `data.src`, `task.beam`)."""
-    for text in overrides or []:
-        name = text.lstrip("+~").split("=", 1)[0]
-        if name == key or name.startswith(key + "."):
-            return True
-    return False
-
-
-def _seed(seed: int) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)

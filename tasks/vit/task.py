@@ -14,15 +14,7 @@ import torch
 
 from attnkit.errors import ConfigError, DataError
 from attnkit.registry import build_spec, register
-
-
-def _user_path(value: Any, what: str, fix: str) -> Path:
-    if value in (None, ""):
-        raise ConfigError(f"{what} is required; {fix}")
-    path = Path(str(value)).expanduser().resolve()  # the CLI does not chdir: relative to the launch directory
-    if not path.exists():
-        raise DataError(f"{what} {str(path)!r} does not exist; {fix}")
-    return path
+from attnkit.train import run
 
 
 def _data_info(splits: Any) -> dict[str, Any]:
@@ -76,7 +68,7 @@ class VitTask:
         The test split scores the final weights (`test_checkpoint=last`, no selection on validation) or the
         checkpoint with the best validation accuracy (`test_checkpoint=best`).
         """
-        _seed(cfg["seed"])
+        run.seed(cfg["seed"])
         source = build_spec("data", cfg["data"])
         splits = source.load()
         info = _data_info(splits)
@@ -87,7 +79,7 @@ class VitTask:
             in_channels=splits.in_channels,
             num_classes=splits.num_classes,
         )
-        _save_config(cfg, run_dir)
+        run.save_config(cfg, run_dir)
 
         from attnkit.tasks.vit.module import ImageClassifier, ImageDataModule
         from attnkit.train.trainer import make_trainer
@@ -121,11 +113,11 @@ class VitTask:
 
     def test(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
         """Evaluate a checkpoint on the test split of its own data (or of `data=...` given on the command line)."""
-        ckpt = _user_path(
+        ckpt = run.user_path(
             cfg.get("ckpt_path"), "ckpt_path", "give ckpt_path=outputs/<date>/<time>/checkpoints/best.ckpt"
         )
         module = _load_module(ckpt)
-        data_cfg = cfg["data"] if _overrides_data(overrides) else module.hparams.get("data_spec", cfg["data"])
+        data_cfg = cfg["data"] if run.overridden(overrides, "data") else module.hparams.get("data_spec", cfg["data"])
         source = build_spec("data", data_cfg)
         splits = source.load()
         _check_compatible(module.hparams["data_info"], _data_info(splits), ckpt)
@@ -142,16 +134,16 @@ class VitTask:
             "checkpoint": str(ckpt),
             "params": sum(p.numel() for p in module.model.parameters()),
         }
-        _save_config(cfg, run_dir)
+        run.save_config(cfg, run_dir)
         self._report(cfg, run_dir, module, splits, metrics, title="ViT — checkpoint evaluated")
         return metrics
 
     def predict(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
         """Classify one image file: print the top classes with their probabilities."""
-        ckpt = _user_path(
+        ckpt = run.user_path(
             cfg.get("ckpt_path"), "ckpt_path", "give ckpt_path=outputs/<date>/<time>/checkpoints/best.ckpt"
         )
-        image_path = _user_path(cfg.get("input"), "input", "give input=path/to/image.png")
+        image_path = run.user_path(cfg.get("input"), "input", "give input=path/to/image.png")
         module = _load_module(ckpt)
         info = module.hparams["data_info"]
         from attnkit.tasks.vit.data.base import read_image
@@ -276,21 +268,3 @@ def _check_compatible(trained: dict[str, Any], data: dict[str, Any], ckpt: Path)
 
 def _as_list(value: Any) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-def _overrides_data(overrides: list[str] | None) -> bool:
-    return any(o.lstrip("+~").split("=", 1)[0].split(".")[0] == "data" for o in overrides or [])
-
-
-def _seed(seed: int) -> None:
-    import random
-
-    random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def _save_config(cfg: dict[str, Any], run_dir: Path) -> None:
-    from omegaconf import OmegaConf
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(OmegaConf.create(cfg), run_dir / "config.yaml")

@@ -15,6 +15,38 @@ def _phi(x: Tensor) -> Tensor:
     return F.elu(x) + 1.0
 
 
+def causal_sums(
+    fq: Tensor, fk: Tensor, v: Tensor, chunk_size: int = 64, log_scale: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """Causal numerator Σ_{j≤i} (fq_i·fk_j) v_j `[B, H, N, D]` and normaliser Σ_{j≤i} fq_i·fk_j `[B, H, N, 1]`,
+    for aligned features fq, fk `[B, H, N, M]` and values v `[B, H, N, D]`.
+
+    Prefix sums over chunks of `chunk_size` positions: state between chunks, an explicit triangle inside one, so
+    memory grows as N·M·D / chunk_size rather than N·M·D. `log_scale` `[B, H, N / chunk_size]` (rounded up), if
+    given, says that the keys of chunk c were divided by exp(log_scale[c]) (non-decreasing in c, to keep exp small):
+    earlier chunks' state is rescaled to each chunk's constant, which then cancels between numerator and normaliser.
+    """
+    n = fq.shape[2]
+    c = max(1, min(chunk_size, n))
+    pad = -n % c
+    fq, fk, v = (F.pad(t, (0, 0, 0, pad)).unflatten(2, (-1, c)) for t in (fq, fk, v))  # [B, H, n/c, c, ·]
+    kv = fk.transpose(-2, -1) @ v  # [B, H, n/c, M, D] per chunk
+    ks = fk.sum(dim=-2, keepdim=True)  # [B, H, n/c, 1, M]
+    if log_scale is None:  # earlier chunks: exclusive prefix sums
+        state = torch.cat([torch.zeros_like(kv[:, :, :1]), kv.cumsum(dim=2)[:, :, :-1]], dim=2)
+        kstate = torch.cat([torch.zeros_like(ks[:, :, :1]), ks.cumsum(dim=2)[:, :, :-1]], dim=2)
+    else:  # weights exp(s[c'] - s[c]) <= 1 for the chunks c' < c
+        chunks = kv.shape[2]
+        earlier = torch.ones(chunks, chunks, dtype=torch.bool, device=fq.device).tril(-1)
+        weights = torch.exp((log_scale[..., None, :] - log_scale[..., :, None]).masked_fill(~earlier, float("-inf")))
+        state = (weights @ kv.flatten(3)).view_as(kv)
+        kstate = (weights @ ks.flatten(3)).view_as(ks)
+    scores = (fq @ fk.transpose(-2, -1)).tril()  # within the chunk, [B, H, n/c, c, c]
+    num = fq @ state + scores @ v
+    den = (fq * kstate).sum(dim=-1, keepdim=True) + scores.sum(dim=-1, keepdim=True)
+    return num.flatten(2, 3)[:, :, :n], den.flatten(2, 3)[:, :, :n]
+
+
 @register("attention", "linear")
 class LinearAttention(Attention):
     """Linear attention: phi(Q)(phi(K)ᵀV) / (phi(Q)·Σphi(K)) with phi = elu + 1 (Katharopoulos et al. 2020).
@@ -64,7 +96,7 @@ class LinearAttention(Attention):
             if nq > nk:
                 raise ConfigError(f"LinearAttention: causal needs Nq <= Nk; got Nq={nq}, Nk={nk}")
             fq = F.pad(fq, (0, 0, nk - nq, 0))  # align query i with key position nk - nq + i
-            num, den = self._causal(fq, fk, v)
+            num, den = causal_sums(fq, fk, v, self.chunk_size)
             num, den = num[:, :, nk - nq :], den[:, :, nk - nq :]
         else:
             num = fq @ (fk.transpose(-2, -1) @ v)
@@ -77,18 +109,3 @@ class LinearAttention(Attention):
         if dead is not None:
             out = out.masked_fill(dead, 0.0)
         return out.to(q.dtype)
-
-    def _causal(self, fq: Tensor, fk: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Causal numerator `[B, H, N, D]` and normaliser `[B, H, N, 1]` for aligned fq, fk, v `[B, H, N, D]`."""
-        b, h, n, d = fq.shape
-        c = max(1, min(self.chunk_size, n))
-        pad = -n % c
-        fq, fk, v = (F.pad(t, (0, 0, 0, pad)).unflatten(2, (-1, c)) for t in (fq, fk, v))  # [B, H, n/c, c, D]
-        kv = fk.transpose(-2, -1) @ v  # [B, H, n/c, D, D] per chunk
-        ks = fk.sum(dim=-2, keepdim=True)  # [B, H, n/c, 1, D]
-        state = torch.cat([torch.zeros_like(kv[:, :, :1]), kv.cumsum(dim=2)[:, :, :-1]], dim=2)  # earlier chunks
-        kstate = torch.cat([torch.zeros_like(ks[:, :, :1]), ks.cumsum(dim=2)[:, :, :-1]], dim=2)
-        scores = (fq @ fk.transpose(-2, -1)).tril()  # within the chunk, [B, H, n/c, c, c]
-        num = fq @ state + scores @ v
-        den = (fq * kstate).sum(dim=-1, keepdim=True) + scores.sum(dim=-1, keepdim=True)
-        return num.flatten(2, 3)[:, :, :n], den.flatten(2, 3)[:, :, :n]

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from attnkit.errors import ConfigError
 from attnkit.nn.attention.base import Attention, repeat_kv
+from attnkit.nn.attention.linear import causal_sums
 from attnkit.registry import register
 
 
@@ -28,8 +29,8 @@ class PerformerAttention(Attention):
 
     q `[B, H, Nq, D]`, k, v `[B, Hkv, Nk, D]` -> `[B, H, Nq, D]`. `num_features` (m) orthogonal random features,
     shared across heads; a buffer, redrawn at every training forward when `redraw`. Causal attention uses prefix
-    sums (memory O(Nk·m·D) per head), bottom-right aligned. Padded keys get zero features; queries with no key to
-    see give zeros. Unbiased but approximate: the error falls as m grows.
+    sums over chunks of positions (memory O(Nk·m·D / chunk) per head), bottom-right aligned. Padded keys get zero
+    features; queries with no key to see give zeros. Unbiased but approximate: the error falls as m grows.
     """
 
     supports_causal = True
@@ -39,6 +40,7 @@ class PerformerAttention(Attention):
     supports_weights = False
     supports_cache = True  # each query's output depends only on itself and the keys
     eps = 1e-6
+    chunk_size = 64  # causal prefix sums, in chunks (see linear.causal_sums)
 
     def __init__(self, num_features: int = 64, redraw: bool = False, head_dim: int | None = None) -> None:
         super().__init__()
@@ -78,26 +80,32 @@ class PerformerAttention(Attention):
         q_logits = q @ w.T - q.square().sum(-1, keepdim=True) / 2  # [B, H, Nq, m]
         q_feat = torch.exp(q_logits - q_logits.amax(-1, keepdim=True).detach()) + self.eps
         k_logits = (k @ w.T - k.square().sum(-1, keepdim=True) / 2).masked_fill(~keep4, float("-inf"))
-        k_max = k_logits.amax(dim=(-2, -1), keepdim=True).detach()  # one constant per head: cancels in the ratio
-        k_feat = torch.exp(k_logits - torch.where(torch.isfinite(k_max), k_max, 0.0))
-        # (the 1/√m factors cancel between numerator and denominator.) Bidirectional: eps, relative to the largest
-        # feature, keeps the denominator and its gradient finite when features underflow, as in the reference
-        # implementation. Causal: the largest feature may lie in a query's future, so an eps relative to it would
-        # leak the future into the past; the keys get no eps and the denominator a floor instead.
-        k_feat = (k_feat if causal else k_feat + self.eps) * keep4
-
+        # Keys are divided by a constant that cancels between numerator and denominator (as are the 1/√m factors),
+        # chosen to keep exp() in range. Bidirectional: the largest key logit of the head, plus eps relative to it
+        # (as in the reference implementation) so that the denominator and its gradient stay finite. Causal: a
+        # constant from the future would leak it into the past, so each chunk of keys gets the running maximum up
+        # to itself, earlier chunks are rescaled to it, and no eps is added.
         if not causal:
+            k_max = k_logits.amax(dim=(-2, -1), keepdim=True).detach()
+            k_feat = (torch.exp(k_logits - torch.where(torch.isfinite(k_max), k_max, 0.0)) + self.eps) * keep4
             num = q_feat @ (k_feat.transpose(-2, -1) @ v)
             den = q_feat @ k_feat.sum(-2).unsqueeze(-1)
             dead = ~keep.any(-1)[:, None, None, None]
         else:
-            pos = torch.arange(nq, device=q.device) + (nk - nq)  # query i sees keys 0..pos[i]
-            idx = pos.clamp(0, nk - 1)
-            kv = torch.cumsum(k_feat.unsqueeze(-1) * v.unsqueeze(-2), dim=2)[:, :, idx]  # [B, H, Nq, m, D]
-            num = torch.einsum("bhnm,bhnmd->bhnd", q_feat, kv)
-            den = (q_feat * torch.cumsum(k_feat, dim=2)[:, :, idx]).sum(-1, keepdim=True)
-            seen = torch.cumsum(keep.long(), dim=1)[:, idx].masked_fill(pos < 0, 0)  # [B, Nq]
+            if nq > nk:
+                raise ConfigError(f"performer: causal needs Nq <= Nk; got Nq={nq}, Nk={nk}")
+            c = max(1, min(self.chunk_size, nk))
+            padded = torch.nn.functional.pad(k_logits, (0, 0, 0, -nk % c), value=float("-inf"))
+            running = padded.unflatten(2, (-1, c)).amax(dim=(-2, -1)).cummax(dim=-1).values.detach()  # [B, H, nk/c]
+            running = torch.where(torch.isfinite(running), running, 0.0)
+            k_feat = torch.exp(k_logits - running.repeat_interleave(c, dim=-1)[..., :nk, None]) * keep4
+            # query i is key position nk - nq + i (bottom-right): align, take chunked prefix sums, keep the last nq
+            aligned = torch.nn.functional.pad(q_feat, (0, 0, nk - nq, 0))
+            num, den = causal_sums(aligned, k_feat, v, c, log_scale=running)
+            num, den = num[:, :, nk - nq :], den[:, :, nk - nq :]
+            seen = torch.cumsum(keep.long(), dim=1)[:, nk - nq :]  # [B, Nq]
             dead = (seen == 0)[:, None, :, None]
-            den = den.clamp(min=torch.finfo(den.dtype).tiny)
+            # features can still underflow within a chunk for extreme inputs: such a query sees nothing
+            dead = dead | (den <= torch.finfo(den.dtype).tiny)
         den = torch.where(dead, 1.0, den)
         return (num / den).masked_fill(dead, 0.0).to(dtype)
