@@ -130,7 +130,18 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         variant, n = args.child.rsplit(":", 1)
-        result = measure(variant, int(n), args.batch, args.heads, args.head_dim, args.repeats, args.causal, args.level)
+        result = measure(
+            variant,
+            int(n),
+            args.batch,
+            args.heads,
+            args.head_dim,
+            args.repeats,
+            args.causal,
+            args.level,
+            device=args.device,
+            autocast=args.autocast,
+        )
         print(json.dumps(result))
         return
 
@@ -168,7 +179,8 @@ def main() -> None:
                 proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
                 ok = proc.returncode == 0
                 results[variant][n] = json.loads(proc.stdout.strip().splitlines()[-1]) if ok else None
-                note = "" if ok else proc.stderr.strip().splitlines()[-1][:100]
+                lines = proc.stderr.strip().splitlines()
+                note = "" if ok else (lines[-1][:100] if lines else f"exit code {proc.returncode}")
             except subprocess.TimeoutExpired:
                 results[variant][n], note = None, "timed out"
             r = results[variant][n]

@@ -1,7 +1,11 @@
-"""Run a training recipe end to end, as a user would, and report accuracy and wall-clock time per seed.
+"""Run a training recipe end to end, as a user would, and report its test score and wall-clock time per seed.
 
     python benchmarks/recipe.py --seeds 0 1 2 -- task=vit heads=8
     python benchmarks/recipe.py --seeds 0 -- experiment=fashion_mnist
+    python benchmarks/recipe.py --seeds 0 -- task=summarization
+
+The score is the task's primary metric (test accuracy, BLEU, ROUGE-L), with the lead baseline's beside it when the
+task reports one.
 
 Each run is `python -m attnkit <overrides> seed=<s>` in its own run directory under outputs/benchmarks/; the
 wall time includes start-up, data loading, training, testing and the reports. Prints a Markdown table.
@@ -43,8 +47,18 @@ def run(overrides: list[str], seed: int, run_dir: Path, check: bool = True) -> d
     if proc.returncode != 0:
         sys.exit(f"run failed ({' '.join(cmd)}):\n{proc.stderr[-2000:]}")
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    print(f"{' '.join(overrides)} seed {seed}: test/acc {metrics['test/acc']:.4f}, wall {wall:.1f} s", file=sys.stderr)
+    key = primary(metrics)
+    print(f"{' '.join(overrides)} seed {seed}: {key} {metrics[key]:.4f}, wall {wall:.1f} s", file=sys.stderr)
     return {**metrics, "wall_s": wall}
+
+
+def primary(metrics: dict) -> str:
+    """The metric a run is judged by: the task's `primary_metric`, else test accuracy."""
+    return metrics.get("primary_metric", "test/acc")
+
+
+def shown(key: str, value: float) -> str:
+    return f"{value:.2%}" if key.endswith("/acc") else f"{value:.2f}"
 
 
 def main() -> None:
@@ -54,22 +68,23 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="attnkit overrides, after --")
     args = parser.parse_args()
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    rows = []
-    for seed in args.seeds:
-        m = run(args.overrides, seed, Path(args.out) / stamp / f"seed{seed}")
-        rows.append((seed, m["test/acc"], m["wall_s"], m["train_time_s"], m["epochs"], m["params"]))
+    runs = [run(args.overrides, seed, Path(args.out) / stamp / f"seed{seed}") for seed in args.seeds]
+    key = primary(runs[0])
+    lead = key.replace("test/", "test/lead_", 1)
+    has_lead = lead in runs[0]
     print(f"\n`python -m attnkit {' '.join(args.overrides)}` on {os.cpu_count()} CPU cores\n")
-    print("| seed | test accuracy | wall time (s) | training time (s) | epochs | parameters |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for seed, acc, wall, fit, epochs, params in rows:
-        print(f"| {seed} | {acc:.2%} | {wall:.1f} | {fit:.1f} | {epochs} | {params:,} |")
-    if len(rows) > 1:
-        accs = [r[1] for r in rows]
-        walls = [r[2] for r in rows]
-        print(
-            f"| mean | {statistics.mean(accs):.2%} ± {statistics.stdev(accs):.2%} | {statistics.mean(walls):.1f} "
-            f"| | | |"
-        )
+    extra = f" {lead} |" if has_lead else ""
+    print(f"| seed | {key} |{extra} wall time (s) | training time (s) | epochs | parameters |")
+    print("|---:|---:|" + ("---:|" if has_lead else "") + "---:|---:|---:|---:|")
+    for seed, m in zip(args.seeds, runs, strict=True):
+        cells = [str(seed), shown(key, m[key]), *([shown(lead, m[lead])] if has_lead else [])]
+        cells += [f"{m['wall_s']:.1f}", f"{m['train_time_s']:.1f}", str(m["epochs"]), f"{m['params']:,}"]
+        print("| " + " | ".join(cells) + " |")
+    if len(runs) > 1:
+        scores = [m[key] for m in runs]
+        mean = f"{shown(key, statistics.mean(scores))} ± {shown(key, statistics.stdev(scores))}"
+        wall = statistics.mean(m["wall_s"] for m in runs)
+        print(f"| mean | {mean} |" + (" |" if has_lead else "") + f" {wall:.1f} | | | |")
 
 
 if __name__ == "__main__":

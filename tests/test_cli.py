@@ -493,6 +493,50 @@ def test_translation_test_and_predict_from_the_command_line(translated, trained,
         assert not (tmp_path / name).exists(), "a failed run left its run directory behind"
 
 
+# --- summarization: train, predict a file; its user mistakes ----------------------------------------------------
+
+SUMMARIZATION = (
+    "task=summarization",
+    "data.train_size=120",
+    "data.val_size=8",
+    "data.test_size=8",
+    "model.dim=16",
+    "model.depth=1",
+    "heads=2",
+    "task.beam=2",
+    "task.tokenizer.vocab_size=200",
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+)
+
+
+def test_summarization_from_the_command_line(tmp_path) -> None:
+    cache = {"ATTNKIT_CACHE": str(tmp_path / "cache")}
+    proc = ok(attnkit_cli(*SUMMARIZATION, "hydra.run.dir=run", cwd=tmp_path, **cache))
+    assert "test/rougeL" in proc.stdout and "test/lead_rougeL" in proc.stdout and "rouge signature:" in proc.stdout
+    (tmp_path / "report.txt").write_text("Ashford Rovers welcomed Brampton Town to Ashford Park on Saturday.\n")
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    commands: dict[str, Command] = {
+        "predict": (["-m", "attnkit", "mode=predict", f"ckpt_path={ckpt}", "input=report.txt", "hydra.run.dir=p"], {}),
+        "min_above_max": (
+            ["-m", "attnkit", *SUMMARIZATION, "task.min_len=40", "task.max_len=30", "hydra.run.dir=bad"],
+            cache,
+        ),
+        "too_long_source": (
+            ["-m", "attnkit", *SUMMARIZATION, "data.max_source_len=1024", "hydra.run.dir=long"],
+            cache,
+        ),
+    }
+    results = run_parallel(commands, tmp_path)
+    printed = ok(results["predict"]).stdout.strip().splitlines()
+    prediction = json.loads((tmp_path / "p" / "prediction.json").read_text())["predictions"]
+    assert len(prediction) == 1 and printed[-1] == prediction[0]["output"]
+    assert "task.min_len=40 is above task.max_len=30" in one_error_line(results["min_above_max"])
+    assert "data.max_source_len=1024 is above model.max_len=512" in one_error_line(results["too_long_source"])
+    for name in ("bad", "long"):
+        assert not (tmp_path / name).exists(), "a failed run left its run directory behind"
+
+
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [

@@ -35,6 +35,9 @@ def test_wheel_holds_only_attnkit_with_configs_and_tasks(wheel) -> None:
         "attnkit/conf/trainer/ddp.yaml",
         "attnkit/conf/hydra/help/attnkit.yaml",
         "attnkit/conf/experiment/fashion_mnist.yaml",
+        "attnkit/conf/experiment/aeslc.yaml",
+        "attnkit/conf/task/summarization.yaml",
+        "attnkit/tasks/summarization/task.py",
         "attnkit/tasks/vit/task.py",
         "attnkit/tasks/vit/data/digits.py",
         "attnkit/nn/vit.py",
@@ -42,7 +45,8 @@ def test_wheel_holds_only_attnkit_with_configs_and_tasks(wheel) -> None:
         assert needed in names, f"{needed} missing from the wheel"
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "[attnkit.plugins]" in text and "attnkit.tasks.vit" in text and "attnkit = attnkit.cli:main" in text
+    assert "[attnkit.plugins]" in text and "attnkit = attnkit.cli:main" in text
+    assert all(f"attnkit.tasks.{task}" in text for task in ("vit", "translation", "summarization"))
 
 
 def test_installed_wheel_runs_from_any_directory(wheel, tmp_path) -> None:

@@ -1,4 +1,4 @@
-"""Optimiser parameter groups: no weight decay on biases, norms, embeddings and tokens."""
+"""Optimiser parameter groups: no weight decay on biases, norm scales, class tokens and learned position tables."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from torch import nn
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two AdamW groups: matrices decay, everything one-dimensional (biases, norm scales, tokens) does not."""
+    """Two AdamW groups: matrices (token embeddings included) decay; one-dimensional parameters (biases, norm
+    scales), the class token and learned position tables do not."""
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
-from attnkit.errors import DataError
+from attnkit.errors import ConfigError, DataError
 from attnkit.tasks.seq2seq.data.base import OnLong, Pair, warn
 from attnkit.tasks.seq2seq.tokenizer import Tokenizers
 
@@ -40,11 +40,17 @@ class EncodedPairs(Dataset):
 
 
 def encode_sources(
-    texts: Sequence[str], tokenizers: Tokenizers, *, max_len: int | None, on_long: OnLong, where: str = "input"
+    texts: Sequence[str],
+    tokenizers: Tokenizers,
+    *,
+    max_len: int | None,
+    on_long: OnLong,
+    where: str = "input",
+    limit: str = "model.max_len",
 ) -> tuple[list[list[int]], int]:
     """Source ids (tokens + EOS) of each text, cut to `max_len`; returns them and how many were cut.
 
-    With `on_long="error"` a source over the limit is a DataError naming it.
+    With `on_long="error"` a source over the limit is a DataError naming it and the `limit` key.
     """
     eos = tokenizers.src.eos_id
     out, cut = [], 0
@@ -52,22 +58,41 @@ def encode_sources(
         if max_len is not None and len(ids) + 1 > max_len:
             if on_long == "error":
                 raise DataError(
-                    f"{where} source {i} has {len(ids) + 1} tokens (with EOS), more than model.max_len={max_len}; "
-                    f"raise model.max_len, shorten it, or set data.on_long=truncate"
+                    f"{where} source {i} has {len(ids) + 1} tokens (with EOS), more than {limit}={max_len}; "
+                    f"raise {limit}, shorten it, or set data.on_long=truncate"
                 )
             ids, cut = ids[: max_len - 1], cut + 1
         out.append([*ids, eos])
     return out, cut
 
 
+def source_limit(model_max_len: int | None, max_source_len: int | None) -> tuple[int | None, str]:
+    """The most source tokens and the key that sets it: `data.max_source_len` when set, else `model.max_len`."""
+    if max_source_len is None:
+        return model_max_len, "model.max_len"
+    if model_max_len is not None and max_source_len > model_max_len:
+        raise ConfigError(
+            f"data.max_source_len={max_source_len} is above model.max_len={model_max_len}, the model's positions; "
+            f"raise model.max_len to at least {max_source_len} or lower data.max_source_len"
+        )
+    return max_source_len, "data.max_source_len"
+
+
 def encode_splits(
-    splits: dict[str, list[Pair]], tokenizers: Tokenizers, *, max_len: int | None, on_long: OnLong
+    splits: dict[str, list[Pair]],
+    tokenizers: Tokenizers,
+    *,
+    max_len: int | None,
+    on_long: OnLong,
+    max_source_len: int | None = None,
 ) -> dict[str, EncodedPairs]:
-    """Encode every split; what was truncated to `max_len` is counted in one DataWarning for all splits."""
+    """Encode every split; sources are cut to `max_source_len` (else `max_len`), targets to `max_len`. What was
+    truncated is counted in one DataWarning for all splits."""
+    src_max, limit = source_limit(max_len, max_source_len)
     encoded, counts = {}, []
     for name, pairs in splits.items():
         sources, references = [s for s, _ in pairs], [t for _, t in pairs]
-        src, src_cut = encode_sources(sources, tokenizers, max_len=max_len, on_long=on_long, where=name)
+        src, src_cut = encode_sources(sources, tokenizers, max_len=src_max, on_long=on_long, where=name, limit=limit)
         tgt, tgt_cut = [], 0
         for i, ids in enumerate(tokenizers.tgt.encode(references)):
             if max_len is not None and len(ids) + 1 > max_len:
@@ -82,9 +107,10 @@ def encode_splits(
         if src_cut or tgt_cut:
             counts.append(f"{name}: {src_cut} of {len(pairs)} sources, {tgt_cut} targets")
     if counts:
+        limits = f"{limit}={src_max}" + (f" (targets: model.max_len={max_len})" if limit != "model.max_len" else "")
         warn(
-            f"truncated sequences longer than model.max_len={max_len} tokens ({'; '.join(counts)}); "
-            f"raise model.max_len, or set data.on_long=error to refuse them"
+            f"truncated sequences longer than {limits} tokens ({'; '.join(counts)}); "
+            f"raise the limit, or set data.on_long=error to refuse them"
         )
     return encoded
 

@@ -11,20 +11,23 @@ import torch
 from torch import Tensor, nn
 
 from attnkit.errors import ConfigError
-from attnkit.tasks.seq2seq.batches import collate, encode_sources
+from attnkit.tasks.seq2seq.batches import collate, encode_sources, source_limit
 from attnkit.tasks.seq2seq.data.base import OnLong
 from attnkit.tasks.seq2seq.tokenizer import Tokenizers
 
 
 @dataclass(frozen=True)
 class DecodeOptions:
-    """How to search: `beam` 1 is greedy; at most `max_len_a` · source length + `max_len_b` target tokens."""
+    """How to search: `beam` 1 is greedy; at least `min_len` and at most `max_len_a` · source length + `max_len_b`
+    target tokens (and at most `max_len`, when set); `no_repeat_ngram` n > 0 forbids repeating any n-gram."""
 
     beam: int = 5
     length_penalty: float = 1.0
     max_len_a: float = 1.5
     max_len_b: int = 10
     no_repeat_ngram: int = 0
+    min_len: int = 0
+    max_len: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.beam, bool) or not isinstance(self.beam, int) or self.beam < 1:
@@ -37,6 +40,22 @@ class DecodeOptions:
         ngram = self.no_repeat_ngram
         if isinstance(ngram, bool) or not isinstance(ngram, int) or ngram < 0:
             raise ConfigError(f"task.no_repeat_ngram={self.no_repeat_ngram!r} must be an int >= 0 (0 = off)")
+        if isinstance(self.min_len, bool) or not isinstance(self.min_len, int) or self.min_len < 0:
+            raise ConfigError(f"task.min_len={self.min_len!r} must be an int >= 0 (target tokens)")
+        if self.max_len is not None and (
+            isinstance(self.max_len, bool) or not isinstance(self.max_len, int) or self.max_len < 1
+        ):
+            raise ConfigError(f"task.max_len={self.max_len!r} must be an int >= 1 (target tokens), or null")
+        if self.max_len is not None and self.min_len > self.max_len:
+            raise ConfigError(
+                f"task.min_len={self.min_len} is above task.max_len={self.max_len}; lower task.min_len or raise "
+                f"task.max_len"
+            )
+        if self.max_len_a == 0 and self.min_len > self.max_len_b:
+            raise ConfigError(
+                f"task.min_len={self.min_len} is above the maximum length task.max_len_b={self.max_len_b} "
+                f"(task.max_len_a=0); lower task.min_len or raise task.max_len_b"
+            )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,6 +74,8 @@ def generate_ids(
         "pad_id": tgt.pad_id,
         "max_len_a": options.max_len_a,
         "max_len_b": options.max_len_b,
+        "max_len": options.max_len,
+        "min_len": options.min_len,
         "use_cache": bool(getattr(model, "supports_cache", True)),
     }
     if options.beam == 1 and options.no_repeat_ngram == 0:
@@ -87,12 +108,15 @@ def translate(
     options: DecodeOptions,
     *,
     on_long: OnLong = "truncate",
+    max_source_len: int | None = None,
     batch_size: int = 32,
 ) -> tuple[list[str], int]:
-    """Output texts for `texts` (empty text in, empty text out), and how many sources were truncated."""
-    max_len = getattr(model, "max_len", None)
+    """Output texts for `texts` (empty text in, empty text out), and how many sources were truncated (to
+    `max_source_len`, else the model's `max_len`)."""
+    max_len, limit = source_limit(getattr(model, "max_len", None), max_source_len)
     keep = [i for i, t in enumerate(texts) if t.strip()]
-    src, cut = encode_sources([texts[i].strip() for i in keep], tokenizers, max_len=max_len, on_long=on_long)
+    sources = [texts[i].strip() for i in keep]
+    src, cut = encode_sources(sources, tokenizers, max_len=max_len, on_long=on_long, limit=limit)
     order = sorted(range(len(src)), key=lambda i: len(src[i]))
     outputs: list[str] = [""] * len(texts)
     tok = tokenizers.tgt

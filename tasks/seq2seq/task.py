@@ -18,14 +18,14 @@ from typing import Any, Literal
 import torch
 
 from attnkit.errors import ConfigError, DataError
-from attnkit.registry import build_spec, get
-from attnkit.tasks.seq2seq.batches import EncodedPairs, encode_splits
-from attnkit.tasks.seq2seq.data.base import DataWarning, TextPairData, warn
+from attnkit.registry import available, build_spec, get
+from attnkit.tasks.seq2seq.batches import EncodedPairs, encode_splits, source_limit
+from attnkit.tasks.seq2seq.data.base import DataWarning, TextPairData, TextPairs, warn
 from attnkit.tasks.seq2seq.generate import DecodeOptions
 from attnkit.tasks.seq2seq.tokenizer import Tokenizers, check_tokenizer_options, load_tokenizers
 from attnkit.train import run
 
-DECODE_KEYS = ("beam", "length_penalty", "max_len_a", "max_len_b", "no_repeat_ngram")
+DECODE_KEYS = ("beam", "length_penalty", "max_len_a", "max_len_b", "no_repeat_ngram", "min_len", "max_len")
 
 
 class Scorer:
@@ -46,14 +46,17 @@ class Seq2SeqTask:
 
     Recipe: AdamW with `lr`, `weight_decay`, linear warm-up over `warmup_steps` then cosine decay to
     `min_lr_ratio`; label smoothing. Validation during training decodes with `val_beam` (1 = greedy, fast); the
-    final validation and test decode with `beam`, `length_penalty`, at most `max_len_a` · source length +
-    `max_len_b` tokens. `test_checkpoint`: `best` (best validation score) or `last`. `tokenizer`: options of
-    `load_tokenizers` (vocab_size, joint, path, tgt_path, min_frequency, lowercase, cache_dir).
+    final validation and test decode with `beam`, `length_penalty`, at least `min_len` and at most `max_len_a` ·
+    source length + `max_len_b` tokens (and at most `max_len`), never repeating an n-gram if `no_repeat_ngram`.
+    `test_checkpoint`: `best` (best validation score) or `last`. `tokenizer`: options of `load_tokenizers`
+    (vocab_size, joint, path, tgt_path, min_frequency, lowercase, cache_dir). Subclasses may also change
+    `read_inputs` (what predict reads) and `baselines` (scores reported beside the model's).
     """
 
     name = "seq2seq"
     title = "text to text"
     sample_columns = ("source", "reference", "hypothesis")
+    sample_source_chars: int | None = None  # sources in the sample table are cut to this many characters
 
     def __init__(
         self,
@@ -68,6 +71,8 @@ class Seq2SeqTask:
         max_len_a: float = 1.5,
         max_len_b: int = 10,
         no_repeat_ngram: int = 0,
+        min_len: int = 0,
+        max_len: int | None = None,
         samples: int = 8,
         test_checkpoint: Literal["best", "last"] = "best",
         tokenizer: dict[str, Any] | None = None,
@@ -81,7 +86,7 @@ class Seq2SeqTask:
         for key, value in (("warmup_steps", warmup_steps), ("samples", samples)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"task.{key}={value!r} must be an int >= 0")
-        self.decode = DecodeOptions(beam, length_penalty, max_len_a, max_len_b, no_repeat_ngram)
+        self.decode = DecodeOptions(beam, length_penalty, max_len_a, max_len_b, no_repeat_ngram, min_len, max_len)
         self.recipe = {
             "lr": lr,
             "weight_decay": weight_decay,
@@ -108,7 +113,13 @@ class Seq2SeqTask:
             tokenizers = load_tokenizers(pairs, **self.tokenizer)
             net = self._model(cfg["model"], tokenizers)
             splits = {name: pairs.split(name) for name in ("train", "val", "test")}
-            encoded = encode_splits(splits, tokenizers, max_len=getattr(net, "max_len", None), on_long=source.on_long)
+            encoded = encode_splits(
+                splits,
+                tokenizers,
+                max_len=getattr(net, "max_len", None),
+                on_long=source.on_long,
+                max_source_len=source.max_source_len,
+            )
         run.save_config(cfg, run_dir)
 
         from attnkit.tasks.seq2seq.module import Seq2SeqDataModule, Seq2SeqModule
@@ -120,7 +131,7 @@ class Seq2SeqTask:
         module = Seq2SeqModule(
             model=cfg["model"], vocab=_vocab(tokenizers), decode=self.decode.as_dict(), net=net, **self.recipe
         )
-        module.attach(tokenizers, scorer, self._extras(cfg, tokenizers, self.decode, source.on_long))
+        module.attach(tokenizers, scorer, self._extras(cfg, tokenizers, self.decode, source))
         monitor = f"val/{scorer.primary}"
         trainer = make_trainer({**cfg["trainer"], "use_distributed_sampler": False}, run_dir, monitor=monitor)
         start = time.perf_counter()
@@ -139,6 +150,7 @@ class Seq2SeqTask:
         metrics = {
             **_floats(val),
             **_floats(test),
+            **self.baselines(pairs, scorer, ("val", "test")),
             **self._common_metrics(module, scorer, tokenizers, encoded, seen),
             "train_time_s": round(fit_s, 2),
             "epochs": epochs,
@@ -164,8 +176,13 @@ class Seq2SeqTask:
             data_cfg = cfg["data"] if run.overridden(overrides, "data") else extras["data"]
             source = self._source(data_cfg)
             net = model_from_checkpoint(payload)
+            pairs = source.load()
             encoded = encode_splits(
-                {"test": source.load().test}, tokenizers, max_len=getattr(net, "max_len", None), on_long=source.on_long
+                {"test": pairs.test},
+                tokenizers,
+                max_len=getattr(net, "max_len", None),
+                on_long=source.on_long,
+                max_source_len=source.max_source_len,
             )
 
         from attnkit.tasks.seq2seq.module import Seq2SeqDataModule, Seq2SeqModule
@@ -185,6 +202,7 @@ class Seq2SeqTask:
             return {}
         metrics = {
             **_floats(results),
+            **self.baselines(pairs, scorer, ("test",)),
             **self._common_metrics(module, scorer, tokenizers, encoded, seen, decode),
             "checkpoint": str(ckpt),
         }
@@ -194,7 +212,7 @@ class Seq2SeqTask:
         return metrics
 
     def predict(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
-        """Generate an output for `input="..."`, or for every line of stdin (one output line per input line)."""
+        """Generate an output for each text of `read_inputs` (one output line each), saved to prediction.json."""
         from attnkit.tasks.seq2seq.generate import translate
         from attnkit.train.reports import write_json
 
@@ -203,19 +221,18 @@ class Seq2SeqTask:
         )
         payload = self.load_checkpoint(ckpt)
         extras = payload["seq2seq"]
-        text = cfg.get("input")
-        if text is not None and not str(text).strip():
-            raise ConfigError('input is empty; give input="a sentence", or leave input unset to read lines from stdin')
-        texts = [str(text)] if text is not None else read_stdin()
+        texts = self.read_inputs(cfg.get("input"))
         tokenizers = Tokenizers.from_state(extras["tokenizers"])
         decode = self._decode_options(cfg, overrides, extras)
         model = model_from_checkpoint(payload)
         on_long = cfg["data"]["on_long"] if run.overridden(overrides, "data.on_long") else extras["on_long"]
+        max_source_len = extras.get("max_source_len")
         with reported_warnings():
-            outputs, cut = translate(model, texts, tokenizers, decode, on_long=on_long)
+            outputs, cut = translate(model, texts, tokenizers, decode, on_long=on_long, max_source_len=max_source_len)
             if cut:
+                limit, key = source_limit(model.max_len, max_source_len)
                 warn(
-                    f"truncated {cut} of {len(texts)} inputs to model.max_len={model.max_len} tokens; "
+                    f"truncated {cut} of {len(texts)} inputs to {key}={limit} tokens; "
                     f"set data.on_long=error to refuse them"
                 )
         for output in outputs:
@@ -228,6 +245,18 @@ class Seq2SeqTask:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "prediction.json", result)
         return result
+
+    # -- what tasks may change ---------------------------------------------------------------------------------
+
+    def read_inputs(self, value: Any) -> list[str]:
+        """What `mode=predict` generates from: `input="a sentence"`, else every line of stdin."""
+        if value is not None and not str(value).strip():
+            raise ConfigError('input is empty; give input="a sentence", or leave input unset to read lines from stdin')
+        return [str(value)] if value is not None else read_stdin()
+
+    def baselines(self, pairs: TextPairs, scorer: Scorer, stages: tuple[str, ...]) -> dict[str, Any]:
+        """Scores of simple baselines on `stages` (e.g. `test/lead_rougeL`), reported beside the model's."""
+        return {}
 
     # -- pieces ------------------------------------------------------------------------------------------------
 
@@ -259,9 +288,10 @@ class Seq2SeqTask:
         source = build_spec("data", data_cfg)
         if not isinstance(source, TextPairData):
             name = data_cfg.get("name") if isinstance(data_cfg, dict) else data_cfg
+            kinds = {n: get("data", n) for n in available("data")}
+            choices = [n for n, obj in kinds.items() if isinstance(obj, type) and issubclass(obj, TextPairData)]
             raise ConfigError(
-                f"data={name} is not a text-pair source, which task={self.name} needs; choose data=number_words, "
-                f"text_files or hf_text"
+                f"data={name} is not a text-pair source, which task={self.name} needs; choose data={', '.join(choices)}"
             )
         return source
 
@@ -272,7 +302,7 @@ class Seq2SeqTask:
         return build_spec("model", model_cfg, **_vocab(tokenizers))
 
     def _extras(
-        self, cfg: dict[str, Any], tokenizers: Tokenizers, decode: DecodeOptions, on_long: str
+        self, cfg: dict[str, Any], tokenizers: Tokenizers, decode: DecodeOptions, source: TextPairData
     ) -> dict[str, Any]:
         """What a checkpoint carries for test and predict besides weights and hyperparameters."""
         return {
@@ -280,7 +310,8 @@ class Seq2SeqTask:
             "tokenizers": tokenizers.to_state(),
             "data": cfg["data"],
             "decode": decode.as_dict(),
-            "on_long": on_long,
+            "on_long": source.on_long,
+            "max_source_len": source.max_source_len,
             "config": cfg,
         }
 
@@ -338,6 +369,8 @@ class Seq2SeqTask:
             write_outputs(run_dir / f"{stage}_outputs.jsonl", sources, references, texts)
             if stage == "test":
                 rows = sample_rows(sources, references, texts, self.samples)
+                if self.sample_source_chars:
+                    rows = [(shorten(source, self.sample_source_chars), *rest) for source, *rest in rows]
         if rows:
             print_samples(f"{self.title}: test samples", rows, self.sample_columns)
             write_samples(run_dir / "samples.md", f"{self.title}: test samples", rows, self.sample_columns)
@@ -371,6 +404,13 @@ class Seq2SeqTask:
 def scorer_keys(metrics: dict[str, Any], stage: str) -> list[str]:
     """The metric keys of a stage other than loss and accuracy (e.g. test/bleu, test/chrf)."""
     return [k for k in metrics if k.startswith(f"{stage}/") and k not in (f"{stage}/loss", f"{stage}/acc")]
+
+
+def shorten(text: str, chars: int) -> str:
+    """`text` cut to at most `chars` characters at a word boundary, with an ellipsis when cut."""
+    if len(text) <= chars:
+        return text
+    return text[: max(1, chars - 1)].rsplit(" ", 1)[0] + " …"
 
 
 def model_from_checkpoint(payload: dict[str, Any]) -> torch.nn.Module:

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from attnkit.errors import ConfigError, DataError
 from attnkit.registry import did_you_mean
-from attnkit.tasks.seq2seq.data.base import TextPairs, one_line
+from attnkit.tasks.seq2seq.data.base import TextPairs
+from attnkit.train.hf_data import one_line
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer

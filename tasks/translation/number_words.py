@@ -35,8 +35,9 @@ class NumberWordsData(TextPairData):
         test_size: int = 500,
         seed: int = 0,
         on_long: OnLong = "truncate",
+        max_source_len: int | None = None,
     ) -> None:
-        super().__init__(batch_size=batch_size, max_tokens=max_tokens, on_long=on_long)
+        super().__init__(batch_size=batch_size, max_tokens=max_tokens, on_long=on_long, max_source_len=max_source_len)
         check_int("max_number", max_number, minimum=10)
         for key, value in (("train_size", train_size), ("val_size", val_size), ("test_size", test_size)):
             check_int(key, value, minimum=1)

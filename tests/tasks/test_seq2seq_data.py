@@ -49,17 +49,6 @@ def corpus(tmp_path):
     return tmp_path
 
 
-@pytest.fixture
-def offline(monkeypatch):
-    """Offline even if `datasets` was imported before HF_*_OFFLINE were set (it reads them at import)."""
-    import datasets.config
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True, raising=False)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-
-
 # ------------------------------------------------------------------------------------------------ registry
 
 
@@ -96,6 +85,7 @@ def test_importing_the_package_stays_light():
         ({"format": "xml"}, "auto, jsonl, csv, tsv"),
         ({"val_fraction": 0.6, "test_fraction": 0.5}, "leaves no training pairs"),
         ({"limit_train": 0}, "limit_train"),
+        ({"max_source_len": 1}, "max_source_len"),
     ],
 )
 def test_bad_options_are_one_line_config_errors(kwargs, fragment):
@@ -387,6 +377,23 @@ def test_long_sequences_truncated_in_one_warning_or_refused(tokenizers):
         encode_splits({"train": long}, tokenizers, max_len=8, on_long="error")
     message = one_line(exc)
     assert "train source 0" in message and "model.max_len=8" in message and "on_long=truncate" in message
+
+
+def test_max_source_len_caps_sources_only(tokenizers):
+    long = [("Ein Hund " * 20, "A dog " * 5)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        encoded = encode_splits({"train": long}, tokenizers, max_len=64, max_source_len=6, on_long="truncate")
+    (message,) = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+    assert "data.max_source_len=6" in message and "1 of 1 sources, 0 targets" in message
+    assert len(encoded["train"].src[0]) == 6 and len(encoded["train"].tgt[0]) > 6
+    with pytest.raises(DataError) as exc:
+        encode_splits({"train": long}, tokenizers, max_len=64, max_source_len=6, on_long="error")
+    assert "data.max_source_len=6" in one_line(exc)
+    with pytest.raises(ConfigError) as exc:
+        encode_splits({"train": long}, tokenizers, max_len=64, max_source_len=128, on_long="truncate")
+    message = one_line(exc)
+    assert "data.max_source_len=128 is above model.max_len=64" in message and "raise model.max_len" in message
 
 
 def test_collate_pads_and_shifts(tokenizers):

@@ -494,17 +494,6 @@ def test_image_folder_read_image_matches_the_data(tmp_path):
 # ------------------------------------------------------------------------------------------ hugging face
 
 
-@pytest.fixture
-def offline(monkeypatch):
-    """Offline even if `datasets` was imported before HF_*_OFFLINE were set (it reads them at import)."""
-    import datasets.config
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True, raising=False)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-
-
 def test_hf_imagefolder_local_dir(tmp_path, offline):
     write_tree(tmp_path / "data" / "train", per_class=6)
     write_tree(tmp_path / "data" / "test", per_class=2, start=10)

@@ -8,7 +8,6 @@ task reads the same sources as translation.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import warnings
 from collections.abc import Iterable
@@ -56,16 +55,25 @@ class TextPairData:
     """Base class of text-pair data sources: subclasses implement `_load()`, `load()` caches it.
 
     `batch_size` (sentences) or `max_tokens` (padded tokens per batch, when set) size the training batches;
-    `on_long` says what the task does with a sequence longer than the model's `max_len`: truncate it (counted
-    in one warning) or refuse it.
+    `max_source_len` caps source tokens (null: the model's `max_len`); `on_long` says what the task does with a
+    sequence over its cap: truncate it (counted in one warning) or refuse it.
     """
 
-    def __init__(self, batch_size: int = 64, max_tokens: int | None = None, on_long: OnLong = "truncate") -> None:
+    def __init__(
+        self,
+        batch_size: int = 64,
+        max_tokens: int | None = None,
+        on_long: OnLong = "truncate",
+        max_source_len: int | None = None,
+    ) -> None:
         check_int("batch_size", batch_size, minimum=1)
         if max_tokens is not None:
             check_int("max_tokens", max_tokens, minimum=1)
+        if max_source_len is not None:
+            check_int("max_source_len", max_source_len, minimum=2)
         check_choice("on_long", on_long, ("truncate", "error"))
         self.batch_size, self.max_tokens, self.on_long = batch_size, max_tokens, on_long
+        self.max_source_len = max_source_len
         self._pairs: TextPairs | None = None
 
     def load(self) -> TextPairs:
@@ -166,13 +174,3 @@ def check_fractions(val_fraction: float, test_fraction: float) -> None:
             f"data.val_fraction + data.test_fraction = {val_fraction + test_fraction:g} leaves no training pairs; "
             f"lower them"
         )
-
-
-def resolve(path: str) -> str:
-    """An absolute path; a relative one is taken from the launch directory (the CLI does not chdir)."""
-    return os.path.abspath(os.path.expanduser(str(path)))
-
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."

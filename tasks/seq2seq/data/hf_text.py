@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -17,14 +16,13 @@ from attnkit.tasks.seq2seq.data.base import (
     check_choice,
     check_fractions,
     check_int,
-    one_line,
-    resolve,
 )
 from attnkit.tasks.seq2seq.data.records import rows_to_pairs
+from attnkit.train import hf_data
+from attnkit.train.hf_data import resolve
 
 # data_files extension -> Hugging Face builder, when `dataset` is not given
 BUILDERS = ((".jsonl", "json"), (".json", "json"), (".csv", "csv"), (".tsv", "csv"), (".parquet", "parquet"))
-SPLIT_ALIASES = {"val": ("validation", "valid", "val", "dev"), "test": ("test",)}
 
 
 @attnkit.register("data", "hf_text")
@@ -59,9 +57,10 @@ class HFTextData(TextPairData):
         limit_train: int | None = None,
         on_empty: OnEmpty = "skip",
         on_long: OnLong = "truncate",
+        max_source_len: int | None = None,
         cache_dir: str | None = None,
     ) -> None:
-        super().__init__(batch_size=batch_size, max_tokens=max_tokens, on_long=on_long)
+        super().__init__(batch_size=batch_size, max_tokens=max_tokens, on_long=on_long, max_source_len=max_source_len)
         check_choice("on_empty", on_empty, ("skip", "error"))
         check_fractions(val_fraction, test_fraction)
         if limit_train is not None:
@@ -72,7 +71,7 @@ class HFTextData(TextPairData):
             )
         self.dataset, self.config_name = dataset, config_name
         self.data_dir = None if data_dir is None else resolve(data_dir)
-        self.data_files = _resolve_files(data_files)
+        self.data_files = hf_data.resolve_files(data_files)
         self.src, self.tgt, self.pair_field = str(src), str(tgt), pair_field
         self.train_split, self.val_split, self.test_split = train_split, val_split, test_split
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
@@ -83,13 +82,13 @@ class HFTextData(TextPairData):
         if self.dataset:
             return self.dataset
         if self.data_files is not None:
-            first = _first_file(self.data_files).lower().removesuffix(".gz")
-            for ext, builder in BUILDERS:
-                if first.endswith(ext):
-                    return builder
-            raise DataError(
-                f"cannot tell the format of data.data_files={first!r}; set data.dataset=json, csv or parquet"
-            )
+            builder = hf_data.builder_for(self.data_files, BUILDERS)
+            if builder is None:
+                raise DataError(
+                    f"cannot tell the format of data.data_files={hf_data.first_file(self.data_files)!r}; "
+                    f"set data.dataset=json, csv or parquet"
+                )
+            return builder
         raise DataError(
             "data source hf_text needs a dataset: set data.dataset=<hub name, e.g. wmt16> "
             "(with data.config_name=de-en) or data.data_files=path/to/train.jsonl"
@@ -97,36 +96,19 @@ class HFTextData(TextPairData):
 
     def _load(self) -> TextPairs:
         builder = self._builder()
-        import datasets
-
-        kwargs: dict[str, Any] = {}
-        if self.data_dir is not None:
-            if not os.path.isdir(self.data_dir):
-                raise DataError(f"data.data_dir={self.data_dir} does not exist; fix data.data_dir=...")
-            kwargs["data_dir"] = self.data_dir
-        if self.data_files is not None:
-            kwargs["data_files"] = self.data_files
-            if builder == "csv" and _first_file(self.data_files).lower().endswith(".tsv"):
-                kwargs["delimiter"] = "\t"
-        if self.cache_dir is not None:
-            kwargs["cache_dir"] = self.cache_dir
-        try:
-            loaded = datasets.load_dataset(builder, self.config_name, **kwargs)
-        except Exception as exc:  # hub errors, offline mode, missing files, bad formats: one line
-            raise DataError(
-                f"cannot load Hugging Face dataset {builder!r}: {one_line(exc)}; check data.dataset, "
-                f"data.config_name, data.data_files (hub datasets need a network or a cache)"
-            ) from exc
-        if not isinstance(loaded, Mapping):
-            loaded = {self.train_split: loaded}
-        if self.train_split not in loaded:
-            raise DataError(
-                f"dataset {builder!r} has no split {self.train_split!r}; splits: {', '.join(loaded)}; "
-                f"set data.train_split=..."
-            )
+        tsv = builder == "csv" and self.data_files is not None and hf_data.first_file(self.data_files).endswith(".tsv")
+        loaded = hf_data.load_splits(
+            builder,
+            config_name=self.config_name,
+            data_dir=self.data_dir,
+            data_files=self.data_files,
+            cache_dir=self.cache_dir,
+            train_split=self.train_split,
+            **({"delimiter": "\t"} if tsv else {}),
+        )
         chosen = {"train": self.train_split}
         for split, wanted in (("val", self.val_split), ("test", self.test_split)):
-            found = _find_split(loaded, wanted, split)
+            found = hf_data.find_split(loaded, wanted, split)
             if found is not None:
                 chosen[split] = found
         parts = {}
@@ -160,39 +142,3 @@ def _rows(table: Any, pair_field: str | None, keys: tuple[str, str]) -> Iterator
         return
     for i, values in enumerate(zip(*(table[k] for k in keys), strict=True)):
         yield f"row {i}", dict(zip(keys, values, strict=True))
-
-
-def _find_split(loaded: Mapping[str, Any], wanted: str | None, split: str) -> str | None:
-    """The split to use for `val` or `test`; None to carve it from train (a usual name that is absent)."""
-    if wanted is None:
-        return None
-    if wanted in loaded:
-        return wanted
-    aliases = SPLIT_ALIASES[split]
-    if wanted in aliases:
-        return next((a for a in aliases if a in loaded), None)
-    key = "val_split" if split == "val" else "test_split"
-    raise DataError(
-        f"the dataset has no split {wanted!r}; splits: {', '.join(loaded)}; set data.{key}=<one of them>, "
-        f"or null to carve it from train"
-    )
-
-
-def _first_file(files: Any) -> str:
-    while not isinstance(files, str):
-        values = list(files.values()) if isinstance(files, Mapping) else list(files)
-        if not values:
-            return ""
-        files = values[0]
-    return files
-
-
-def _resolve_files(files: Any) -> Any:
-    """data_files with local relative paths made absolute; URLs and hub paths (`hf://`) are left alone."""
-    if files is None:
-        return None
-    if isinstance(files, str):
-        return files if "://" in files else resolve(files)
-    if isinstance(files, Mapping):
-        return {str(k): _resolve_files(v) for k, v in files.items()}
-    return [_resolve_files(f) for f in files]

@@ -16,9 +16,9 @@ from attnkit.tasks.seq2seq.data.base import (
     check_choice,
     check_fractions,
     check_int,
-    resolve,
 )
 from attnkit.tasks.seq2seq.data.records import EXTENSIONS, detect_format, read_rows, rows_to_pairs
+from attnkit.train.hf_data import resolve
 
 # split -> file stems looked for in `path` (the first found wins)
 SPLIT_STEMS = {"train": ("train",), "val": ("validation", "valid", "val", "dev"), "test": ("test",)}
@@ -54,8 +54,9 @@ class TextFilesData(TextPairData):
         limit_train: int | None = None,
         on_empty: OnEmpty = "skip",
         on_long: OnLong = "truncate",
+        max_source_len: int | None = None,
     ) -> None:
-        super().__init__(batch_size=batch_size, max_tokens=max_tokens, on_long=on_long)
+        super().__init__(batch_size=batch_size, max_tokens=max_tokens, on_long=on_long, max_source_len=max_source_len)
         check_choice("format", format, ("auto", "jsonl", "csv", "tsv"))
         check_choice("on_empty", on_empty, ("skip", "error"))
         check_fractions(val_fraction, test_fraction)

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from attnkit.errors import ConfigError, DataError
+from attnkit.train.hf_data import one_line
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -242,7 +243,7 @@ def _open_image(source: Any, name: str | None = None, fix: str = "fix or remove 
         image = Image.open(source)
         image.load()
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise DataError(f"cannot read image {label}: {_one_line(exc)}; {fix}") from exc
+        raise DataError(f"cannot read image {label}: {one_line(exc)}; {fix}") from exc
     return image
 
 
@@ -342,13 +343,3 @@ def _check_norm(
     if any(s <= 0 for s in std):
         raise ConfigError(f"data.std={std} must be positive")
     return mean, std
-
-
-def _resolve(path: str) -> str:
-    """An absolute path; a relative one is taken from the launch directory (the CLI does not chdir)."""
-    return os.path.abspath(os.path.expanduser(str(path)))
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."

@@ -17,9 +17,8 @@ from attnkit.tasks.vit.data.base import (
     _channel_stats,
     _check_int,
     _normalize,
-    _one_line,
-    _resolve,
 )
+from attnkit.train.hf_data import one_line, resolve
 
 FASHION_MNIST_CLASSES = [
     "T-shirt/top",
@@ -67,7 +66,7 @@ class FashionMNISTData(ImageData):
         _check_int("val_size", val_size, minimum=0)
         if limit_train is not None:
             _check_int("limit_train", limit_train, minimum=1)
-        self.path = _resolve(path)
+        self.path = resolve(path)
         self.val_size = val_size
         self.limit_train = limit_train
         self.download = download
@@ -137,7 +136,7 @@ class FashionMNISTData(ImageData):
                 FashionMNIST(root=self.path, train=train, download=True)
         except Exception as exc:  # no network, no write permission, a changed mirror ...
             raise DataError(
-                f"could not download Fashion-MNIST into {self.path}: {_one_line(exc)}; download the IDX "
+                f"could not download Fashion-MNIST into {self.path}: {one_line(exc)}; download the IDX "
                 f"files by hand or install Debian's dataset-fashion-mnist and set data.path=..."
             ) from exc
 
@@ -154,7 +153,7 @@ def read_idx(path: str) -> torch.Tensor:
         with opener(path, "rb") as handle:
             data = handle.read()
     except (OSError, EOFError) as exc:
-        raise DataError(f"cannot read {path}: {_one_line(exc)}; re-download the file") from exc
+        raise DataError(f"cannot read {path}: {one_line(exc)}; re-download the file") from exc
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in dtypes:
         raise DataError(f"{path} is not an IDX file (bad magic number); re-download the file")
     ndim = data[3]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,10 +15,10 @@ from attnkit.tasks.vit.data.base import (
     _carve,
     _check_image_args,
     _check_norm,
-    _one_line,
     _open_image,
-    _resolve,
 )
+from attnkit.train import hf_data
+from attnkit.train.hf_data import resolve
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -78,8 +77,8 @@ class HFImageData(ImageData):
             )
         self.dataset = dataset
         self.config_name = config_name
-        self.data_dir = None if data_dir is None else _resolve(data_dir)
-        self.data_files = _resolve_files(data_files)
+        self.data_dir = None if data_dir is None else resolve(data_dir)
+        self.data_files = hf_data.resolve_files(data_files)
         self.image_column = image_column
         self.label_column = label_column
         self.train_split = train_split
@@ -92,7 +91,7 @@ class HFImageData(ImageData):
         self.split_seed = split_seed
         self.mean, self.std = _check_norm(mean, std, channels)
         self.in_memory = in_memory
-        self.cache_dir = None if cache_dir is None else _resolve(cache_dir)
+        self.cache_dir = None if cache_dir is None else resolve(cache_dir)
 
     def _builder(self) -> str:
         if self.dataset:
@@ -100,12 +99,11 @@ class HFImageData(ImageData):
         if self.data_dir is not None and self.data_files is None:
             return "imagefolder"
         if self.data_files is not None:
-            first = _first_file(self.data_files)
-            lowered = first.lower().removesuffix(".gz")
-            for ext, builder in BUILDERS:
-                if lowered.endswith(ext):
-                    return builder
-            if lowered.endswith(IMAGE_EXTENSIONS) or lowered.endswith("*"):
+            builder = hf_data.builder_for(self.data_files, BUILDERS)
+            if builder is not None:
+                return builder
+            first = hf_data.first_file(self.data_files)
+            if first.lower().endswith(IMAGE_EXTENSIONS) or first.endswith("*"):
                 return "imagefolder"
             raise DataError(
                 f"cannot tell the format of data.data_files={first!r}; "
@@ -118,33 +116,14 @@ class HFImageData(ImageData):
 
     def _load(self) -> ImageSplits:
         builder = self._builder()
-        try:
-            import datasets
-        except ImportError as exc:  # pragma: no cover - a declared dependency
-            raise DataError("data source hf needs the `datasets` package: pip install datasets") from exc
-        kwargs: dict[str, Any] = {}
-        if self.data_dir is not None:
-            if not os.path.isdir(self.data_dir):
-                raise DataError(f"data.data_dir={self.data_dir} does not exist; fix data.data_dir=...")
-            kwargs["data_dir"] = self.data_dir
-        if self.data_files is not None:
-            kwargs["data_files"] = self.data_files
-        if self.cache_dir is not None:
-            kwargs["cache_dir"] = self.cache_dir
-        try:
-            loaded = datasets.load_dataset(builder, self.config_name, **kwargs)
-        except Exception as exc:  # hub errors, offline mode, missing files, bad formats: say it in one line
-            raise DataError(
-                f"cannot load Hugging Face dataset {builder!r}: {_one_line(exc)}; check data.dataset, "
-                f"data.data_dir, data.data_files (hub datasets need a network or a cache)"
-            ) from exc
-        if not isinstance(loaded, Mapping):
-            loaded = {self.train_split: loaded}
-        if self.train_split not in loaded:
-            raise DataError(
-                f"dataset {builder!r} has no split {self.train_split!r}; splits: {', '.join(loaded)}; "
-                f"set data.train_split=..."
-            )
+        loaded = hf_data.load_splits(
+            builder,
+            config_name=self.config_name,
+            data_dir=self.data_dir,
+            data_files=self.data_files,
+            cache_dir=self.cache_dir,
+            train_split=self.train_split,
+        )
         train = loaded[self.train_split]
         columns = list(train.column_names)
         for key, column in (("image_column", self.image_column), ("label_column", self.label_column)):
@@ -154,7 +133,7 @@ class HFImageData(ImageData):
                 )
         chosen = {"train": train}
         for split, wanted in (("val", self.val_split), ("test", self.test_split)):
-            found = _find_split(loaded, wanted, split)
+            found = hf_data.find_split(loaded, wanted, split)
             if found is not None:
                 chosen[split] = loaded[found]
         feature = train.features[self.label_column]
@@ -191,32 +170,6 @@ class HFImageData(ImageData):
         return _build_splits(self, splits, readers, classes)
 
 
-def _first_file(files: Any) -> str:
-    """The first path of a data_files value (a string, a list, or a mapping split -> string or list)."""
-    while not isinstance(files, str):
-        values = list(files.values()) if isinstance(files, Mapping) else list(files)
-        if not values:
-            return ""
-        files = values[0]
-    return files
-
-
-def _find_split(loaded: Mapping[str, Any], wanted: str | None, split: str) -> str | None:
-    """The split to use for `val` or `test`; None to carve it from train (a usual name that is absent)."""
-    if wanted is None:
-        return None
-    if wanted in loaded:
-        return wanted
-    aliases = {"val": ("validation", "val", "valid", "dev"), "test": ("test",)}[split]
-    if wanted in aliases:
-        return next((a for a in aliases if a in loaded), None)
-    key = "val_split" if split == "val" else "test_split"
-    raise DataError(
-        f"the dataset has no split {wanted!r}; splits: {', '.join(loaded)}; set data.{key}=<one of them>, "
-        f"or null to carve it from train"
-    )
-
-
 class _HFReader:
     """Reads row `i`'s image from a Hugging Face dataset (PIL image, {"bytes", "path"} dict, or an array)."""
 
@@ -250,14 +203,3 @@ class _HFReader:
                 f"row {index} of column {self.column!r} is not an image ({type(value).__name__}); "
                 f"set data.image_column=..."
             ) from exc
-
-
-def _resolve_files(files: Any) -> Any:
-    """data_files with local relative paths made absolute; URLs and hub paths (`hf://`) are left alone."""
-    if files is None:
-        return None
-    if isinstance(files, str):
-        return files if "://" in files else _resolve(files)
-    if isinstance(files, Mapping):
-        return {str(k): _resolve_files(v) for k, v in files.items()}
-    return [_resolve_files(f) for f in files]

@@ -16,8 +16,8 @@ from attnkit.tasks.vit.data.base import (
     _check_image_args,
     _check_norm,
     _FileReader,
-    _resolve,
 )
+from attnkit.train.hf_data import resolve
 
 
 @attnkit.register("data", "image_folder")
@@ -48,7 +48,7 @@ class ImageFolderData(ImageData):
     ) -> None:
         super().__init__(batch_size=batch_size)
         _check_image_args(image_size, channels, val_fraction, test_fraction)
-        self.path = None if path is None else _resolve(path)
+        self.path = None if path is None else resolve(path)
         self.image_size = (image_size, image_size)
         self.in_channels = channels
         self.val_fraction = val_fraction

@@ -1,0 +1,59 @@
+"""The `summarization` task: an encoder-decoder from documents to summaries, scored with ROUGE beside a lead
+baseline (the first N words of the document, N = the median training summary length)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from attnkit.errors import ConfigError
+from attnkit.registry import register
+from attnkit.tasks.seq2seq.data.base import TextPairs
+from attnkit.tasks.seq2seq.task import Scorer, Seq2SeqTask
+from attnkit.tasks.summarization.metrics import RougeScorer, lead, lead_length
+from attnkit.train import run
+
+
+@register("task", "summarization")
+class SummarizationTask(Seq2SeqTask):
+    """Summarization with an encoder-decoder: BPE tokenizers, label smoothing, constrained beam search (length
+    penalty, `min_len`, `max_len`, `no_repeat_ngram`), ROUGE-1/2/L with stemming beside the lead baseline."""
+
+    name = "summarization"
+    title = "summarization"
+    sample_columns = ("document", "reference", "summary")
+    sample_source_chars = 300
+
+    def scorer(self) -> RougeScorer:
+        return RougeScorer()
+
+    def baselines(self, pairs: TextPairs, scorer: Scorer, stages: tuple[str, ...]) -> dict[str, Any]:
+        """ROUGE of the lead baseline on each stage (`test/lead_rougeL`, ...) and its length (`lead_words`)."""
+        words = lead_length([summary for _, summary in pairs.train])
+        out: dict[str, Any] = {}
+        for stage in stages:
+            split = pairs.split(stage)
+            scores = scorer([lead(document, words) for document, _ in split], [summary for _, summary in split])
+            out.update({f"{stage}/lead_{key}": value for key, value in scores.items()})
+        out["lead_words"] = words
+        return out
+
+    def read_inputs(self, value: Any) -> list[str]:
+        """One document: the text file `input=path/to/file.txt`, else all of stdin."""
+        if value is None:
+            if sys.stdin.isatty():
+                print("reading one document from stdin; end with Ctrl-D", file=sys.stderr, flush=True)
+            text = sys.stdin.read()
+            empty = "the document on stdin is empty; pipe in its text, or give input=path/to/document.txt"
+        else:
+            path = run.user_path(value, "input", "give input=path/to/document.txt, or pipe the document on stdin")
+            if not path.is_file():
+                raise ConfigError(f"input {str(path)!r} is not a file; give input=path/to/document.txt")
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError as exc:
+                raise ConfigError(f"input {str(path)!r} is not UTF-8 text; convert it to UTF-8") from exc
+            empty = f"input {str(path)!r} is empty; give a text file with the document to summarize"
+        if not text.strip():
+            raise ConfigError(empty)
+        return [text]
