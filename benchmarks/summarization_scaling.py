@@ -1,14 +1,14 @@
 """Training-step time and peak memory of the encoder–decoder against source length, per encoder self-attention.
 
-    python benchmarks/summarization_scaling.py              # the README table: N = 512 … 4096, softmax/local/linear
+    python benchmarks/summarization_scaling.py  # the README table: N = 512 … 4096, softmax/eager/local/linear
     python benchmarks/summarization_scaling.py --lengths 512 1024 --repeats 1 --dim 64
     python benchmarks/summarization_scaling.py --device cuda
 
 The summarization setting: long sources, short targets. One training step of the registered `transformer` model as
 tasks/seq2seq/module.py takes it: forward(src, tgt_in, src_mask) -> logits, label-smoothed cross-entropy on tgt_out
-(padding ignored), backward, AdamW step. Only the encoder self-attention changes (softmax, local, linear); decoder
-self-attention and cross-attention stay softmax, so the cross-attention (`--tgt-len` queries against N keys) grows
-linearly in N for every variant. Sources are random tokens without padding; dropout is 0.
+(padding ignored), backward, AdamW step. Only the encoder self-attention changes (softmax, eager, local, linear);
+decoder self-attention and cross-attention stay softmax, so the cross-attention (`--tgt-len` queries against N keys)
+grows linearly in N for every variant. Sources are random tokens without padding; dropout is 0.
 
 As in benchmarks/attention_speed.py, each (variant, N) runs in a fresh subprocess: peak memory is the resident
 high-water mark minus the process's memory after building the model and data (on CUDA, allocated memory), so it
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-VARIANTS = ("softmax", "local", "linear")
+VARIANTS = ("softmax", "eager", "local", "linear")  # eager: softmax with the N x N scores materialised
 PAD, FIRST_TOKEN = 0, 3  # ids 0-2: padding, BOS, EOS; random tokens start above them
 LABEL_SMOOTHING, LR, WEIGHT_DECAY = 0.1, 5e-4, 1e-4
 FORWARDED = ("batch", "tgt_len", "dim", "depth", "heads", "vocab", "window", "repeats", "device")  # to each child
