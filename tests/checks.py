@@ -13,6 +13,22 @@ from attnkit import registry
 from attnkit.nn.attention import repeat_kv
 
 
+def compose(*overrides: str) -> dict:
+    """The resolved run config for `python -m attnkit <overrides>`, as a plain dict."""
+    from omegaconf import OmegaConf
+
+    from attnkit import config
+
+    registry.kinds()
+    config.store_components()
+    return OmegaConf.to_container(config.compose(list(overrides)), resolve=True)
+
+
+def make_task(cfg: dict):
+    """The task that a composed config names, built through the registry."""
+    return registry.build_spec("task", cfg["task"])
+
+
 def one_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
     """The error's message, checked to be a single non-empty line."""
     message = str(exc.value)

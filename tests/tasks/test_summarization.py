@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
-from checks import one_line
+from checks import compose, make_task, one_line
 
 import attnkit
-from attnkit import config, registry
+from attnkit import registry
 from attnkit.errors import ConfigError, DataError
 from attnkit.tasks.summarization.metrics import RougeScorer, lead, lead_length
 from attnkit.tasks.summarization.task import SummarizationTask
@@ -32,18 +32,6 @@ TINY = (
     "trainer.max_epochs=1",
     "trainer.enable_progress_bar=false",
 )
-
-
-def compose(*overrides: str) -> dict:
-    from omegaconf import OmegaConf
-
-    registry.kinds()
-    config.store_components()
-    return OmegaConf.to_container(config.compose(list(overrides)), resolve=True)
-
-
-def make_task(cfg: dict) -> SummarizationTask:
-    return registry.build_spec("task", cfg["task"])
 
 
 # ----------------------------------------------------------------------------------------------- metrics

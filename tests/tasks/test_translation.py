@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from checks import one_line
+from checks import compose, make_task, one_line
 
 import attnkit
-from attnkit import config, registry
+from attnkit import registry
 from attnkit.errors import ConfigError, DataError
 from attnkit.tasks.translation.metrics import TranslationScorer
 from attnkit.tasks.translation.number_words import NumberWordsData, draw_numbers
@@ -34,18 +34,6 @@ TINY = (
     "trainer.max_epochs=1",
     "trainer.enable_progress_bar=false",
 )
-
-
-def compose(*overrides: str) -> dict:
-    from omegaconf import OmegaConf
-
-    registry.kinds()
-    config.store_components()
-    return OmegaConf.to_container(config.compose(list(overrides)), resolve=True)
-
-
-def make_task(cfg: dict) -> TranslationTask:
-    return registry.build_spec("task", cfg["task"])
 
 
 # -------------------------------------------------------------------------------------------- number words
