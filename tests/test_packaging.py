@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -73,6 +74,50 @@ def test_installed_wheel_runs_from_any_directory(wheel, tmp_path) -> None:
     )
     assert cfg.returncode == 0, cfg.stderr
     assert "name: vit" in cfg.stdout and "name: digits" in cfg.stdout
+
+
+@pytest.fixture(scope="module")
+def wheel_site(wheel, tmp_path_factory) -> Path:
+    """The wheel installed (not editable) into a folder of its own."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    return target
+
+
+def _from_source_root(args: list[str], site: Path) -> subprocess.CompletedProcess:
+    """`python -m attnkit ...` in the checkout's root, where `./attnkit/` shadows the installed wheel.
+
+    `-S` skips the .pth files, so an editable install's import hook (which would resolve `attnkit.tasks` on its own)
+    cannot hide a source tree that lacks the wheel's layout; the dependencies come through PYTHONPATH instead.
+    """
+    deps = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(site), *deps]),
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HUB_OFFLINE": "1",
+    }
+    return subprocess.run(
+        [sys.executable, "-S", "-m", "attnkit", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+
+
+def test_source_tree_has_the_wheel_layout(wheel_site) -> None:
+    proc = _from_source_root(["mode=list"], wheel_site)
+    assert proc.returncode == 0, proc.stderr
+    assert "vit" in proc.stdout and "summarization" in proc.stdout and "failed to import" not in proc.stderr
+
+
+def test_wheel_trains_from_source_root(wheel_site, tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    args = ["task=vit", "heads=8", "trainer.fast_dev_run=true", f"hydra.run.dir={run_dir}"]
+    proc = _from_source_root(args, wheel_site)
+    assert proc.returncode == 0, proc.stderr
+    assert (run_dir / "metrics.json").is_file(), proc.stdout + proc.stderr
 
 
 def test_console_script_is_the_same_app() -> None:
