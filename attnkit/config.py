@@ -14,6 +14,10 @@ from attnkit.errors import ConfigError
 CONFIG_MODULE = "attnkit.conf"
 CONFIG_NAME = "config"
 MODES = ("train", "test", "predict", "list")
+# Every task's recipe node (its registered fields) is also stored here, for a task preset (conf/task/<name>.yaml) to
+# pull in with `- /hydra/task_recipe@task: <name>`: the preset sets data, model and trainer, never the recipe again.
+# Under hydra/ so that `--help` does not list it as a group of its own.
+RECIPE_GROUP = "hydra/task_recipe"
 
 
 def has_preset(group: str, name: str) -> bool:
@@ -28,8 +32,11 @@ def store_components() -> None:
     store = ConfigStore.instance()
     for kind in registry.kinds():
         for name in registry.available(kind):
+            node = registry.defaults(kind, name)
             if not has_preset(kind, name):
-                store.store(group=kind, name=name, node=registry.defaults(kind, name), provider="attnkit")
+                store.store(group=kind, name=name, node=node, provider="attnkit")
+            if kind == "task":
+                store.store(group=RECIPE_GROUP, name=name, node=node, provider="attnkit")
 
 
 def group_options(group: str) -> list[str]:

@@ -2,12 +2,14 @@
 
 A component is a class or a factory function. Its config node (what `attention=<name>` selects on the
 command line) is read from its signature: every keyword with a plain default (int, float, bool, str, None,
-list, tuple) becomes a key, plus `name`. Arguments without a default are context the caller supplies
+list, tuple; for a dataclass, also a field whose default_factory gives a dataclass of such values, which becomes a
+nested mapping) becomes a key, plus `name`. Arguments without a default are context the caller supplies
 (`dim`, `num_classes`, ...).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import inspect
 import types
@@ -226,13 +228,28 @@ def defaults(kind: str, name: str) -> dict[str, Any]:
     """The config node of a component: `name` plus every argument that has a plain default."""
     obj = get(kind, name)
     node: dict[str, Any] = {"name": name}
+    factories = {f.name: f.default_factory for f in dataclasses.fields(obj)} if dataclasses.is_dataclass(obj) else {}
     for key, param in _parameters(obj).items():
         if param.kind is param.VAR_KEYWORD or param.default is inspect.Parameter.empty:
             continue
         value = param.default
+        if factories.get(key, dataclasses.MISSING) is not dataclasses.MISSING:  # a dataclass field's default_factory
+            value = factories[key]()
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):  # nested options: a mapping node
+            value = dataclasses.asdict(value)
         if isinstance(value, tuple):
             value = list(value)
-        plain_list = isinstance(value, list) and all(isinstance(v, _PLAIN) for v in value)
-        if isinstance(value, _PLAIN) or plain_list:
+        if _is_plain(value):
             node[key] = value
     return node
+
+
+def _is_plain(value: Any) -> bool:
+    """A value a config node can hold: a plain scalar, or a list or mapping of plain values."""
+    if isinstance(value, _PLAIN):
+        return True
+    if isinstance(value, list):
+        return all(isinstance(v, _PLAIN) for v in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    return False

@@ -6,7 +6,7 @@ evaluated on windows of L, 2L and 4L.
 
 The text is the English side of Multi30k (../shared/data/multi30k-de-en, captions joined by newlines): train split
 for training, validation split for evaluation. The model is built from attnkit.nn's public blocks in plain PyTorch
-(a causal pre-norm encoder stack: embeddings, the encoding at its hook, EncoderBlock(causal=True), a tied output
+(a causal pre-norm encoder stack: embeddings, the encoding's hooks, EncoderBlock(causal=True), a tied output
 layer) and trained identically for every encoding (same seed, data order and steps). Prints a Markdown table of
 validation bits per character over whole windows (lower is better) and the training time.
 """
@@ -25,7 +25,6 @@ from torch import Tensor, nn
 
 import attnkit
 from attnkit.nn import EncoderBlock
-from attnkit.nn.pos_enc import kind_of
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "multi30k-de-en"
 
@@ -38,20 +37,17 @@ class CharLM(nn.Module):
         self.embed = nn.Embedding(vocab, dim)
         nn.init.normal_(self.embed.weight, std=dim**-0.5)  # scaled by √dim on input, tied on output
         self.pos_enc = attnkit.build_spec("pos_enc", pos_enc, dim=dim, heads=heads, max_len=train_length, causal=True)
-        rotary = self.pos_enc if kind_of(self.pos_enc) == "rotary" else None
         self.blocks = nn.ModuleList(
-            EncoderBlock(dim, heads, attention="softmax", rotary=rotary, dropout=0.0) for _ in range(depth)
+            EncoderBlock(dim, heads, attention="softmax", causal=True, pos_enc=self.pos_enc, dropout=0.0)
+            for _ in range(depth)
         )
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, ids: Tensor) -> Tensor:
-        x = self.embed(ids) * math.sqrt(self.embed.embedding_dim)
-        kind = kind_of(self.pos_enc)
-        if kind == "absolute":
-            x = self.pos_enc(x)
-        bias = self.pos_enc(ids.shape[1], ids.shape[1]) if kind == "bias" else None
+        x = self.pos_enc.add_to_tokens(self.embed(ids) * math.sqrt(self.embed.embedding_dim))
+        bias = self.pos_enc.score_bias(ids.shape[1], ids.shape[1])
         for block in self.blocks:
-            x = block(x, causal=True, bias=bias)
+            x = block(x, bias=bias)
         return self.norm(x) @ self.embed.weight.T
 
 

@@ -41,13 +41,17 @@ def test_wheel_holds_only_attnkit_with_configs_and_tasks(wheel) -> None:
         "attnkit/tasks/summarization/task.py",
         "attnkit/tasks/vit/task.py",
         "attnkit/tasks/vit/data/digits.py",
+        "attnkit/tasks/classify/listops.py",
+        "attnkit/conf/task/classify.yaml",
+        "attnkit/data/hf.py",
+        "attnkit/train/task.py",
         "attnkit/nn/vit.py",
     ):
         assert needed in names, f"{needed} missing from the wheel"
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "[attnkit.plugins]" in text and "attnkit = attnkit.cli:main" in text
-    assert all(f"attnkit.tasks.{task}" in text for task in ("vit", "translation", "summarization"))
+    assert all(f"attnkit.tasks.{task}" in text for task in ("vit", "translation", "summarization", "classify"))
 
 
 def test_installed_wheel_runs_from_any_directory(wheel, tmp_path) -> None:

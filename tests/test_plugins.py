@@ -7,6 +7,7 @@ from a temporary working directory with its run directory under it.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -238,3 +239,38 @@ def test_plugins_from_a_package_and_a_relative_file_train(installed_package, tmp
     assert (run_dir / "metrics.json").is_file()
     assert (run_dir / "attention_maps.png").is_file()  # the plugin returns weights, so maps are drawn
     assert not (work / "outputs").exists()
+
+
+# --- (c) a task from one file: examples/my_task.py ----------------------------------------------------------------
+
+
+def test_a_task_plugin_trains_from_the_command_line(tmp_path) -> None:
+    """The out-of-tree task trains a step, tests, reports and checkpoints through the Task base, with an attention
+    chosen on the command line; then `mode=test` reads its checkpoint."""
+    run_dir = tmp_path / "run"
+    common = [
+        f"plugins=[{EXAMPLES / 'my_task.py'}]",
+        "task=majority",
+        "model=classifier",
+        "trainer.enable_progress_bar=false",
+    ]
+    proc = ok(
+        attnkit_cli(
+            *common,
+            "attention=linear",
+            "model.dim=16",
+            "heads=2",
+            "task.examples=200",
+            "trainer.max_epochs=1",
+            "+trainer.limit_train_batches=1",
+            f"hydra.run.dir={run_dir}",
+            cwd=tmp_path,
+        )
+    )
+    assert "majority symbol — trained" in proc.stdout and "test accuracy" in proc.stdout
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert 0.0 <= metrics["test/acc"] <= 1.0 and metrics["train_samples_per_s"] > 0
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    tested = ok(attnkit_cli(*common, "mode=test", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 't'}", cwd=tmp_path))
+    assert "majority symbol — checkpoint evaluated" in tested.stdout
+    assert json.loads((tmp_path / "t" / "metrics.json").read_text())["test/acc"] == pytest.approx(metrics["test/acc"])

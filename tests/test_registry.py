@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from typing import Literal
 
@@ -255,8 +256,35 @@ def test_defaults_of_builtins() -> None:
 def test_defaults_of_every_component_are_plain(kind, name) -> None:
     node = registry.defaults(kind, name)
     assert node["name"] == name
-    for value in node.values():
-        assert value is None or isinstance(value, (int, float, bool, str, list))
+
+    def plain(value) -> bool:
+        if isinstance(value, dict):  # nested options (a dataclass field with a dataclass default)
+            return all(isinstance(k, str) and plain(v) for k, v in value.items())
+        return value is None or isinstance(value, (int, float, bool, str, list))
+
+    assert all(plain(value) for value in node.values()), node
+
+
+def test_dataclass_components_give_nested_defaults() -> None:
+    @dataclasses.dataclass
+    class Options:
+        size: int = 3
+        kind: str = "a"
+
+    @dataclasses.dataclass
+    class Thing:
+        rate: float = 0.5
+        options: Options = dataclasses.field(default_factory=lambda: Options(size=7))
+        tags: list = dataclasses.field(default_factory=list)
+
+    with restored_registry():
+        attnkit.register("ffn", "thing")(Thing)
+        assert registry.defaults("ffn", "thing") == {
+            "name": "thing",
+            "rate": 0.5,
+            "options": {"size": 7, "kind": "a"},
+            "tags": [],
+        }
 
 
 # --- build_spec ---------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ Importing it registers the built-in components.
 from attnkit.nn import attention, ffn, norm, pos_enc  # noqa: F401  (registration)
 from attnkit.nn.attention import Attention, EagerAttention, SoftmaxAttention
 from attnkit.nn.block import DecoderBlock, EncoderBlock
+from attnkit.nn.classifier import SequenceClassifier
 from attnkit.nn.decoding import beam_search, greedy
 from attnkit.nn.multihead import MultiHeadAttention
 from attnkit.nn.pos_enc import PositionalEncoding
@@ -21,6 +22,7 @@ __all__ = [
     "MultiHeadAttention",
     "PatchEmbed",
     "PositionalEncoding",
+    "SequenceClassifier",
     "SoftmaxAttention",
     "ViT",
     "beam_search",

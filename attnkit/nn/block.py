@@ -1,4 +1,8 @@
-"""Pre-norm transformer blocks: encoder (self-attention + FFN) and decoder (causal self, cross, FFN)."""
+"""Pre-norm transformer blocks: encoder (self-attention + FFN) and decoder (causal self, cross, FFN).
+
+`where` is the config prefix of a block's options (`model.encoder`; "" = top level): its attention's messages name
+`{where}.attention` and `{where}.cross_attention`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,12 @@ import torch
 from torch import Tensor, nn
 
 from attnkit.nn.multihead import MultiHeadAttention
+from attnkit.nn.pos_enc.base import PositionalEncoding
 from attnkit.registry import build_spec
+
+
+def _key(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
 
 
 class DropPath(nn.Module):
@@ -28,7 +37,7 @@ class DropPath(nn.Module):
 
 
 class EncoderBlock(nn.Module):
-    """x + attn(norm(x)), then x + ffn(norm(x))."""
+    """x + attn(norm(x)), then x + ffn(norm(x)); `causal` makes it a decoder-only (language model) block."""
 
     def __init__(
         self,
@@ -41,13 +50,28 @@ class EncoderBlock(nn.Module):
         norm: Any = "layernorm",
         dropout: float = 0.0,
         drop_path: float = 0.0,
-        rotary: nn.Module | None = None,
         qk_norm: Any = None,
+        causal: bool = False,
+        key_padding: bool = False,
+        max_keys: int | None = None,
+        pos_enc: PositionalEncoding | None = None,
+        where: str = "",
     ) -> None:
+        """The use of the self-attention (`causal`, `key_padding`, `max_keys`, `pos_enc`): see MultiHeadAttention."""
         super().__init__()
         self.norm1 = build_spec("norm", norm, dim=dim)
         self.attn = MultiHeadAttention(
-            dim, heads, kv_heads=kv_heads, attention=attention, dropout=dropout, rotary=rotary, qk_norm=qk_norm
+            dim,
+            heads,
+            kv_heads=kv_heads,
+            attention=attention,
+            dropout=dropout,
+            qk_norm=qk_norm,
+            causal=causal,
+            key_padding=key_padding,
+            max_keys=max_keys,
+            pos_enc=pos_enc,
+            where=_key(where, "attention"),
         )
         self.norm2 = build_spec("norm", norm, dim=dim)
         self.ffn = build_spec("ffn", ffn, dim=dim)
@@ -60,10 +84,9 @@ class EncoderBlock(nn.Module):
         *,
         key_padding_mask: Tensor | None = None,
         bias: Tensor | None = None,
-        causal: bool = False,
     ) -> Tensor:
-        """`[B, N, dim]` -> `[B, N, dim]`."""
-        x = x + self.drop_path(self.attn(self.norm1(x), key_padding_mask=key_padding_mask, bias=bias, causal=causal))
+        """`[B, N, dim]` -> `[B, N, dim]`; `bias` (the encoding's score bias) broadcastable to `[B, H, N, N]`."""
+        x = x + self.drop_path(self.attn(self.norm1(x), key_padding_mask=key_padding_mask, bias=bias))
         return x + self.drop_path(self.dropout(self.ffn(self.norm2(x))))
 
 
@@ -81,17 +104,34 @@ class DecoderBlock(nn.Module):
         ffn: Any = "mlp",
         norm: Any = "layernorm",
         dropout: float = 0.0,
-        rotary: nn.Module | None = None,
         qk_norm: Any = None,
+        max_keys: int | None = None,
+        pos_enc: PositionalEncoding | None = None,
+        where: str = "",
     ) -> None:
+        """Self-attention is causal and fed by `pos_enc`; cross-attention takes padded memory; both get at most
+        `max_keys` keys (None = unknown)."""
         super().__init__()
+        common = {"kv_heads": kv_heads, "dropout": dropout, "qk_norm": qk_norm, "max_keys": max_keys}
         self.norm1 = build_spec("norm", norm, dim=dim)
         self.self_attn = MultiHeadAttention(
-            dim, heads, kv_heads=kv_heads, attention=self_attention, dropout=dropout, rotary=rotary, qk_norm=qk_norm
+            dim,
+            heads,
+            attention=self_attention,
+            causal=True,
+            pos_enc=pos_enc,
+            where=_key(where, "attention"),
+            **common,
         )
         self.norm2 = build_spec("norm", norm, dim=dim)
         self.cross_attn = MultiHeadAttention(
-            dim, heads, kv_heads=kv_heads, attention=cross_attention, dropout=dropout, qk_norm=qk_norm
+            dim,
+            heads,
+            attention=cross_attention,
+            cross=True,
+            key_padding=True,
+            where=_key(where, "cross_attention"),
+            **common,
         )
         self.norm3 = build_spec("norm", norm, dim=dim)
         self.ffn = build_spec("ffn", ffn, dim=dim)
@@ -109,6 +149,6 @@ class DecoderBlock(nn.Module):
         """x `[B, Nt, dim]`, memory `[B, Ns, dim]` -> `[B, Nt, dim]`; `cache` holds 'self', 'cross' dicts."""
         self_cache = None if cache is None else cache.setdefault("self", {})
         cross_cache = None if cache is None else cache.setdefault("cross", {})
-        x = x + self.self_attn(self.norm1(x), causal=True, bias=self_bias, cache=self_cache)
+        x = x + self.self_attn(self.norm1(x), bias=self_bias, cache=self_cache)
         x = x + self.cross_attn(self.norm2(x), memory, key_padding_mask=memory_padding_mask, cache=cross_cache)
         return x + self.dropout(self.ffn(self.norm3(x)))

@@ -1,6 +1,8 @@
 """Multi-head attention layer: projections, head split/merge, grouped key/value heads, rotary hook, KV cache.
 
-The kernel (any registered `attention`) only sees projected heads, so a new variant stays a few dozen lines.
+The kernel (any registered `attention`) only sees projected heads, so a new variant stays a few dozen lines. The
+layer is built for one use (self, causal self or cross-attention, padded keys or not, at most `max_keys` keys, fed by
+`pos_enc`) and checks once, through `attnkit.nn.capabilities`, that its kernel can serve it.
 """
 
 from __future__ import annotations
@@ -12,8 +14,12 @@ import torch
 from torch import Tensor, nn
 
 from attnkit.errors import ConfigError
+from attnkit.nn import capabilities
 from attnkit.nn.attention.base import Attention
+from attnkit.nn.pos_enc.base import PositionalEncoding
 from attnkit.registry import build_spec
+
+_NO_POSITIONS = PositionalEncoding()  # every hook a no-op
 
 
 class MultiHeadAttention(nn.Module):
@@ -29,31 +35,43 @@ class MultiHeadAttention(nn.Module):
         context_dim: int | None = None,
         bias: bool = True,
         dropout: float = 0.0,
-        rotary: nn.Module | None = None,
         qk_norm: Any = None,
+        causal: bool = False,
+        cross: bool = False,
+        key_padding: bool = False,
+        max_keys: int | None = None,
+        pos_enc: PositionalEncoding | None = None,
+        where: str = "attention",
     ) -> None:
         """`attention`: a registered kernel spec; `qk_norm`: a registered norm spec (e.g. "layernorm") applied to
-        each head's queries and keys before the kernel (as in ViT-22B), None = off; `dropout`: on the output."""
+        each head's queries and keys before the kernel (as in ViT-22B), None = off; `dropout`: on the output.
+
+        The use: `causal` (the default of `forward`'s), `cross`, `key_padding` (keys may be padded), `max_keys` (the
+        most keys the model gives, None = unknown), `pos_enc` (whose `rotate` hook turns self-attention queries and
+        keys; held, not registered, since the model owns it), `where` (the config key of `attention`, for messages).
+        """
         super().__init__()
-        if heads <= 0 or dim % heads:
-            raise ConfigError(
-                f"heads={heads} does not divide the width dim={dim}; choose heads among "
-                f"{[h for h in range(1, dim + 1) if dim % h == 0]} or change model.dim"
-            )
+        head_dim = capabilities.head_dim(dim, heads)
         kv_heads = heads if kv_heads is None else kv_heads
-        if kv_heads <= 0 or heads % kv_heads:
-            raise ConfigError(
-                f"kv_heads={kv_heads} must divide heads={heads}; choose one of "
-                f"{[h for h in range(1, heads + 1) if heads % h == 0]}"
-            )
-        self.dim, self.heads, self.kv_heads, self.head_dim = dim, heads, kv_heads, dim // heads
+        capabilities.check_kv_heads(heads, kv_heads)
+        self.dim, self.heads, self.kv_heads, self.head_dim = dim, heads, kv_heads, head_dim
         context_dim = context_dim or dim
         self.q_proj = nn.Linear(dim, dim, bias=bias)
         self.k_proj = nn.Linear(context_dim, kv_heads * self.head_dim, bias=bias)
         self.v_proj = nn.Linear(context_dim, kv_heads * self.head_dim, bias=bias)
         self.out_proj = nn.Linear(dim, dim, bias=bias)
         self.attention: Attention = build_spec("attention", attention, dim=dim, heads=heads, head_dim=self.head_dim)
-        self.rotary = rotary
+        capabilities.check_use(
+            self.attention,
+            causal=causal,
+            cross=cross,
+            key_padding=key_padding,
+            max_keys=max_keys,
+            pos_enc=pos_enc,
+            where=where,
+        )
+        self.causal, self.where = causal, where
+        self.__dict__["pos_enc"] = _NO_POSITIONS if pos_enc is None else pos_enc  # not a submodule of every layer
         self.q_norm = None if qk_norm is None else build_spec("norm", qk_norm, dim=self.head_dim)
         self.k_norm = None if qk_norm is None else build_spec("norm", qk_norm, dim=self.head_dim)
         self.dropout = nn.Dropout(dropout)
@@ -67,23 +85,29 @@ class MultiHeadAttention(nn.Module):
         context: Tensor | None = None,
         *,
         key_padding_mask: Tensor | None = None,
-        causal: bool = False,
+        causal: bool | None = None,
         bias: Tensor | None = None,
         cache: dict[str, Tensor] | None = None,
         need_weights: bool = False,
     ) -> Tensor | tuple[Tensor, Tensor]:
-        """x `[B, Nq, dim]`, context `[B, Nk, context_dim]` (None = self-attention) -> `[B, Nq, dim]`.
+        """x `[B, Nq, dim]`, context `[B, Nk, context_dim]` (None = self-attention) -> `[B, Nq, dim]`; `bias`
+        broadcastable to `[B, H, Nq, Nk]`; `causal`: None = as built.
 
         `cache` (a dict, filled in place) makes decoding incremental: self-attention appends the new keys and
         values; cross-attention computes them from `context` once and reuses them.
         """
         cross = context is not None
+        causal = self.causal if causal is None else causal
         if x.dim() != 3 or x.shape[-1] != self.dim:
             raise ConfigError(f"attention input must be [B, N, dim={self.dim}]; got {tuple(x.shape)}")
         if cross and (context.dim() != 3 or context.shape[-1] != self.k_proj.in_features):
             raise ConfigError(
                 f"attention context must be [B, N, context_dim={self.k_proj.in_features}]; got {tuple(context.shape)}"
             )
+        if cross:
+            capabilities.check_cross(self.attention, self.where)
+        if need_weights:
+            capabilities.check_weights(self.attention, self.where)
         q = self._split(self.q_proj(x), self.heads)
         if self.q_norm is not None:
             q = self.q_norm(q)
@@ -97,16 +121,12 @@ class MultiHeadAttention(nn.Module):
                 k = self.k_norm(k)
             if not cross and cache is not None and "k" in cache:
                 offset = cache["k"].shape[2]
-            if self.rotary is not None and not cross:
-                q, k = self.rotary(q, k, offset=offset)
+            if not cross:
+                q, k = self.pos_enc.rotate(q, k, offset=offset)
             if cache is not None:
                 if not cross and "k" in cache:
                     k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
                 cache["k"], cache["v"] = k, v
-        if cross and not self.attention.supports_cross:
-            raise ConfigError(f"attention {type(self.attention).__name__} does not support cross-attention")
-        if need_weights and not self.attention.supports_weights:
-            raise ConfigError(f"attention {type(self.attention).__name__} cannot return weights; use softmax or eager")
         kwargs: Mapping[str, Any] = {"need_weights": True} if need_weights else {}
         result = self.attention(q, k, v, key_padding_mask=key_padding_mask, causal=causal, bias=bias, **kwargs)
         out, weights = result if need_weights else (result, None)

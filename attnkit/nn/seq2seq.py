@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from attnkit.errors import ConfigError
 from attnkit.nn.attention.base import Attention
 from attnkit.nn.block import DecoderBlock, EncoderBlock
-from attnkit.nn.pos_enc.base import check_pairing, kind_of
+from attnkit.nn.capabilities import head_dim
 from attnkit.registry import build_spec, did_you_mean, register
 
 Cache = dict[int, dict[str, dict[str, Tensor]]]  # layer -> {"self": {"k", "v"}, "cross": {"k", "v"}}
@@ -38,15 +38,6 @@ def _stack_overrides(where: str, spec: Mapping[str, Any] | None) -> dict[str, An
                 f"model.{where} has no key {key!r}{did_you_mean(str(key), list(keys))}; keys: {', '.join(keys)}"
             )
     return {key: value for key, value in spec.items() if value is not None}
-
-
-def _spec_name(spec: Any) -> str:
-    """How a user named a component: the registry name, or the class of a built object."""
-    if isinstance(spec, str):
-        return spec
-    if isinstance(spec, Mapping):
-        return str(spec.get("name"))
-    return type(spec).__name__
 
 
 @register("model", "transformer")
@@ -97,11 +88,6 @@ class EncoderDecoder(nn.Module):
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"model.{key}={value!r} must be a positive integer")
-        if heads <= 0 or dim % heads:
-            raise ConfigError(
-                f"heads={heads} does not divide the width model.dim={dim}; choose heads among "
-                f"{[h for h in range(1, dim + 1) if dim % h == 0]} or change model.dim"
-            )
         if not 0 <= pad_id < min(src_vocab, tgt_vocab):
             raise ConfigError(
                 f"model.pad_id={pad_id} is not a token of vocabularies of {src_vocab} and {tgt_vocab} ids; "
@@ -121,9 +107,10 @@ class EncoderDecoder(nn.Module):
             "pos_enc": pos_enc,
             **_stack_overrides("decoder", decoder),
         }
-        context = {"dim": dim, "heads": heads, "head_dim": dim // heads, "max_len": max_len}
-        self.encoder_pos_enc = build_spec("pos_enc", enc["pos_enc"], **context, causal=False)
-        self.decoder_pos_enc = build_spec("pos_enc", dec["pos_enc"], **context, causal=True)
+        context = {"dim": dim, "heads": heads, "head_dim": head_dim(dim, heads), "max_len": max_len}
+        enc_pos, dec_pos = ("none" if spec is None else spec for spec in (enc["pos_enc"], dec["pos_enc"]))
+        self.encoder_pos_enc = build_spec("pos_enc", enc_pos, **context, causal=False)
+        self.decoder_pos_enc = build_spec("pos_enc", dec_pos, **context, causal=True)
 
         self.tgt_embed = nn.Embedding(tgt_vocab, dim, padding_idx=pad_id)
         self.src_embed = self.tgt_embed if share_vocab else nn.Embedding(src_vocab, dim, padding_idx=pad_id)
@@ -136,8 +123,11 @@ class EncoderDecoder(nn.Module):
                 ffn=ffn,
                 norm=norm,
                 dropout=dropout,
-                rotary=self.encoder_pos_enc if kind_of(self.encoder_pos_enc) == "rotary" else None,
                 qk_norm=qk_norm,
+                key_padding=True,
+                max_keys=max_len,
+                pos_enc=self.encoder_pos_enc,
+                where="model.encoder",
             )
             for _ in range(depth)
         )
@@ -151,8 +141,10 @@ class EncoderDecoder(nn.Module):
                 ffn=ffn,
                 norm=norm,
                 dropout=dropout,
-                rotary=self.decoder_pos_enc if kind_of(self.decoder_pos_enc) == "rotary" else None,
                 qk_norm=qk_norm,
+                max_keys=max_len,
+                pos_enc=self.decoder_pos_enc,
+                where="model.decoder",
             )
             for _ in range(decoder_depth)
         )
@@ -160,44 +152,6 @@ class EncoderDecoder(nn.Module):
         self.decoder_norm = build_spec("norm", norm, dim=dim)
         self.output = nn.Linear(dim, tgt_vocab, bias=False)
         self.dropout = nn.Dropout(dropout)
-        self._check_capabilities(enc, dec)
-        self._init_weights()
-        if tie_embeddings:
-            self.output.weight = self.tgt_embed.weight
-
-    def _check_capabilities(self, enc: dict[str, Any], dec: dict[str, Any]) -> None:
-        """Refuse, with one line, what the attention capability flags forbid."""
-        encoder_kernel = self.encoder_blocks[0].attn.attention
-        self_kernel = self.decoder_blocks[0].self_attn.attention
-        cross_kernel = self.decoder_blocks[0].cross_attn.attention
-        self_name, cross_name = _spec_name(dec["attention"]), _spec_name(dec["cross_attention"])
-        if not self_kernel.supports_causal:
-            raise ConfigError(
-                f"decoder self-attention must be causal; attention={self_name} cannot mask the future; "
-                f"set model.decoder.attention=softmax (or another causal attention)"
-            )
-        if not cross_kernel.supports_cross:
-            raise ConfigError(
-                f"attention={cross_name} cannot be cross-attention (it needs one sequence); "
-                f"set model.decoder.cross_attention=softmax (or another attention that supports cross-attention)"
-            )
-        for where, kernel, name in (
-            ("encoder", encoder_kernel, _spec_name(enc["attention"])),
-            ("decoder", cross_kernel, cross_name),
-        ):
-            if not kernel.supports_key_padding:
-                raise ConfigError(
-                    f"attention={name} cannot ignore padded source tokens, which batched sources need; "
-                    f"set model.{where}.{'attention' if where == 'encoder' else 'cross_attention'}=softmax"
-                )
-        check_pairing(self.encoder_pos_enc, encoder_kernel, where="model.encoder.attention")
-        check_pairing(self.decoder_pos_enc, self_kernel, where="model.decoder.attention")
-        for kernel in (encoder_kernel, self_kernel, cross_kernel):
-            if kernel.max_length is not None and kernel.max_length < self.max_len:
-                raise ConfigError(
-                    f"attention {type(kernel).__name__} takes at most {kernel.max_length} keys but "
-                    f"model.max_len={self.max_len}; lower model.max_len or raise the attention's max_length"
-                )
         self._uncacheable = sorted(
             {
                 type(kernel).__name__
@@ -206,6 +160,9 @@ class EncoderDecoder(nn.Module):
                 if not kernel.supports_cache
             }
         )
+        self._init_weights()
+        if tie_embeddings:
+            self.output.weight = self.tgt_embed.weight
 
     @property
     def supports_cache(self) -> bool:
@@ -246,12 +203,8 @@ class EncoderDecoder(nn.Module):
         self._check_tokens(src, self.src_vocab, "source", src.shape[-1])
         mask = self.padding_mask(src) if src_padding_mask is None else src_padding_mask
         mask = mask if mask.any() else None  # no padding: the kernels' unmasked fast paths
-        x = self.src_embed(src) * self.embed_scale
-        pe, kind = self.encoder_pos_enc, kind_of(self.encoder_pos_enc)
-        if kind == "absolute":
-            x = pe(x)
-        x = self.dropout(x)
-        bias = pe(src.shape[1], src.shape[1]) if kind == "bias" else None
+        x = self.dropout(self.encoder_pos_enc.add_to_tokens(self.src_embed(src) * self.embed_scale))
+        bias = self.encoder_pos_enc.score_bias(src.shape[1], src.shape[1])
         for block in self.encoder_blocks:
             x = block(x, key_padding_mask=mask, bias=bias)
         return self.encoder_norm(x)
@@ -281,12 +234,8 @@ class EncoderDecoder(nn.Module):
             )
         offset = self.cached_length(cache)
         self._check_tokens(tgt, self.tgt_vocab, "target", offset + tgt.shape[-1])
-        x = self.tgt_embed(tgt) * self.embed_scale
-        pe, kind = self.decoder_pos_enc, kind_of(self.decoder_pos_enc)
-        if kind == "absolute":
-            x = pe(x, offset=offset)
-        x = self.dropout(x)
-        bias = pe(tgt.shape[1], offset + tgt.shape[1]) if kind == "bias" else None
+        x = self.dropout(self.decoder_pos_enc.add_to_tokens(self.tgt_embed(tgt) * self.embed_scale, offset=offset))
+        bias = self.decoder_pos_enc.score_bias(tgt.shape[1], offset + tgt.shape[1])
         if memory_padding_mask is not None and not memory_padding_mask.any():
             memory_padding_mask = None
         for i, block in enumerate(self.decoder_blocks):

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from attnkit.errors import ConfigError
 from attnkit.nn.block import EncoderBlock
-from attnkit.nn.pos_enc.base import check_pairing, kind_of
+from attnkit.nn.capabilities import head_dim
 from attnkit.registry import build_spec, register
 
 
@@ -83,11 +83,6 @@ class ViT(nn.Module):
         super().__init__()
         if depth <= 0 or dim <= 0:
             raise ConfigError(f"model.depth={depth} and model.dim={dim} must be positive")
-        if heads <= 0 or dim % heads:
-            raise ConfigError(
-                f"heads={heads} does not divide the width model.dim={dim}; choose heads among "
-                f"{[h for h in range(1, dim + 1) if dim % h == 0]} or change model.dim"
-            )
         if pool not in ("cls", "mean"):
             raise ConfigError(f"model.pool={pool!r} is not a pooling; choose 'cls' or 'mean'")
         self.pool, self.num_classes = pool, num_classes
@@ -96,14 +91,14 @@ class ViT(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if pool == "cls" else None
         self.pos_enc = build_spec(
             "pos_enc",
-            pos_enc,
+            "none" if pos_enc is None else pos_enc,
             dim=dim,
             heads=heads,
+            head_dim=head_dim(dim, heads),
             max_len=n_tokens,
             grid=self.patch_embed.grid,
             prefix_tokens=int(pool == "cls"),
         )
-        kind = kind_of(self.pos_enc)
         dpr = torch.linspace(0, drop_path, depth).tolist()
         self.blocks = nn.ModuleList(
             EncoderBlock(
@@ -116,18 +111,11 @@ class ViT(nn.Module):
                 norm=norm,
                 dropout=dropout,
                 drop_path=dpr[i],
-                rotary=self.pos_enc if kind == "rotary" else None,
+                max_keys=n_tokens,
+                pos_enc=self.pos_enc,
             )
             for i in range(depth)
         )
-        check_pairing(self.pos_enc, self.blocks[0].attn.attention)
-        limit = self.blocks[0].attn.attention.max_length
-        if limit is not None and n_tokens > limit:
-            raise ConfigError(
-                f"the image gives {n_tokens} tokens but attention "
-                f"{type(self.blocks[0].attn.attention).__name__} takes at most {limit}; "
-                f"raise model.patch_size or the attention's maximum length"
-            )
         self.norm = build_spec("norm", norm, dim=dim)
         self.head = nn.Linear(dim, num_classes)
         self.dropout = nn.Dropout(dropout)
@@ -142,19 +130,13 @@ class ViT(nn.Module):
         x = x.flatten(2).transpose(1, 2)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        if kind_of(self.pos_enc) == "absolute":
-            # an image of another size: encodings laid out on the patch grid follow it (or refuse, with the fix)
-            other = grid != self.patch_embed.grid and getattr(self.pos_enc, "grid", None) is not None
-            x = self.pos_enc(x, grid=grid) if other else self.pos_enc(x)
-        return self.dropout(x)
-
-    def _bias(self, n: int) -> Tensor | None:
-        return self.pos_enc(n, n) if kind_of(self.pos_enc) == "bias" else None
+        # `grid`: an image of another size moves encodings laid out on the patch grid (or they refuse, with the fix)
+        return self.dropout(self.pos_enc.add_to_tokens(x, grid=grid))
 
     def forward(self, images: Tensor) -> Tensor:
         """`[B, C, H, W]` -> logits `[B, num_classes]`."""
         x = self.tokens(images)
-        bias = self._bias(x.shape[1])
+        bias = self.pos_enc.score_bias(x.shape[1], x.shape[1])
         for block in self.blocks:
             x = block(x, bias=bias)
         x = self.norm(x)
@@ -164,7 +146,7 @@ class ViT(nn.Module):
     def attention_maps(self, images: Tensor) -> Tensor:
         """Last block's attention from the class token (or the mean query) to each patch: `[B, H, gh, gw]`."""
         x = self.tokens(images)
-        bias = self._bias(x.shape[1])
+        bias = self.pos_enc.score_bias(x.shape[1], x.shape[1])
         for block in self.blocks[:-1]:
             x = block(x, bias=bias)
         last = self.blocks[-1]

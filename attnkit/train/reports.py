@@ -42,8 +42,11 @@ def epoch_curves(rows: list[dict[str, float]]) -> dict[str, list[tuple[float, fl
     return curves
 
 
-def plot_learning_curves(rows: list[dict[str, float]], path: Path, title: str = "learning curves") -> bool:
-    """Loss and accuracy against epoch (train and validation) as a PNG; False when nothing was logged."""
+def plot_learning_curves(
+    rows: list[dict[str, float]], path: Path, metric: str = "acc", title: str = "learning curves"
+) -> bool:
+    """Loss, accuracy and the task's `metric` (e.g. bleu; omitted when it is acc or loss) against epoch, train and
+    validation, as a PNG; False when nothing was logged."""
     curves = epoch_curves(rows)
     if not curves:
         return False
@@ -52,15 +55,17 @@ def plot_learning_curves(rows: list[dict[str, float]], path: Path, title: str = 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("loss", "acc"), strict=False):
-        for key in sorted(k for k in curves if k.endswith(metric)):
-            xs, ys = zip(*curves[key], strict=False)
+    panels = ("loss", "acc") if metric in ("loss", "acc") else ("loss", "acc", metric)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
+    for ax, panel in zip(axes, panels, strict=True):
+        for key in sorted(k for k in curves if k.endswith("/" + panel)):
+            xs, ys = zip(*curves[key], strict=True)
             ax.plot([x + 1 for x in xs], ys, label=key, marker="." if len(xs) < 30 else None)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
+        ax.set_ylabel(panel)
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

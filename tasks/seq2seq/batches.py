@@ -14,8 +14,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
+from attnkit.data.warning import warn
 from attnkit.errors import ConfigError, DataError
-from attnkit.tasks.seq2seq.data.base import OnLong, Pair, warn
+from attnkit.tasks.seq2seq.data.base import OnLong, Pair
 from attnkit.tasks.seq2seq.tokenizer import Tokenizers
 
 

@@ -3,8 +3,8 @@ texts. Plain PyTorch: used by the Lightning module for validation and test, and 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
@@ -59,6 +59,15 @@ class DecodeOptions:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def of(cls, recipe: Mapping[str, Any]) -> DecodeOptions:
+        """The decoding options among a task's recipe keys."""
+        return cls(**{f.name: recipe[f.name] for f in fields(cls) if f.name in recipe})
 
 
 def generate_ids(

@@ -12,7 +12,8 @@ from __future__ import annotations
 import random
 
 import attnkit
-from attnkit.tasks.seq2seq.data.base import OnLong, TextPairData, TextPairs, check_int
+from attnkit.data.checks import check_int
+from attnkit.tasks.seq2seq.data.base import OnLong, TextPairData, TextPairs
 
 TOWNS = (
     "Ashby", "Brampton", "Corbridge", "Dunmere", "Eastwick", "Fallowfield", "Glenholme", "Harwood", "Ingleby",

@@ -10,8 +10,9 @@ from __future__ import annotations
 import random
 
 import attnkit
+from attnkit.data.checks import check_int
 from attnkit.errors import ConfigError
-from attnkit.tasks.seq2seq.data.base import OnLong, TextPairData, TextPairs, check_int
+from attnkit.tasks.seq2seq.data.base import OnLong, TextPairData, TextPairs
 
 
 @attnkit.register("data", "number_words")

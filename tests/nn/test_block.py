@@ -41,9 +41,25 @@ def test_encoder_block_shapes(norm, ffn) -> None:
     mask[1, -2:] = True
     out = block(x, key_padding_mask=mask)
     assert out.shape == x.shape
-    assert block(x, causal=True).shape == x.shape
     out.sum().backward()
     assert all(p.grad is not None for p in block.parameters())
+
+
+def test_causal_encoder_block_does_not_see_the_future() -> None:
+    block = EncoderBlock(DIM, HEADS, causal=True).eval()
+    x = torch.randn(1, 5, DIM)
+    y = x.clone()
+    y[:, 3:] = torch.randn(1, 2, DIM)
+    torch.testing.assert_close(block(x)[:, :3], block(y)[:, :3])
+    assert not torch.allclose(EncoderBlock(DIM, HEADS).eval()(x)[:, :3], EncoderBlock(DIM, HEADS).eval()(y)[:, :3])
+
+
+def test_blocks_name_their_config_keys() -> None:
+    encoder = EncoderBlock(DIM, HEADS, where="model.encoder")
+    decoder = DecoderBlock(DIM, HEADS)
+    assert encoder.attn.where == "model.encoder.attention"
+    assert (decoder.self_attn.where, decoder.cross_attn.where) == ("attention", "cross_attention")
+    assert decoder.self_attn.causal and not encoder.attn.causal
 
 
 def test_encoder_block_padding_does_not_leak() -> None:
@@ -111,14 +127,13 @@ def test_decoder_kv_cache_with_every_text_pos_enc(name) -> None:
     pe = attnkit.build_spec("pos_enc", name, **TEXT_CONTEXT)
     for param in pe.parameters():  # t5's table starts at zero: make it count
         torch.nn.init.normal_(param)
-    block = DecoderBlock(DIM, HEADS, rotary=pe if pe.kind == "rotary" else None).eval()
+    block = DecoderBlock(DIM, HEADS, pos_enc=pe).eval()
     x, memory = torch.randn(2, 6, DIM), torch.randn(2, 5, DIM)
 
     def step(tokens: torch.Tensor, offset: int, cache: dict | None) -> torch.Tensor:
         n = tokens.shape[1]
-        tokens = pe(tokens, offset=offset) if pe.kind == "absolute" else tokens
-        bias = pe(n, offset + n) if pe.kind == "bias" else None
-        return block(tokens, memory, self_bias=bias, cache=cache)
+        bias = pe.score_bias(n, offset + n)
+        return block(pe.add_to_tokens(tokens, offset=offset), memory, self_bias=bias, cache=cache)
 
     with torch.no_grad():
         full = step(x, 0, None)

@@ -1,4 +1,5 @@
-"""Options of the multi-head layer that apply to every attention variant: qk_norm and attention dropout."""
+"""Options of the multi-head layer that apply to every attention variant: qk_norm, attention dropout, and the
+positional encoding it is fed by."""
 
 from __future__ import annotations
 
@@ -89,3 +90,16 @@ def test_attention_dropout_out_of_range_is_one_line(name, p) -> None:
     with pytest.raises(ConfigError) as exc:
         MultiHeadAttention(DIM, HEADS, attention={"name": name, "dropout": p})
     assert "dropout" in one_line(exc)
+
+
+def test_the_encoding_turns_self_attention_only_and_is_held_not_registered() -> None:
+    rope = attnkit.build("pos_enc", "rope", dim=DIM, heads=HEADS)
+    plain = MultiHeadAttention(DIM, HEADS, attention="eager").eval()
+    turned = MultiHeadAttention(DIM, HEADS, attention="eager", pos_enc=rope).eval()
+    turned.load_state_dict(plain.state_dict())
+    assert turned.pos_enc is rope and list(turned.state_dict()) == list(plain.state_dict())
+    assert [name for name, _ in turned.named_modules()] == [name for name, _ in plain.named_modules()]
+    x, context = torch.randn(2, 5, DIM), torch.randn(2, 3, DIM)
+    with torch.no_grad():
+        assert not torch.allclose(turned(x), plain(x))
+        torch.testing.assert_close(turned(x, context), plain(x, context))  # positions of two sequences: not rotated

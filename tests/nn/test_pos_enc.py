@@ -57,29 +57,32 @@ def test_sinusoidal_table_is_the_formula(dim) -> None:
 def test_sinusoidal_module_adds_the_formula() -> None:
     pe = Sinusoidal(DIM)
     x = torch.randn(2, 10, DIM)
-    torch.testing.assert_close(pe(x) - x, formula(10, DIM).float().expand(2, -1, -1), atol=1e-6, rtol=0)
+    torch.testing.assert_close(pe.add_to_tokens(x) - x, formula(10, DIM).float().expand(2, -1, -1), atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("offset", [0, 1, 5, 40])
 def test_sinusoidal_offset(offset) -> None:
     pe = Sinusoidal(DIM)
     x = torch.zeros(1, 3, DIM)
-    torch.testing.assert_close(pe(x, offset=offset)[0].double(), formula(3, DIM, offset), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        pe.add_to_tokens(x, offset=offset)[0].double(), formula(3, DIM, offset), atol=1e-6, rtol=0
+    )
 
 
 def test_sinusoidal_any_length_and_growth_is_consistent() -> None:
     pe = Sinusoidal(DIM)
-    short = pe(torch.zeros(1, 2, DIM))
-    long = pe(torch.zeros(1, 300, DIM))  # the table grows on demand
+    short = pe.add_to_tokens(torch.zeros(1, 2, DIM))
+    long = pe.add_to_tokens(torch.zeros(1, 300, DIM))  # the table grows on demand
     torch.testing.assert_close(long[:, :2], short)
-    torch.testing.assert_close(pe(torch.zeros(1, 2, DIM)), short)
+    torch.testing.assert_close(pe.add_to_tokens(torch.zeros(1, 2, DIM)), short)
 
 
 def test_sinusoidal_follows_dtype_and_scale() -> None:
     x = torch.zeros(1, 4, DIM, dtype=torch.bfloat16)
-    assert Sinusoidal(DIM)(x).dtype == torch.bfloat16
+    assert Sinusoidal(DIM).add_to_tokens(x).dtype == torch.bfloat16
     torch.testing.assert_close(
-        Sinusoidal(DIM, scale=2.0)(torch.zeros(1, 4, DIM)), 2 * Sinusoidal(DIM)(torch.zeros(1, 4, DIM))
+        Sinusoidal(DIM, scale=2.0).add_to_tokens(torch.zeros(1, 4, DIM)),
+        2 * Sinusoidal(DIM).add_to_tokens(torch.zeros(1, 4, DIM)),
     )
 
 
@@ -89,16 +92,16 @@ def test_sinusoidal_follows_dtype_and_scale() -> None:
 def test_learned_adds_table_rows() -> None:
     pe = Learned(DIM, max_len=8)
     x = torch.randn(2, 5, DIM)
-    torch.testing.assert_close(pe(x), x + pe.weight[:5])
-    torch.testing.assert_close(pe(x[:, :2], offset=6), x[:, :2] + pe.weight[6:8])
-    assert pe(torch.zeros(1, 8, DIM)).shape == (1, 8, DIM)  # exactly max_len is fine
+    torch.testing.assert_close(pe.add_to_tokens(x), x + pe.weight[:5])
+    torch.testing.assert_close(pe.add_to_tokens(x[:, :2], offset=6), x[:, :2] + pe.weight[6:8])
+    assert pe.add_to_tokens(torch.zeros(1, 8, DIM)).shape == (1, 8, DIM)  # exactly max_len is fine
 
 
 @pytest.mark.parametrize(("length", "offset"), [(9, 0), (3, 6), (1, 8)])
 def test_learned_refuses_positions_past_max_len(length, offset) -> None:
     pe = Learned(DIM, max_len=8)
     with pytest.raises(ConfigError) as exc:
-        pe(torch.zeros(1, length, DIM), offset=offset)
+        pe.add_to_tokens(torch.zeros(1, length, DIM), offset=offset)
     message = one_line(exc)
     assert "max_len=8" in message and str(length + offset) in message
 
@@ -111,7 +114,7 @@ def test_learned_refuses_non_positive_max_len() -> None:
 
 def test_learned_gets_gradients() -> None:
     pe = Learned(DIM, max_len=8)
-    pe(torch.zeros(1, 3, DIM)).sum().backward()
+    pe.add_to_tokens(torch.zeros(1, 3, DIM)).sum().backward()
     assert pe.weight.grad[:3].abs().sum() > 0 and pe.weight.grad[3:].abs().sum() == 0
 
 
@@ -129,16 +132,20 @@ def test_every_pos_enc_builds_from_spec_with_context(name, spec) -> None:
 
 
 def run(pe: PositionalEncoding, n: int, dtype: torch.dtype = torch.float32, offset: int = 0):
-    """Apply an encoding the way the model does for its kind; return the output tensors."""
+    """Call the three hooks as a model does; check that the two of other kinds are no-ops; return the outputs of the
+    encoding's own hook."""
+    x = torch.randn(2, n, DIM, dtype=dtype, requires_grad=True)
+    q = torch.randn(2, HEADS, n, DIM // HEADS, dtype=dtype, requires_grad=True)
+    k = torch.randn(2, HEADS, n, DIM // HEADS, dtype=dtype, requires_grad=True)
+    tokens, (rq, rk), bias = pe.add_to_tokens(x, offset=offset), pe.rotate(q, k, offset=offset), pe.score_bias(n, n)
+    assert tokens.shape == x.shape and rq.shape == q.shape and rk.shape == k.shape
+    assert tokens is x or pe.kind == "absolute"
+    assert (rq is q and rk is k) or pe.kind == "rotary"
+    assert (bias is None) == (pe.kind != "bias")
     if pe.kind == "absolute":
-        return (pe(torch.randn(2, n, DIM, dtype=dtype, requires_grad=True), offset=offset),)
+        return (tokens,)
     if pe.kind == "rotary":
-        q = torch.randn(2, HEADS, n, DIM // HEADS, dtype=dtype, requires_grad=True)
-        k = torch.randn(2, HEADS, n, DIM // HEADS, dtype=dtype, requires_grad=True)
-        out = pe(q, k, offset=offset)
-        assert out[0].shape == q.shape and out[1].shape == k.shape
-        return tuple(out)
-    bias = pe(n, n)
+        return rq, rk
     assert bias.dim() == 4 and bias.shape[-2:] == (n, n) and bias.shape[1] in (1, HEADS)
     return (bias,)
 
@@ -164,15 +171,15 @@ def test_every_pos_enc_runs(name, dtype) -> None:
 def test_absolute_offset_selects_later_positions(name) -> None:
     pe = attnkit.build_spec("pos_enc", name, **CONTEXT)
     x = torch.randn(1, MAX_LEN, DIM)  # the full image grid of CONTEXT: 1 + 3·5 tokens
-    torch.testing.assert_close(pe(x[:, 4:], offset=4), pe(x)[:, 4:])
+    torch.testing.assert_close(pe.add_to_tokens(x[:, 4:], offset=4), pe.add_to_tokens(x)[:, 4:])
 
 
 @pytest.mark.parametrize("name", of_kind("rotary"))
 def test_rotary_offset_selects_later_positions(name) -> None:
     pe = attnkit.build_spec("pos_enc", name, **CONTEXT)
     q, k = torch.randn(2, HEADS, MAX_LEN, DIM // HEADS), torch.randn(2, HEADS, MAX_LEN, DIM // HEADS)
-    full_q, full_k = pe(q, k)
-    part_q, part_k = pe(q[:, :, 4:], k[:, :, 4:], offset=4)
+    full_q, full_k = pe.rotate(q, k)
+    part_q, part_k = pe.rotate(q[:, :, 4:], k[:, :, 4:], offset=4)
     torch.testing.assert_close(part_q, full_q[:, :, 4:])
     torch.testing.assert_close(part_k, full_k[:, :, 4:])
 
@@ -180,10 +187,26 @@ def test_rotary_offset_selects_later_positions(name) -> None:
 @pytest.mark.parametrize("name", [n for n in of_kind("absolute") if n != "none"])
 def test_absolute_encodings_distinguish_positions(name) -> None:
     pe = attnkit.build_spec("pos_enc", name, **CONTEXT)
-    out = pe(torch.zeros(1, MAX_LEN, DIM))[0, 1:]  # the patch rows (row 0 may be a class token)
+    out = pe.add_to_tokens(torch.zeros(1, MAX_LEN, DIM))[0, 1:]  # the patch rows (row 0 may be a class token)
     assert len({tuple(row.tolist()) for row in out}) == MAX_LEN - 1
 
 
 def test_none_adds_nothing() -> None:
     x = torch.randn(2, 5, DIM)
-    assert attnkit.build_spec("pos_enc", "none", **CONTEXT)(x) is x
+    pe = attnkit.build_spec("pos_enc", "none", **CONTEXT)
+    assert pe.add_to_tokens(x) is x and pe.score_bias(5, 5) is None
+    q, k = torch.randn(2, HEADS, 5, DIM // HEADS), torch.randn(2, HEADS, 5, DIM // HEADS)
+    assert pe.rotate(q, k) == (q, k)
+
+
+def test_an_encoding_with_forward_but_no_hook_is_refused() -> None:
+    """The interface before the hooks: a `forward` that no model would call. Refused when the class is defined."""
+    with pytest.raises(TypeError) as exc:
+
+        class OldStyle(PositionalEncoding):
+            kind = "bias"
+
+            def forward(self, nq: int, nk: int) -> torch.Tensor:
+                return torch.zeros(1, 1, nq, nk)
+
+    assert "OldStyle" in one_line(exc) and "score_bias" in one_line(exc)

@@ -46,7 +46,7 @@ def test_rope_rotates_pairs_as_in_the_paper(fraction, rot, offset) -> None:
     pe = Rope(dim=16, heads=2, base=100.0, fraction=fraction)  # head_dim 8
     assert pe.rot == rot
     q, k = torch.randn(2, 2, 4, 8), torch.randn(2, 1, 4, 8)
-    rq, rk = pe(q, k, offset=offset)
+    rq, rk = pe.rotate(q, k, offset=offset)
     positions = list(range(offset, offset + 4))
     torch.testing.assert_close(rq.double(), rope_by_hand(q, positions, 100.0, rot), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(rk.double(), rope_by_hand(k, positions, 100.0, rot), atol=1e-5, rtol=1e-5)
@@ -67,8 +67,8 @@ def test_rope_score_depends_only_on_the_offset(m, n, shift, fraction, seed) -> N
     q, k = torch.randn(1, 1, 1, 16, generator=gen), torch.randn(1, 1, 1, 16, generator=gen)
 
     def score(pq: int, pk: int) -> float:
-        rq, _ = pe(q, q, offset=pq)
-        _, rk = pe(k, k, offset=pk)
+        rq, _ = pe.rotate(q, q, offset=pq)
+        _, rk = pe.rotate(k, k, offset=pk)
         return float((rq * rk).sum())
 
     assert score(m, n) == pytest.approx(score(m + shift, n + shift), abs=2e-3, rel=1e-3)
@@ -77,7 +77,7 @@ def test_rope_score_depends_only_on_the_offset(m, n, shift, fraction, seed) -> N
 def test_rope_keeps_dtype_and_norm() -> None:
     pe = Rope(dim=16, heads=2)
     q = torch.randn(1, 2, 5, 8, dtype=torch.bfloat16)
-    rq, _ = pe(q, q)
+    rq, _ = pe.rotate(q, q)
     assert rq.dtype == torch.bfloat16
     torch.testing.assert_close(rq.float().norm(dim=-1), q.float().norm(dim=-1), atol=0.05, rtol=0.02)
 
@@ -104,7 +104,7 @@ def test_rope_bad_options_are_one_line(kwargs, word) -> None:
 def test_rope2d_rotates_by_row_and_column_and_skips_the_class_token() -> None:
     pe = Rope2d(dim=16, heads=2, grid=(2, 3), prefix_tokens=1, base=10.0)  # head_dim 8: 2 row + 2 column pairs
     q = torch.randn(1, 2, 7, 8)
-    rq, _ = pe(q, q)
+    rq, _ = pe.rotate(q, q)
     torch.testing.assert_close(rq[:, :, 0], q[:, :, 0])  # class token untouched
     for token in range(6):
         r, c = divmod(token, 3)
@@ -119,7 +119,7 @@ def test_rope2d_score_depends_only_on_the_2d_offset() -> None:
     pe = Rope2d(dim=8, heads=1, grid=(4, 4))
     q1, k1 = torch.randn(1, 1, 1, 8), torch.randn(1, 1, 1, 8)
     q, k = q1.expand(1, 1, 16, 8).clone(), k1.expand(1, 1, 16, 8).clone()
-    rq, rk = pe(q, k)
+    rq, rk = pe.rotate(q, k)
     scores = (rq[0, 0] @ rk[0, 0].T).reshape(4, 4, 4, 4)  # [qr, qc, kr, kc]
     torch.testing.assert_close(scores[0, 0, 1, 2], scores[2, 1, 3, 3])  # both offsets (+1, +2)
     torch.testing.assert_close(scores[3, 3, 1, 0], scores[2, 3, 0, 0])  # both (-2, -3)
@@ -144,7 +144,7 @@ def test_rope2d_refuses_a_grid_that_does_not_match_the_tokens() -> None:
     pe = Rope2d(dim=16, heads=2, grid=(3, 3), prefix_tokens=1)
     q = torch.randn(1, 2, 12, 8)
     with pytest.raises(ConfigError) as exc:
-        pe(q, q)
+        pe.rotate(q, q)
     assert "3x3" in one_line(exc) and "12 tokens" in str(exc.value)
 
 
@@ -170,7 +170,7 @@ def test_alibi_slopes_for_other_head_counts(heads, expected) -> None:
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_alibi_bias_is_minus_slope_times_distance(causal) -> None:
-    bias = Alibi(heads=2, causal=causal)(3, 5)  # queries are positions 2, 3, 4 of 5
+    bias = Alibi(heads=2, causal=causal).score_bias(3, 5)  # queries are positions 2, 3, 4 of 5
     assert bias.shape == (1, 2, 3, 5)
     for h, slope in enumerate([2**-4, 2**-8]):
         for i, qp in enumerate([2, 3, 4]):
@@ -209,7 +209,7 @@ def test_t5_buckets_match_the_published_bucketing(bidirectional, table) -> None:
 def test_t5_bias_reads_the_learned_table() -> None:
     pe = T5Bias(heads=3, num_buckets=8, max_distance=16)
     torch.nn.init.normal_(pe.bias.weight)
-    bias = pe(2, 4)  # queries at positions 2, 3
+    bias = pe.score_bias(2, 4)  # queries at positions 2, 3
     relative = torch.tensor([[-2, -1, 0, 1], [-3, -2, -1, 0]])
     expected = pe.bias.weight[relative_buckets(relative, True, 8, 16)].permute(2, 0, 1)[None]
     torch.testing.assert_close(bias, expected)
@@ -228,7 +228,7 @@ def test_t5_bad_options_are_one_line(kwargs) -> None:
 
 def test_sincos2d_is_row_then_column_sinusoids() -> None:
     pe = SinCos2d(dim=8, grid=(2, 3), prefix_tokens=1)
-    out = pe(torch.zeros(1, 7, 8))[0]
+    out = pe.add_to_tokens(torch.zeros(1, 7, 8))[0]
     assert out[0].abs().sum() == 0
     rows, cols = sinusoidal_table(2, 4), sinusoidal_table(3, 4)
     for token in range(6):
@@ -241,7 +241,7 @@ def test_sincos2d_bad_width_and_grid() -> None:
         attnkit.build("pos_enc", "sincos2d", dim=6, grid=(2, 2))
     assert "divisible by 4" in one_line(exc)
     with pytest.raises(ConfigError) as exc:
-        SinCos2d(dim=8, grid=(2, 2))(torch.zeros(1, 5, 8))
+        SinCos2d(dim=8, grid=(2, 2)).add_to_tokens(torch.zeros(1, 5, 8))
     assert "2x2" in one_line(exc)
 
 
@@ -258,8 +258,8 @@ def test_vit_runs_at_another_image_size(pos_enc) -> None:
 def test_learned_interpolation_keeps_the_table_at_its_own_size() -> None:
     pe = Learned(8, max_len=1 + 9, interpolate=True, grid=(3, 3), prefix_tokens=1)
     x = torch.zeros(1, 10, 8)
-    torch.testing.assert_close(pe(x, grid=(3, 3)), pe(x))
-    resized = pe(torch.zeros(1, 1 + 36, 8), grid=(6, 6))
+    torch.testing.assert_close(pe.add_to_tokens(x, grid=(3, 3)), pe.add_to_tokens(x))
+    resized = pe.add_to_tokens(torch.zeros(1, 1 + 36, 8), grid=(6, 6))
     torch.testing.assert_close(resized[0, 0], pe.weight[0])  # the class token's row is kept
     assert resized.shape == (1, 37, 8)
 

@@ -8,13 +8,14 @@ import io
 
 import pytest
 import torch
-from checks import one_line, restored_registry
-from torch import Tensor, nn
+from checks import one_line
+from torch import Tensor
 
 import attnkit
 from attnkit import ConfigError, cli, registry
 from attnkit.nn import EncoderDecoder, SoftmaxAttention
-from attnkit.nn.pos_enc import PositionalEncoding
+
+from .plugin_encodings import PLUGINS, registered
 
 VOCAB, DIM, HEADS = 20, 32, 4
 TINY = {
@@ -38,53 +39,10 @@ CAUSAL_CACHED = [n for n in ATTENTIONS if flag(n, "supports_causal") and flag(n,
 CROSS_CACHED = [n for n in ATTENTIONS if flag(n, "supports_cross") and flag(n, "supports_cache")]
 
 
-# --- test-local rotary and bias encodings (the interface of attnkit/nn/pos_enc/base.py) -------------------------
-
-
-class PairRotation(PositionalEncoding):
-    """Rotates feature pairs (2i, 2i+1) of q and k by position · 10000^(-2i/D)."""
-
-    kind = "rotary"
-
-    def __init__(self, head_dim: int) -> None:
-        super().__init__()
-        self.register_buffer("freq", 10000.0 ** (-torch.arange(0, head_dim, 2).float() / head_dim))
-
-    def rotate(self, x: Tensor, offset: int) -> Tensor:
-        angle = torch.arange(offset, offset + x.shape[-2]).float()[:, None] * self.freq  # [N, D/2]
-        even, odd = x[..., 0::2], x[..., 1::2]
-        cos, sin = angle.cos(), angle.sin()
-        return torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2)
-
-    def forward(self, q: Tensor, k: Tensor, offset: int = 0) -> tuple[Tensor, Tensor]:
-        return self.rotate(q, offset), self.rotate(k, offset)
-
-
-class DistanceBias(PositionalEncoding):
-    """A random scalar per head and clipped signed distance key − query; records the `causal` it was built with."""
-
-    kind = "bias"
-
-    def __init__(self, heads: int, causal: bool = False, clip: int = 3) -> None:
-        super().__init__()
-        self.causal, self.clip = causal, clip
-        self.table = nn.Parameter(torch.randn(heads, 2 * clip + 1))
-
-    def forward(self, nq: int, nk: int) -> Tensor:
-        """`[1, H, nq, nk]`, queries at the last nq of nk positions."""
-        distance = torch.arange(nk)[None, :] - torch.arange(nk - nq, nk)[:, None]
-        return self.table[:, distance.clamp(-self.clip, self.clip) + self.clip][None]
-
-
-LOCAL_POS_ENCS = {"test_rotary": PairRotation, "test_bias": DistanceBias}
-
-
 @pytest.fixture
 def local_pos_encs():
-    """The test-local encodings registered for the duration of one test."""
-    with restored_registry():
-        for name, cls in LOCAL_POS_ENCS.items():
-            attnkit.register("pos_enc", name)(cls)
+    """The test-local plugin encodings (one of each kind) registered for the duration of one test."""
+    with registered():
         yield
 
 
@@ -99,11 +57,11 @@ def text_pos_encs() -> list[str]:
 
 
 def pos_enc_kind(name: str) -> str:
-    cls = LOCAL_POS_ENCS.get(name) or attnkit.get("pos_enc", name)
+    cls = PLUGINS.get(name) or attnkit.get("pos_enc", name)
     return getattr(cls, "kind", "absolute")
 
 
-POS_ENCS = text_pos_encs() + list(LOCAL_POS_ENCS)
+POS_ENCS = text_pos_encs() + list(PLUGINS)
 
 
 def attention_spec(name: str) -> str | dict:
@@ -270,11 +228,28 @@ def test_encodings_are_separate_and_know_their_stack(local_pos_encs) -> None:
     assert net.encoder_pos_enc is not net.decoder_pos_enc
     assert not net.encoder_pos_enc.causal and net.decoder_pos_enc.causal
     rotary = model(pos_enc="test_rotary")
-    assert all(b.attn.rotary is rotary.encoder_pos_enc for b in rotary.encoder_blocks)
-    assert all(b.self_attn.rotary is rotary.decoder_pos_enc for b in rotary.decoder_blocks)
-    assert all(b.cross_attn.rotary is None for b in rotary.decoder_blocks)  # positions of two sequences
+    assert all(b.attn.pos_enc is rotary.encoder_pos_enc for b in rotary.encoder_blocks)
+    assert all(b.self_attn.pos_enc is rotary.decoder_pos_enc for b in rotary.decoder_blocks)
+    assert all(b.cross_attn.pos_enc is not rotary.decoder_pos_enc for b in rotary.decoder_blocks)  # two sequences
+    assert all("pos_enc" not in name for name, _ in rotary.encoder_blocks.named_modules())  # held, not registered
     learned = model(pos_enc="learned")
     assert learned.encoder_pos_enc.weight is not learned.decoder_pos_enc.weight
+
+
+@pytest.mark.parametrize("pos_enc", ["none", *PLUGINS])
+def test_positions_reach_both_stacks_through_the_hooks(pos_enc, local_pos_encs) -> None:
+    """Without positions each stack sees a set: reversing the source reverses the memory, and reordering the earlier
+    targets leaves the last one's logits alone (one causal layer). A plugin encoding of any kind, through its hook,
+    breaks both."""
+    net = model(pos_enc=pos_enc, decoder_depth=1)
+    src, tgt = batch()
+    src, tgt = src[:1], tgt[:1]  # no padding
+    reordered = torch.cat([tgt[:, :-1].flip(1), tgt[:, -1:]], dim=1)
+    with torch.no_grad():
+        memory = net.encode(src)
+        encoder_blind = torch.allclose(net.encode(src.flip(1)), memory.flip(1), atol=1e-5)
+        decoder_blind = torch.allclose(net.decode(tgt, memory)[:, -1], net.decode(reordered, memory)[:, -1], atol=1e-5)
+    assert encoder_blind == decoder_blind == (pos_enc == "none")
 
 
 def test_tied_and_shared_embeddings() -> None:

@@ -10,6 +10,8 @@ import attnkit
 from attnkit import ConfigError, registry
 from attnkit.nn import PatchEmbed, SoftmaxAttention, ViT
 
+from .plugin_encodings import PLUGINS, registered
+
 ATTENTIONS = attnkit.available("attention")
 POS_ENCS = attnkit.available("pos_enc")
 TINY = {
@@ -161,6 +163,22 @@ def test_every_attention_and_pos_enc_trains(attention, pos_enc) -> None:
         assert torch.isfinite(p.grad).all(), name
     if attnkit.get("attention", attention).supports_weights:
         assert model.eval().attention_maps(x).shape == (2, 2, 2, 2)
+
+
+@pytest.mark.parametrize("pos_enc", ["none", *PLUGINS])
+def test_plugin_encodings_of_every_kind_reach_the_vit(pos_enc) -> None:
+    """Without positions the ViT sees a set of patches: swapping two leaves the logits alone. A plugin encoding of
+    any kind, through its hook, breaks that; it trains and gives attention maps like a built-in one."""
+    with registered():
+        model = ViT(**{**TINY, "pos_enc": pos_enc}).eval()
+    x = images()
+    swapped = x.clone()
+    swapped[..., :2, :2], swapped[..., 6:, 6:] = x[..., 6:, 6:], x[..., :2, :2]  # patches (0, 0) and (3, 3)
+    with torch.no_grad():
+        assert torch.allclose(model(x), model(swapped), atol=1e-5) == (pos_enc == "none")
+    assert model.attention_maps(x).shape == (2, 2, 4, 4)
+    model(x).sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
 
 
 @pytest.mark.parametrize("attention", ATTENTIONS)

@@ -12,9 +12,10 @@ import torch
 from checks import one_line
 
 import attnkit
+from attnkit.data.warning import DataWarning
 from attnkit.errors import ConfigError, DataError
 from attnkit.tasks.seq2seq.batches import EncodedPairs, LengthBatchSampler, collate, encode_splits
-from attnkit.tasks.seq2seq.data import DataWarning, HFTextData, TextFilesData, TextPairs, carve, clean_pairs
+from attnkit.tasks.seq2seq.data import HFTextData, TextFilesData, TextPairs, carve, clean_pairs
 from attnkit.tasks.seq2seq.tokenizer import Tokenizers, check_tokenizer_options, load_tokenizers
 
 DE_EN = [

@@ -110,7 +110,7 @@ def test_task_is_registered_with_its_preset():
     assert cfg["data"]["name"] == "number_words" and cfg["model"]["name"] == "transformer"
     assert cfg["model"]["heads"] == cfg["heads"] and cfg["model"]["pos_enc"]["name"] == "sinusoidal"
     task = make_task(cfg)
-    assert task.decode.beam == cfg["task"]["beam"] and task.tokenizer["vocab_size"] == 1000
+    assert task.decode.beam == cfg["task"]["beam"] and task.tokenizer.vocab_size == 1000
 
 
 def test_per_stack_attention_overrides_reach_the_model():
@@ -191,9 +191,10 @@ def test_train_writes_the_run_directory(trained):
 
 def test_checkpoint_carries_tokenizers_and_config(trained):
     run_dir, cfg, _ = trained
-    payload = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
-    extras = payload["seq2seq"]
+    payload = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)  # no code run
+    extras = payload["attnkit"]
     assert extras["task"] == "translation" and extras["config"]["model"]["dim"] == 32
+    assert payload["hyper_parameters"]["task"] == cfg["task"]  # the recipe, as the config node holds it
     assert json.loads(extras["tokenizers"]["src"])["model"]["type"] == "BPE" and extras["tokenizers"]["tgt"] is None
 
 
@@ -236,16 +237,16 @@ def test_predict_truncates_long_input_with_one_warning(trained, tmp_path, capsys
 def test_predict_and_test_refuse_bad_checkpoints_and_input(trained, tmp_path):
     run_dir, cfg, _ = trained
     ckpt = run_dir / "checkpoints" / "last.ckpt"
-    vit_like = tmp_path / "vit.ckpt"
-    torch.save({"state_dict": {}, "hyper_parameters": {"data_info": {"num_classes": 10}}}, vit_like)
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"data_info": {"num_classes": 10}}}, foreign)
     other_task = tmp_path / "other.ckpt"
-    payload = torch.load(ckpt, map_location="cpu", weights_only=False)
-    payload["seq2seq"] = {**payload["seq2seq"], "task": "summarization"}
+    payload = torch.load(ckpt, map_location="cpu", weights_only=True)
+    payload["attnkit"] = {**payload["attnkit"], "task": "summarization"}
     torch.save(payload, other_task)
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_text("not a checkpoint")
     cases = [
-        (vit_like, ConfigError, "was not written by task=translation (it was written by task=vit)"),
+        (foreign, ConfigError, "was not written by an attnkit training run"),
         (other_task, ConfigError, "written by task=summarization, not task=translation"),
         (garbage, DataError, "cannot read checkpoint"),
         (tmp_path / "missing.ckpt", DataError, "does not exist"),

@@ -27,7 +27,7 @@ from attnkit.tasks.vit.data import (
     ImageSplits,
     stratified_split,
 )
-from attnkit.tasks.vit.data.base import read_image
+from attnkit.tasks.vit.data.images import read_image
 
 SOURCES = {
     "digits": DigitsData,
@@ -104,7 +104,7 @@ def test_importing_the_package_stays_light():
     assert out.returncode == 0, out.stderr
     heavy, loaded = out.stdout.strip().splitlines()
     assert heavy == "[]"
-    modules = ["base", "digits", "fashion_mnist", "hf", "image_folder"]
+    modules = ["base", "digits", "fashion_mnist", "hf", "image_folder", "images"]
     assert loaded == str(["attnkit.tasks.vit.data"] + [f"attnkit.tasks.vit.data.{m}" for m in modules])
 
 

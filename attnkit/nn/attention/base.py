@@ -13,10 +13,11 @@ import torch
 from torch import Tensor, nn
 
 from attnkit.errors import ConfigError
+from attnkit.nn import capabilities
 
 
 class Attention(nn.Module):
-    """Base class for attention kernels: capability flags plus shape checks."""
+    """Base class for attention kernels: capability flags (read by `attnkit.nn.capabilities`) plus input checks."""
 
     supports_causal: ClassVar[bool] = True
     supports_cross: ClassVar[bool] = True
@@ -35,7 +36,8 @@ class Attention(nn.Module):
         bias: Tensor | None,
         causal: bool,
     ) -> None:
-        """Refuse inputs this kernel cannot serve, with a one-line reason."""
+        """Refuse inputs this kernel cannot serve, with a one-line reason: shapes here, uses by the rules of
+        `attnkit.nn.capabilities`."""
         name = type(self).__name__
         if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
             raise ConfigError(
@@ -45,17 +47,14 @@ class Attention(nn.Module):
             raise ConfigError(
                 f"{name}: shapes do not match: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
             )
-        if q.shape[1] % k.shape[1]:
-            raise ConfigError(f"{name}: key/value heads ({k.shape[1]}) must divide query heads ({q.shape[1]})")
-        if causal and not self.supports_causal:
-            raise ConfigError(f"{name} does not support causal attention; choose another attention")
-        if bias is not None and not self.supports_bias:
-            raise ConfigError(f"{name} has no score bias; choose an attention that supports bias (e.g. softmax)")
-        if self.max_length is not None and k.shape[2] > self.max_length:
-            raise ConfigError(
-                f"{name} takes at most {self.max_length} keys; got {k.shape[2]}; "
-                f"raise its maximum length or choose another attention"
-            )
+        capabilities.check_kv_heads(q.shape[1], k.shape[1])
+        if causal:
+            capabilities.check_causal(self)
+        if key_padding_mask is not None:
+            capabilities.check_key_padding(self)
+        if bias is not None:
+            capabilities.check_bias(self)
+        capabilities.check_max_length(self, k.shape[2])
         if key_padding_mask is not None and key_padding_mask.shape != (k.shape[0], k.shape[2]):
             raise ConfigError(
                 f"{name}: key_padding_mask must be [B, Nk] = {(k.shape[0], k.shape[2])}; "

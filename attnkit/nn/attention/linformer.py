@@ -35,27 +35,10 @@ class LinformerAttention(Attention):
         if max_length <= 0:
             raise ConfigError(f"linformer: max_length must be positive; got {max_length} (attention.max_length)")
         self.proj_dim = proj_dim
-        self.max_length = max_length  # seen by the generic checks (and by models at build time)
+        self.max_length = max_length  # read by attnkit.nn.capabilities, in each call and when a model is built
         bound = 1.0 / math.sqrt(proj_dim)
         self.proj_k = nn.Parameter(torch.empty(proj_dim, max_length).uniform_(-bound, bound))  # E
         self.proj_v = nn.Parameter(torch.empty(proj_dim, max_length).uniform_(-bound, bound))  # F
-
-    def check(
-        self,
-        q: Tensor,
-        k: Tensor,
-        v: Tensor,
-        key_padding_mask: Tensor | None,
-        bias: Tensor | None,
-        causal: bool,
-    ) -> None:
-        """The generic checks, after a too-long sequence is refused with the config key that fixes it."""
-        if k.dim() == 4 and k.shape[2] > self.max_length:
-            raise ConfigError(
-                f"linformer: {k.shape[2]} keys exceed max_length={self.max_length}; "
-                f"set attention.max_length={k.shape[2]} (or more)"
-            )
-        super().check(q, k, v, key_padding_mask, bias, causal)
 
     def forward(
         self,

@@ -1,7 +1,7 @@
 """Positional encodings: each registers itself under kind `pos_enc`."""
 
 from attnkit.nn.pos_enc.alibi import Alibi, alibi_slopes
-from attnkit.nn.pos_enc.base import PositionalEncoding, check_pairing, image_grid, kind_of
+from attnkit.nn.pos_enc.base import PositionalEncoding, image_grid
 from attnkit.nn.pos_enc.learned import Learned
 from attnkit.nn.pos_enc.none import NoPositions
 from attnkit.nn.pos_enc.rope import Rope, rotate_pairs
@@ -21,9 +21,7 @@ __all__ = [
     "Sinusoidal",
     "T5Bias",
     "alibi_slopes",
-    "check_pairing",
     "image_grid",
-    "kind_of",
     "relative_buckets",
     "rotate_pairs",
     "sincos2d_table",

@@ -40,7 +40,7 @@ class Alibi(PositionalEncoding):
         self.causal = causal
         self.register_buffer("slopes", alibi_slopes(heads), persistent=False)
 
-    def forward(self, nq: int, nk: int) -> Tensor:
+    def score_bias(self, nq: int, nk: int) -> Tensor:
         """`[1, H, nq, nk]` bias; the queries are positions nk−nq … nk−1 (bottom-right, as in cached decoding)."""
         q_pos = torch.arange(nk - nq, nk, device=self.slopes.device)
         k_pos = torch.arange(nk, device=self.slopes.device)

@@ -1,35 +1,54 @@
-"""Positional encodings come in three kinds, each with its own hook in the model.
+"""A positional encoding acts through three hooks, which every model calls; each encoding implements its own.
 
-- `absolute`: added to token or patch embeddings, `forward(x [B, N, dim], offset=0) -> [B, N, dim]`;
-- `rotary`: applied to q and k inside the multi-head layer, `forward(q, k, offset=0) -> (q, k)`;
-- `bias`: added to attention scores, `forward(nq, nk) -> [1, H, Nq, Nk]`, the queries being the last Nq of the
-  Nk positions (bottom-right, as in cached decoding).
+- `add_to_tokens(x [B, N, dim], offset=0, grid=None) -> [B, N, dim]`: absolute positions added to the embeddings;
+- `rotate(q, k, offset=0) -> (q, k)`: rotary positions, applied to self-attention queries and keys;
+- `score_bias(nq, nk) -> [1, H, Nq, Nk] | None`: added to the attention scores, the queries being the last Nq of
+  the Nk positions (bottom-right, as in cached decoding).
 
-Image encodings (sincos2d, rope2d) take the model's patch `grid` and `prefix_tokens` (a class token) as context.
+The defaults do nothing. `kind` says which hook an encoding implements, for documentation and for the capability
+check that a `bias` encoding gets a kernel with score bias. Image encodings (sincos2d, rope2d) take the model's
+patch `grid` and `prefix_tokens` (a class token) as context.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from torch import nn
+from torch import Tensor, nn
 
-from attnkit import registry
 from attnkit.errors import ConfigError
 
 Kind = Literal["absolute", "rotary", "bias"]
 
 
 class PositionalEncoding(nn.Module):
-    """Base class: `kind` says where the model applies the encoding; `max_len` is None when unbounded."""
+    """Base class: the three hooks, each a no-op; `max_len` is None when unbounded."""
 
     kind: ClassVar[Kind] = "absolute"
     max_len: int | None = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Refuse an encoding that implements `forward` but no hook: the models would never apply it."""
+        super().__init_subclass__(**kwargs)
+        hooks = ("add_to_tokens", "rotate", "score_bias")
+        if "forward" in vars(cls) and all(getattr(cls, h) is getattr(PositionalEncoding, h) for h in hooks):
+            raise TypeError(
+                f"positional encoding {cls.__name__} defines forward but no hook; models call add_to_tokens, "
+                f"rotate or score_bias: rename forward to the hook of its kind"
+            )
 
-def kind_of(pos_enc: nn.Module | None) -> str | None:
-    """Where a model applies a positional encoding (None: no encoding at all)."""
-    return None if pos_enc is None else getattr(pos_enc, "kind", "absolute")
+    def add_to_tokens(self, x: Tensor, offset: int = 0, grid: tuple[int, int] | None = None) -> Tensor:
+        """x `[B, N, dim]` at positions offset, offset+1, … -> `[B, N, dim]`; `grid`: the input's patch grid in an
+        image model (an encoding laid out on a grid follows it; others ignore it)."""
+        return x
+
+    def rotate(self, q: Tensor, k: Tensor, offset: int = 0) -> tuple[Tensor, Tensor]:
+        """q `[B, H, N, D]`, k `[B, Hkv, N, D]` at positions offset, offset+1, … -> (q, k), rotated."""
+        return q, k
+
+    def score_bias(self, nq: int, nk: int) -> Tensor | None:
+        """The bias `[1, H, nq, nk]` added to attention scores, or None."""
+        return None
 
 
 def image_grid(grid: Any, name: str) -> tuple[int, int]:
@@ -40,21 +59,3 @@ def image_grid(grid: Any, name: str) -> tuple[int, int]:
     if rows <= 0 or cols <= 0:
         raise ConfigError(f"pos_enc={name}: the patch grid {rows}x{cols} must be positive")
     return rows, cols
-
-
-def check_pairing(pos_enc: nn.Module | None, attention: nn.Module, where: str = "attention") -> None:
-    """Refuse, when the model is built, an encoding the attention cannot serve (a score bias needs a kernel
-    that takes one)."""
-    if kind_of(pos_enc) == "bias" and not getattr(attention, "supports_bias", False):
-        raise ConfigError(
-            f"pos_enc={_name(pos_enc)} needs score bias; {where}={_name(attention)} has none "
-            f"(choose softmax or eager, or a rotary/absolute encoding)"
-        )
-
-
-def _name(module: nn.Module) -> str:
-    for kind in ("pos_enc", "attention"):
-        for entry in registry.entries(kind):
-            if type(module) is entry.obj:
-                return entry.name
-    return type(module).__name__

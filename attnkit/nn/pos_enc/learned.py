@@ -40,7 +40,7 @@ class Learned(PositionalEncoding):
         self.weight = nn.Parameter(torch.empty(max_len, dim))
         nn.init.trunc_normal_(self.weight, std=init_std)
 
-    def forward(self, x: Tensor, offset: int = 0, grid: tuple[int, int] | None = None) -> Tensor:
+    def add_to_tokens(self, x: Tensor, offset: int = 0, grid: tuple[int, int] | None = None) -> Tensor:
         """x `[B, N, dim]` -> x + W[offset : offset + N]; `grid` (an image of another size) resamples the table."""
         if grid is not None and self.grid is not None and tuple(grid) != self.grid:
             return x + self._resampled(tuple(grid), x)

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from attnkit.errors import ConfigError
+from attnkit.nn.capabilities import head_dim
 from attnkit.nn.pos_enc.base import PositionalEncoding
 from attnkit.registry import register
 
@@ -51,7 +52,7 @@ class Rope(PositionalEncoding):
         super().__init__()
         if base <= 1.0:
             raise ConfigError(f"pos_enc=rope: base={base} must be > 1 (pos_enc.base, e.g. 10000)")
-        self.rot = rotary_dims(dim // heads, fraction, "rope")
+        self.rot = rotary_dims(head_dim(dim, heads), fraction, "rope")
         self.register_buffer("inv_freq", frequencies(self.rot, base).float(), persistent=False)
 
     def angles(self, n: int, offset: int, device: torch.device) -> Tensor:
@@ -59,7 +60,7 @@ class Rope(PositionalEncoding):
         pos = torch.arange(offset, offset + n, device=device, dtype=torch.float32)
         return pos[:, None] * self.inv_freq.to(device)[None, :]
 
-    def forward(self, q: Tensor, k: Tensor, offset: int = 0) -> tuple[Tensor, Tensor]:
+    def rotate(self, q: Tensor, k: Tensor, offset: int = 0) -> tuple[Tensor, Tensor]:
         """q `[B, H, Nq, D]`, k `[B, Hkv, Nk, D]` at positions offset, offset+1, … -> rotated (q, k)."""
         return (
             rotate_pairs(q, self.angles(q.shape[-2], offset, q.device)),

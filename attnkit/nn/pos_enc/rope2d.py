@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from attnkit.errors import ConfigError
+from attnkit.nn.capabilities import head_dim
 from attnkit.nn.pos_enc.base import PositionalEncoding, image_grid
 from attnkit.nn.pos_enc.rope import frequencies, rotary_dims, rotate_pairs
 from attnkit.registry import register
@@ -34,7 +35,7 @@ class Rope2d(PositionalEncoding):
         self.grid = image_grid(grid, "rope2d")
         if base <= 1.0:
             raise ConfigError(f"pos_enc=rope2d: base={base} must be > 1 (pos_enc.base, e.g. 100)")
-        rot = rotary_dims(dim // heads, fraction, "rope2d")
+        rot = rotary_dims(head_dim(dim, heads), fraction, "rope2d")
         if rot % 4:
             raise ConfigError(
                 f"pos_enc=rope2d rotates {rot} features per head, which must split into row and column pairs "
@@ -51,7 +52,7 @@ class Rope2d(PositionalEncoding):
         angles = torch.cat((torch.zeros(prefix_tokens, rot // 2, dtype=torch.float64), angles))
         self.register_buffer("angles", angles.float(), persistent=False)
 
-    def forward(self, q: Tensor, k: Tensor, offset: int = 0) -> tuple[Tensor, Tensor]:
+    def rotate(self, q: Tensor, k: Tensor, offset: int = 0) -> tuple[Tensor, Tensor]:
         """q `[B, H, N, D]`, k `[B, Hkv, N, D]`, N = prefix + gh·gw tokens (minus `offset`) -> rotated (q, k)."""
         n = q.shape[-2]
         if offset + n != self.max_len or k.shape[-2] != n:

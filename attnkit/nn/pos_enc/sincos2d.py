@@ -40,9 +40,10 @@ class SinCos2d(PositionalEncoding):
         self.grid, self.dim, self.base, self.prefix_tokens = image_grid(grid, "sincos2d"), dim, base, prefix_tokens
         self.register_buffer("table", sincos2d_table(self.grid, dim, base, prefix_tokens), persistent=False)
 
-    def forward(self, x: Tensor, offset: int = 0, grid: tuple[int, int] | None = None) -> Tensor:
+    def add_to_tokens(self, x: Tensor, offset: int = 0, grid: tuple[int, int] | None = None) -> Tensor:
         """x `[B, prefix + gh·gw, dim]` -> x + table; `grid` (another image size) recomputes the table."""
-        table = self.table if grid is None else sincos2d_table(tuple(grid), self.dim, self.base, self.prefix_tokens)
+        same = grid is None or tuple(grid) == self.grid
+        table = self.table if same else sincos2d_table(tuple(grid), self.dim, self.base, self.prefix_tokens)
         if offset + x.shape[1] != table.shape[0]:
             g = grid or self.grid
             raise ConfigError(

@@ -38,8 +38,8 @@ class Sinusoidal(PositionalEncoding):
         # break copies of the module that average or load buffers (an EMA of the weights, say)
         self._table = sinusoidal_table(0, dim, base)
 
-    def forward(self, x: Tensor, offset: int = 0) -> Tensor:
-        """x `[B, N, dim]` -> x + PE[offset : offset + N]."""
+    def add_to_tokens(self, x: Tensor, offset: int = 0, grid: tuple[int, int] | None = None) -> Tensor:
+        """x `[B, N, dim]` -> x + PE[offset : offset + N] (1-D positions, whatever the `grid`)."""
         end = offset + x.shape[1]
         if self._table.shape[0] < end:
             self._table = sinusoidal_table(max(end, 2 * self._table.shape[0]), self.dim, self.base)

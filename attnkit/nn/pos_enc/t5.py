@@ -52,7 +52,7 @@ class T5Bias(PositionalEncoding):
         self.bias = nn.Embedding(num_buckets, heads)
         nn.init.zeros_(self.bias.weight)
 
-    def forward(self, nq: int, nk: int) -> Tensor:
+    def score_bias(self, nq: int, nk: int) -> Tensor:
         """`[1, H, nq, nk]` bias; the queries are positions nk−nq … nk−1 (bottom-right, as in cached decoding)."""
         device = self.bias.weight.device
         relative = torch.arange(nk, device=device)[None, :] - torch.arange(nk - nq, nk, device=device)[:, None]

@@ -7,8 +7,8 @@
 Every source returns `TextPairs` from `load()` (`base.py`). `datasets` is imported only when `hf_text` loads.
 """
 
-from attnkit.tasks.seq2seq.data.base import DataWarning, TextPairData, TextPairs, carve, clean_pairs
+from attnkit.tasks.seq2seq.data.base import TextPairData, TextPairs, carve, clean_pairs
 from attnkit.tasks.seq2seq.data.hf_text import HFTextData
 from attnkit.tasks.seq2seq.data.text_files import TextFilesData
 
-__all__ = ["DataWarning", "HFTextData", "TextFilesData", "TextPairData", "TextPairs", "carve", "clean_pairs"]
+__all__ = ["HFTextData", "TextFilesData", "TextPairData", "TextPairs", "carve", "clean_pairs"]

@@ -1,4 +1,4 @@
-"""What every text-pair data source shares: the splits it returns, its base class, cleaning, carving and warnings.
+"""What every text-pair data source shares: the splits it returns, its base class, cleaning and carving.
 
 A data source turns some storage (generated numbers, local files, a Hugging Face dataset) into `TextPairs`:
 three lists of (source text, target text). Tokenizing and batching are the task's business, so a summarization
@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import random
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from attnkit.data.checks import check_choice, check_int
+from attnkit.data.splits import SPLITS
+from attnkit.data.warning import warn
 from attnkit.errors import ConfigError, DataError
 
 Pair = tuple[str, str]
 OnEmpty = Literal["skip", "error"]
 OnLong = Literal["truncate", "error"]
-SPLITS = ("train", "val", "test")
-
-
-class DataWarning(UserWarning):
-    """A flaw in the data that attnkit repaired and counted (empty pairs skipped, long sequences truncated)."""
 
 
 @dataclass
@@ -150,27 +147,17 @@ def carve(parts: dict[str, list[Pair]], val_fraction: float, test_fraction: floa
     return out
 
 
-def warn(message: str) -> None:
-    """Issue a DataWarning (the task prints it as one `warning: ...` line)."""
-    warnings.warn(message, DataWarning, stacklevel=2)
+def text_pair_source(data_cfg: Any, task: str, what: str = "text-pair") -> TextPairData:
+    """The data source that `data_cfg` names, refused with one line unless it gives text pairs (`what` names them
+    in the message: "labelled-text" for a classification task)."""
+    from attnkit.registry import available, build_spec, get
 
-
-def check_int(key: str, value: Any, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"data.{key}={value!r} must be an int >= {minimum}")
-
-
-def check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"data.{key}={value!r} is not an option; choose one of {', '.join(choices)}")
-
-
-def check_fractions(val_fraction: float, test_fraction: float) -> None:
-    for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-            raise ConfigError(f"data.{key}={value!r} must be a number in [0, 1)")
-    if val_fraction + test_fraction >= 1.0:
+    source = build_spec("data", data_cfg)
+    if not isinstance(source, TextPairData):
+        name = data_cfg.get("name") if isinstance(data_cfg, dict) else data_cfg
+        kinds = {n: get("data", n) for n in available("data")}
+        choices = [n for n, obj in kinds.items() if isinstance(obj, type) and issubclass(obj, TextPairData)]
         raise ConfigError(
-            f"data.val_fraction + data.test_fraction = {val_fraction + test_fraction:g} leaves no training pairs; "
-            f"lower them"
+            f"data={name} is not a {what} source, which task={task} needs; choose data={', '.join(choices)}"
         )
+    return source

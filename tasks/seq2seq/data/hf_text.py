@@ -6,20 +6,13 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import attnkit
+from attnkit.data.checks import check_choice, check_fractions, check_int
+from attnkit.data.hf import builder_for, first_file, load_splits
+from attnkit.data.paths import resolve, resolve_files
+from attnkit.data.splits import find_split
 from attnkit.errors import ConfigError, DataError
-from attnkit.tasks.seq2seq.data.base import (
-    OnEmpty,
-    OnLong,
-    TextPairData,
-    TextPairs,
-    carve,
-    check_choice,
-    check_fractions,
-    check_int,
-)
+from attnkit.tasks.seq2seq.data.base import OnEmpty, OnLong, TextPairData, TextPairs, carve
 from attnkit.tasks.seq2seq.data.records import rows_to_pairs
-from attnkit.train import hf_data
-from attnkit.train.hf_data import resolve
 
 # data_files extension -> Hugging Face builder, when `dataset` is not given
 BUILDERS = ((".jsonl", "json"), (".json", "json"), (".csv", "csv"), (".tsv", "csv"), (".parquet", "parquet"))
@@ -62,7 +55,7 @@ class HFTextData(TextPairData):
     ) -> None:
         super().__init__(batch_size=batch_size, max_tokens=max_tokens, on_long=on_long, max_source_len=max_source_len)
         check_choice("on_empty", on_empty, ("skip", "error"))
-        check_fractions(val_fraction, test_fraction)
+        check_fractions(val_fraction, test_fraction, items="pairs")
         if limit_train is not None:
             check_int("limit_train", limit_train, minimum=1)
         if data_files is not None and not isinstance(data_files, (str, list, tuple, Mapping)):
@@ -71,7 +64,7 @@ class HFTextData(TextPairData):
             )
         self.dataset, self.config_name = dataset, config_name
         self.data_dir = None if data_dir is None else resolve(data_dir)
-        self.data_files = hf_data.resolve_files(data_files)
+        self.data_files = resolve_files(data_files)
         self.src, self.tgt, self.pair_field = str(src), str(tgt), pair_field
         self.train_split, self.val_split, self.test_split = train_split, val_split, test_split
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
@@ -82,10 +75,10 @@ class HFTextData(TextPairData):
         if self.dataset:
             return self.dataset
         if self.data_files is not None:
-            builder = hf_data.builder_for(self.data_files, BUILDERS)
+            builder = builder_for(self.data_files, BUILDERS)
             if builder is None:
                 raise DataError(
-                    f"cannot tell the format of data.data_files={hf_data.first_file(self.data_files)!r}; "
+                    f"cannot tell the format of data.data_files={first_file(self.data_files)!r}; "
                     f"set data.dataset=json, csv or parquet"
                 )
             return builder
@@ -96,8 +89,8 @@ class HFTextData(TextPairData):
 
     def _load(self) -> TextPairs:
         builder = self._builder()
-        tsv = builder == "csv" and self.data_files is not None and hf_data.first_file(self.data_files).endswith(".tsv")
-        loaded = hf_data.load_splits(
+        tsv = builder == "csv" and self.data_files is not None and first_file(self.data_files).endswith(".tsv")
+        loaded = load_splits(
             builder,
             config_name=self.config_name,
             data_dir=self.data_dir,
@@ -108,7 +101,7 @@ class HFTextData(TextPairData):
         )
         chosen = {"train": self.train_split}
         for split, wanted in (("val", self.val_split), ("test", self.test_split)):
-            found = hf_data.find_split(loaded, wanted, split)
+            found = find_split(loaded, wanted, split)
             if found is not None:
                 chosen[split] = found
         parts = {}

@@ -13,9 +13,9 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from attnkit.data.messages import one_line
 from attnkit.errors import DataError
 from attnkit.tasks.seq2seq.data.base import OnEmpty, Pair, clean_pairs
-from attnkit.train.hf_data import one_line
 
 FORMATS = ("jsonl", "csv", "tsv")
 EXTENSIONS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv", ".tab": "tsv"}

@@ -6,22 +6,15 @@ import os
 from typing import Literal
 
 import attnkit
+from attnkit.data.checks import check_choice, check_fractions, check_int
+from attnkit.data.paths import resolve
+from attnkit.data.splits import SPLIT_ALIASES
 from attnkit.errors import ConfigError, DataError
-from attnkit.tasks.seq2seq.data.base import (
-    OnEmpty,
-    OnLong,
-    TextPairData,
-    TextPairs,
-    carve,
-    check_choice,
-    check_fractions,
-    check_int,
-)
+from attnkit.tasks.seq2seq.data.base import OnEmpty, OnLong, TextPairData, TextPairs, carve
 from attnkit.tasks.seq2seq.data.records import EXTENSIONS, detect_format, read_rows, rows_to_pairs
-from attnkit.train.hf_data import resolve
 
 # split -> file stems looked for in `path` (the first found wins)
-SPLIT_STEMS = {"train": ("train",), "val": ("validation", "valid", "val", "dev"), "test": ("test",)}
+SPLIT_STEMS = {"train": ("train",), **SPLIT_ALIASES}
 
 
 @attnkit.register("data", "text_files")
@@ -59,7 +52,7 @@ class TextFilesData(TextPairData):
         super().__init__(batch_size=batch_size, max_tokens=max_tokens, on_long=on_long, max_source_len=max_source_len)
         check_choice("format", format, ("auto", "jsonl", "csv", "tsv"))
         check_choice("on_empty", on_empty, ("skip", "error"))
-        check_fractions(val_fraction, test_fraction)
+        check_fractions(val_fraction, test_fraction, items="pairs")
         if limit_train is not None:
             check_int("limit_train", limit_train, minimum=1)
         if not src or not tgt:

@@ -9,10 +9,10 @@ Sources, one module each (constructor arguments are the config keys, e.g. `data=
 
 Every source returns an `ImageSplits` from `load()`: train/val/test datasets whose items are `(image float32
 [C, H, W] normalised with (x - mean) / std, label int64)`, plus the metadata a model and a predictor need
-(`base.py`, with `read_image` for a single file). Small data is decoded once into tensors (cheap batches, no
-worker processes needed); a large image tree or hub dataset is decoded lazily per item. Heavy libraries
-(scikit-learn, numpy, PIL, torchvision, datasets) are imported only inside the functions that need them, so
-importing this package costs nothing at CLI start-up.
+(`base.py`; images are decoded by `images.py`, which also has `read_image` for a single file). Small data is
+decoded once into tensors (cheap batches, no worker processes needed); a large image tree or hub dataset is
+decoded lazily per item. Heavy libraries (scikit-learn, numpy, PIL, torchvision, datasets) are imported only
+inside the functions that need them, so importing this package costs nothing at CLI start-up.
 """
 
 from attnkit.tasks.vit.data.base import ImageData, ImageSplits, stratified_split

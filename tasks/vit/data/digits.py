@@ -6,8 +6,10 @@ import torch
 from torch.utils.data import TensorDataset
 
 import attnkit
+from attnkit.data.checks import check_int
 from attnkit.errors import ConfigError
-from attnkit.tasks.vit.data.base import ImageData, ImageSplits, _channel_stats, _check_int, _normalize, stratified_split
+from attnkit.tasks.vit.data.base import ImageData, ImageSplits, stratified_split
+from attnkit.tasks.vit.data.images import channel_stats, normalize
 
 
 @attnkit.register("data", "digits")
@@ -30,8 +32,8 @@ class DigitsData(ImageData):
         split_seed: int = 0,
     ) -> None:
         super().__init__(batch_size=batch_size)
-        _check_int("test_size", test_size, minimum=1)
-        _check_int("val_size", val_size, minimum=1)
+        check_int("test_size", test_size, minimum=1)
+        check_int("val_size", val_size, minimum=1)
         if test_size + val_size >= 1797:
             raise ConfigError(
                 f"data.test_size + data.val_size = {test_size + val_size} leaves no training images "
@@ -51,8 +53,8 @@ class DigitsData(ImageData):
         keep, val = stratified_split(labels[rest].tolist(), self.val_size, self.split_seed + 1)
         train = [rest[i] for i in keep]
         val = [rest[i] for i in val]
-        mean, std = _channel_stats(images[train])
-        images = _normalize(images, mean, std)
+        mean, std = channel_stats(images[train])
+        images = normalize(images, mean, std)
         return ImageSplits(
             train=TensorDataset(images[train], labels[train]),
             val=TensorDataset(images[val], labels[val]),

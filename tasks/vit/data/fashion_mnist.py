@@ -10,15 +10,12 @@ import torch
 from torch.utils.data import TensorDataset
 
 import attnkit
+from attnkit.data.checks import check_int
+from attnkit.data.messages import one_line
+from attnkit.data.paths import resolve
 from attnkit.errors import ConfigError, DataError
-from attnkit.tasks.vit.data.base import (
-    ImageData,
-    ImageSplits,
-    _channel_stats,
-    _check_int,
-    _normalize,
-)
-from attnkit.train.hf_data import one_line, resolve
+from attnkit.tasks.vit.data.base import ImageData, ImageSplits
+from attnkit.tasks.vit.data.images import channel_stats, normalize
 
 FASHION_MNIST_CLASSES = [
     "T-shirt/top",
@@ -63,9 +60,9 @@ class FashionMNISTData(ImageData):
         download: bool = False,
     ) -> None:
         super().__init__(batch_size=batch_size)
-        _check_int("val_size", val_size, minimum=0)
+        check_int("val_size", val_size, minimum=0)
         if limit_train is not None:
-            _check_int("limit_train", limit_train, minimum=1)
+            check_int("limit_train", limit_train, minimum=1)
         self.path = resolve(path)
         self.val_size = val_size
         self.limit_train = limit_train
@@ -109,11 +106,11 @@ class FashionMNISTData(ImageData):
             )
         train_x = train_x.unsqueeze(1)
         test_x = test_x.unsqueeze(1)
-        mean, std = _channel_stats(train_x[:n_train], scale=255.0)
+        mean, std = channel_stats(train_x[:n_train], scale=255.0)
         limit = n_train if self.limit_train is None else min(self.limit_train, n_train)
 
         def tensors(images: torch.Tensor, labels: torch.Tensor) -> TensorDataset:
-            return TensorDataset(_normalize(images, mean, std, scale=255.0), labels.to(torch.int64))
+            return TensorDataset(normalize(images, mean, std, scale=255.0), labels.to(torch.int64))
 
         height, width = int(train_x.shape[-2]), int(train_x.shape[-1])
         return ImageSplits(

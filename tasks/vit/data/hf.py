@@ -6,19 +6,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attnkit
+from attnkit.data.hf import builder_for, first_file, load_splits
+from attnkit.data.paths import resolve, resolve_files
+from attnkit.data.splits import find_split
 from attnkit.errors import ConfigError, DataError
-from attnkit.tasks.vit.data.base import (
-    IMAGE_EXTENSIONS,
-    ImageData,
-    ImageSplits,
-    _build_splits,
-    _carve,
-    _check_image_args,
-    _check_norm,
-    _open_image,
-)
-from attnkit.train import hf_data
-from attnkit.train.hf_data import resolve
+from attnkit.tasks.vit.data.base import ImageData, ImageSplits, build_splits, carve, check_image_args, check_norm
+from attnkit.tasks.vit.data.images import IMAGE_EXTENSIONS, open_image
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -70,7 +63,7 @@ class HFImageData(ImageData):
         cache_dir: str | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size)
-        _check_image_args(image_size, channels, val_fraction, test_fraction)
+        check_image_args(image_size, channels, val_fraction, test_fraction)
         if data_files is not None and not isinstance(data_files, (str, Sequence, Mapping)):
             raise ConfigError(
                 f"data.data_files={data_files!r} must be a path or glob, a list of them, or a mapping split -> path"
@@ -78,7 +71,7 @@ class HFImageData(ImageData):
         self.dataset = dataset
         self.config_name = config_name
         self.data_dir = None if data_dir is None else resolve(data_dir)
-        self.data_files = hf_data.resolve_files(data_files)
+        self.data_files = resolve_files(data_files)
         self.image_column = image_column
         self.label_column = label_column
         self.train_split = train_split
@@ -89,7 +82,7 @@ class HFImageData(ImageData):
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.split_seed = split_seed
-        self.mean, self.std = _check_norm(mean, std, channels)
+        self.mean, self.std = check_norm(mean, std, channels)
         self.in_memory = in_memory
         self.cache_dir = None if cache_dir is None else resolve(cache_dir)
 
@@ -99,10 +92,10 @@ class HFImageData(ImageData):
         if self.data_dir is not None and self.data_files is None:
             return "imagefolder"
         if self.data_files is not None:
-            builder = hf_data.builder_for(self.data_files, BUILDERS)
+            builder = builder_for(self.data_files, BUILDERS)
             if builder is not None:
                 return builder
-            first = hf_data.first_file(self.data_files)
+            first = first_file(self.data_files)
             if first.lower().endswith(IMAGE_EXTENSIONS) or first.endswith("*"):
                 return "imagefolder"
             raise DataError(
@@ -116,7 +109,7 @@ class HFImageData(ImageData):
 
     def _load(self) -> ImageSplits:
         builder = self._builder()
-        loaded = hf_data.load_splits(
+        loaded = load_splits(
             builder,
             config_name=self.config_name,
             data_dir=self.data_dir,
@@ -133,7 +126,7 @@ class HFImageData(ImageData):
                 )
         chosen = {"train": train}
         for split, wanted in (("val", self.val_split), ("test", self.test_split)):
-            found = hf_data.find_split(loaded, wanted, split)
+            found = find_split(loaded, wanted, split)
             if found is not None:
                 chosen[split] = loaded[found]
         feature = train.features[self.label_column]
@@ -164,10 +157,10 @@ class HFImageData(ImageData):
                 )
             parts[split] = (list(range(len(ds))), labels)
             chosen[split] = images
-        splits = _carve(parts, self.val_fraction, self.test_fraction, self.split_seed)
+        splits = carve(parts, self.val_fraction, self.test_fraction, self.split_seed)
         # carved splits point into the train table; remember which table each split reads from
         readers = {split: _HFReader(chosen.get(split, chosen["train"]), self.image_column) for split in splits}
-        return _build_splits(self, splits, readers, classes)
+        return build_splits(self, splits, readers, classes)
 
 
 class _HFReader:
@@ -186,11 +179,11 @@ class _HFReader:
             if value.get("bytes"):
                 import io
 
-                return _open_image(io.BytesIO(value["bytes"]), name=value.get("path") or f"row {index}")
+                return open_image(io.BytesIO(value["bytes"]), name=value.get("path") or f"row {index}")
             if value.get("path"):
-                return _open_image(value["path"])
+                return open_image(value["path"])
         if isinstance(value, str):
-            return _open_image(value)
+            return open_image(value)
         try:
             import numpy as np
 

@@ -6,18 +6,10 @@ import os
 from collections.abc import Mapping
 
 import attnkit
+from attnkit.data.paths import resolve
 from attnkit.errors import DataError
-from attnkit.tasks.vit.data.base import (
-    IMAGE_EXTENSIONS,
-    ImageData,
-    ImageSplits,
-    _build_splits,
-    _carve,
-    _check_image_args,
-    _check_norm,
-    _FileReader,
-)
-from attnkit.train.hf_data import resolve
+from attnkit.tasks.vit.data.base import ImageData, ImageSplits, build_splits, carve, check_image_args, check_norm
+from attnkit.tasks.vit.data.images import IMAGE_EXTENSIONS, FileReader
 
 
 @attnkit.register("data", "image_folder")
@@ -47,14 +39,14 @@ class ImageFolderData(ImageData):
         in_memory: bool | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size)
-        _check_image_args(image_size, channels, val_fraction, test_fraction)
+        check_image_args(image_size, channels, val_fraction, test_fraction)
         self.path = None if path is None else resolve(path)
         self.image_size = (image_size, image_size)
         self.in_channels = channels
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.split_seed = split_seed
-        self.mean, self.std = _check_norm(mean, std, channels)
+        self.mean, self.std = check_norm(mean, std, channels)
         self.in_memory = in_memory
 
     def _load(self) -> ImageSplits:
@@ -82,9 +74,9 @@ class ImageFolderData(ImageData):
         if not parts["train"][0]:
             where = layout.get("train", root) if layout else root
             raise DataError(f"no images found under {where} (extensions: {', '.join(IMAGE_EXTENSIONS)})")
-        splits = _carve(parts, self.val_fraction, self.test_fraction, self.split_seed)
-        reader = _FileReader()
-        return _build_splits(self, splits, reader, classes)
+        splits = carve(parts, self.val_fraction, self.test_fraction, self.split_seed)
+        reader = FileReader()
+        return build_splits(self, splits, reader, classes)
 
 
 def _split_folders(root: str) -> dict[str, str]:

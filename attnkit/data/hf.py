@@ -1,8 +1,8 @@
-"""Loading a Hugging Face dataset for any task's data source: the builder, the splits, one-line errors.
+"""Loading a Hugging Face dataset for any task's data source: the builder and the splits, failures in one line.
 
 Image and text sources share this: a hub name or a local builder (`json`, `csv`, `parquet`, ...) chosen from the
-files' extension, `load_dataset` with every failure said in one line, and the choice of the train, validation and
-test splits (a usual name that is absent means "carve it from train").
+files' extension, and `load_dataset` with every failure said in one line. Which loaded split plays val and test
+is `attnkit.data.splits.find_split`; `datasets` is imported only when a dataset loads.
 """
 
 from __future__ import annotations
@@ -11,33 +11,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from attnkit.errors import ConfigError, DataError
-
-SPLIT_ALIASES = {"val": ("validation", "valid", "val", "dev"), "test": ("test",)}
-
-
-def resolve(path: str) -> str:
-    """An absolute path; a relative one is taken from the launch directory (the CLI does not chdir)."""
-    return os.path.abspath(os.path.expanduser(str(path)))
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception's message on one line, at most 300 characters."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
-def resolve_files(files: Any) -> Any:
-    """data_files with local relative paths made absolute; URLs and hub paths (`hf://`) are left alone."""
-    if files is None:
-        return None
-    if isinstance(files, str):
-        return files if "://" in files else resolve(files)
-    if isinstance(files, Mapping):
-        return {str(k): resolve_files(v) for k, v in files.items()}
-    if isinstance(files, Sequence):
-        return [resolve_files(f) for f in files]
-    raise ConfigError(f"data.data_files={files!r} must be a path or glob, a list of them, or a mapping split -> path")
+from attnkit.data.messages import one_line
+from attnkit.errors import DataError
 
 
 def first_file(files: Any) -> str:
@@ -94,19 +69,3 @@ def load_splits(
             f"dataset {builder!r} has no split {train_split!r}; splits: {', '.join(loaded)}; set data.train_split=..."
         )
     return loaded
-
-
-def find_split(loaded: Mapping[str, Any], wanted: str | None, split: str) -> str | None:
-    """The split to use for `val` or `test`; None to carve it from train (unset, or a usual name that is absent)."""
-    if wanted is None:
-        return None
-    if wanted in loaded:
-        return wanted
-    aliases = SPLIT_ALIASES[split]
-    if wanted in aliases:
-        return next((a for a in aliases if a in loaded), None)
-    key = "val_split" if split == "val" else "test_split"
-    raise DataError(
-        f"the dataset has no split {wanted!r}; splits: {', '.join(loaded)}; set data.{key}=<one of them>, "
-        f"or null to carve it from train"
-    )

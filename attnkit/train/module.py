@@ -1,0 +1,76 @@
+"""The LightningModule every task's module builds on: the model from its spec, an optional moving average of the
+weights for evaluation, AdamW with warm-up and cosine decay, a count of what training saw, and the checkpoint's
+attnkit marker (the task that wrote it, and what test and predict need besides the weights)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+import attnkit
+from attnkit.registry import build_spec
+from attnkit.train.optim import param_groups
+from attnkit.train.schedule import warmup_cosine
+
+
+class TaskModule(pl.LightningModule):
+    """Hyperparameters: `task` (the task's config node: its name and recipe), `model` (the model spec) and
+    `context` (what the data fixes: vocabulary or image size, classes, ...); `net` is an already built model.
+
+    The recipe keys read here: `lr`, `weight_decay`, `min_lr_ratio`, `ema_decay` (0 or absent = no average) and
+    the warm-up (`warmup_steps`, or a subclass's `warmup(total_steps)`).
+    """
+
+    betas: tuple[float, float] = (0.9, 0.999)
+
+    def __init__(
+        self, task: dict[str, Any], model: dict[str, Any], context: dict[str, Any], net: nn.Module | None = None
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["net"])
+        self.recipe = SimpleNamespace(**task)
+        self.model = net if net is not None else build_spec("model", model, **context)
+        ema_decay = float(getattr(self.recipe, "ema_decay", 0.0) or 0.0)
+        self.ema = (
+            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
+            if ema_decay > 0
+            else None
+        )
+        if self.ema is not None:
+            self.ema.requires_grad_(False)  # updated by averaging, not by gradients (and DDP must not wait for them)
+        self.trained: dict[str, int] = {}  # what training steps saw, by unit (images, tokens, ...)
+        self.extras: dict[str, Any] = {}  # saved in the checkpoint for test and predict (set by the task)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights that validation, test and prediction use: the moving average when there is one."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def count(self, **amounts: int) -> None:
+        """Add to the training counts (throughput = count / training time)."""
+        for unit, amount in amounts.items():
+            self.trained[unit] = self.trained.get(unit, 0) + int(amount)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+
+    def warmup(self, total_steps: int) -> int:
+        """Warm-up steps of the schedule."""
+        return int(getattr(self.recipe, "warmup_steps", 0))
+
+    def configure_optimizers(self) -> Any:
+        r = self.recipe
+        optimizer = torch.optim.AdamW(param_groups(self.model, r.weight_decay), lr=r.lr, betas=self.betas)
+        total = int(self.trainer.estimated_stepping_batches)
+        factor = warmup_cosine(total, self.warmup(total), r.min_lr_ratio)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["attnkit"] = {"task": self.recipe.name, "version": attnkit.__version__, **self.extras}

@@ -1,0 +1,306 @@
+"""The task protocol and its base: what `python -m attnkit mode=train|test|predict` runs, written once.
+
+A task is a registered dataclass whose fields are its recipe (learning rate, schedule, augmentation, decoding, ...).
+The config node `task.*`, the YAML defaults (a task's preset pulls the node in, it does not restate it) and the
+LightningModule's saved hyperparameters all come from those fields. The CLI builds the task with
+`build_spec("task", cfg["task"])` and calls `task.<mode>(cfg, run_dir=..., overrides=...)`, which returns the
+metrics it reported. A subclass implements:
+
+- `setup(cfg, overrides, checkpoint)` -> `Setup`: data and model, built before Lightning is imported (bad options
+  fail in seconds, with one line); `checkpoint` is given in test mode;
+- `lightning(cfg, setup, checkpoint)` -> (LightningModule, LightningDataModule);
+- `predict(cfg, run_dir=..., overrides=...)`: what a prediction is depends on the task;
+
+and may change `evaluate` (what is scored after training), `metrics` (extra entries of metrics.json),
+`artifacts` (files beside them) and `summary` (the table printed at the end).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from attnkit.errors import ConfigError, DataError
+from attnkit.train import run
+
+CKPT_HINT = "give ckpt_path=outputs/<date>/<time>/checkpoints/best.ckpt (or last.ckpt)"
+
+
+@dataclass
+class Setup:
+    """What `Task.setup` built: the data source (`source`, configured by `data_cfg`) and what it loaded (`data`), the
+    model (`net`, built with `context`: what the data fixes, such as the vocabulary or the classes), and what the
+    checkpoint must carry for test and predict (`extras`)."""
+
+    source: Any
+    data: Any
+    data_cfg: dict[str, Any]
+    context: dict[str, Any]
+    net: nn.Module
+    extras: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Task:
+    """Base of tasks: subclasses are registered dataclasses (fields = recipe) that implement the hooks.
+
+    Class attributes: `name` (as registered), `title` (report headings), `monitor` (the validation metric that picks
+    the best checkpoint, higher is better). A `test_checkpoint` field ("last" or "best") says which weights are
+    tested after training.
+    """
+
+    name: ClassVar[str] = "task"
+    title: ClassVar[str] = "task"
+    monitor: ClassVar[str] = "val/acc"
+
+    # -- the recipe ----------------------------------------------------------------------------------------------
+
+    def recipe(self) -> dict[str, Any]:
+        """The task's config node: `name` and every field (nested dataclasses as dicts)."""
+        return {"name": self.name, **dataclasses.asdict(self)}
+
+    # -- what a task implements ----------------------------------------------------------------------------------
+
+    def setup(self, cfg: dict[str, Any], overrides: list[str] | None, checkpoint: dict[str, Any] | None) -> Setup:
+        raise NotImplementedError(f"{type(self).__name__} must implement setup()")
+
+    def lightning(self, cfg: dict[str, Any], setup: Setup, checkpoint: dict[str, Any] | None) -> tuple[Any, Any]:
+        raise NotImplementedError(f"{type(self).__name__} must implement lightning()")
+
+    def predict(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
+        raise ConfigError(f"task={self.name} has no predict mode; use mode=train or mode=test")
+
+    def evaluate(self, trainer: Any, module: Any, datamodule: Any, ckpt_path: str | None) -> dict[str, float]:
+        """Scores after training: the test split, with the weights of `ckpt_path` (None: as trained)."""
+        return floats(trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False))
+
+    def metrics(self, setup: Setup, module: Any) -> dict[str, Any]:
+        """Entries of metrics.json besides the scores and the common ones (parameters, time, throughput)."""
+        return {}
+
+    def artifacts(self, cfg: dict[str, Any], run_dir: Path, module: Any, setup: Setup, metrics: dict) -> dict:
+        """Write the task's own files into the run directory; return rows for the summary table."""
+        return {}
+
+    def summary(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """Rows of the summary table printed at the end (label -> value)."""
+        named = {
+            "test/acc": "test accuracy",
+            "test/loss": "test loss",
+            "val/acc": "val accuracy",
+            "val/loss": "val loss",
+        }
+        rows = {named.get(key, key): metrics[key] for key in metrics if key.startswith(("test/", "val/"))}
+        labels = {
+            "params": "parameters",
+            "train_time_s": "training time (s)",
+            "epochs": "epochs",
+            "peak_memory_mb": "peak memory (MB)",
+            "tested": "tested weights",
+        }
+        rows.update({label: metrics[key] for key, label in labels.items() if key in metrics})
+        rows.update({f"throughput ({k[6:-6]}/s)": v for k, v in metrics.items() if k.endswith("_per_s")})
+        rows.update({f"best {k[5:].replace('_', '/', 1)}": v for k, v in metrics.items() if k.startswith("best_val_")})
+        return rows
+
+    # -- modes -----------------------------------------------------------------------------------------------------
+
+    def train(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
+        """Fit on the train split (validating each epoch), evaluate, write the reports."""
+        from attnkit.data.warning import reported_warnings
+
+        run.seed(cfg["seed"])
+        with reported_warnings() as seen:
+            setup = self.setup(cfg, overrides, None)
+        setup.warnings, setup.overrides = seen, list(overrides or [])
+        run.save_config(cfg, run_dir)
+        module, datamodule = self.lightning(cfg, setup, None)
+
+        from attnkit.train.trainer import make_trainer
+
+        trainer = make_trainer(cfg["trainer"], run_dir, monitor=self.monitor)
+        start = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule)
+        fit_s = time.perf_counter() - start
+        callback = trainer.checkpoint_callback
+        best = callback.best_model_path if callback else ""
+        best_score = callback.best_model_score if callback else None
+        tested = best if self.test_checkpoint_choice() == "best" and best else None  # None: the weights as trained
+        results = self.evaluate(trainer, module, datamodule, tested)
+        if not trainer.is_global_zero:
+            return {}
+        metrics = {
+            **results,
+            **self.metrics(setup, module),
+            "params": count_params(module.model),
+            "train_time_s": round(fit_s, 2),
+            "epochs": trainer.current_epoch if not trainer.fast_dev_run else 1,
+            **{f"train_{k}_per_s": round(n / fit_s, 1) if fit_s > 0 else 0.0 for k, n in module.trained.items()},
+            "peak_memory_mb": peak_memory_mb(),
+            f"best_{self.monitor.replace('/', '_')}": float("nan") if best_score is None else float(best_score),
+            "best_checkpoint": str(best),
+            "tested": "best" if tested else "last",
+            "warnings": list(setup.warnings),
+        }
+        self.report(cfg, run_dir, module, setup, metrics, title=f"{self.title} — trained")
+        return metrics
+
+    def test(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
+        """Evaluate a checkpoint on the test split of its own data (or of `data=...` given on the command line), with
+        the recipe it was trained with (and the `task.<key>=...` of the command line on top)."""
+        from attnkit.data.warning import reported_warnings
+        from attnkit.registry import build_spec
+
+        ckpt, payload = self.checkpoint(cfg)
+        recipe = self.saved_recipe(payload, overrides)
+        task, cfg = build_spec("task", recipe), {**cfg, "task": recipe}
+        run.seed(cfg["seed"])  # data that a task generates or splits at random comes out as in training
+        with reported_warnings() as seen:
+            setup = task.setup(cfg, overrides, payload)
+        setup.warnings, setup.overrides = seen, list(overrides or [])
+        module, datamodule = task.lightning(cfg, setup, payload)
+
+        from attnkit.train.trainer import make_trainer
+
+        trainer_cfg = {**cfg["trainer"], "max_epochs": 1}
+        trainer = make_trainer(trainer_cfg, run_dir, monitor=task.monitor.replace("val/", "test/"), checkpoints=False)
+        results = floats(trainer.test(module, datamodule=datamodule, verbose=False))
+        if not trainer.is_global_zero:
+            return {}
+        metrics = {
+            **results,
+            **task.metrics(setup, module),
+            "checkpoint": str(ckpt),
+            "params": count_params(module.model),
+            "warnings": list(setup.warnings),
+        }
+        cfg = {**cfg, "data": setup.data_cfg}
+        run.save_config(cfg, run_dir)
+        task.report(cfg, run_dir, module, setup, metrics, title=f"{task.title} — checkpoint evaluated")
+        return metrics
+
+    # -- pieces every task shares ----------------------------------------------------------------------------------
+
+    def test_checkpoint_choice(self) -> str:
+        """`last` or `best`: the task's `test_checkpoint` field, when it has one."""
+        choice = getattr(self, "test_checkpoint", "last")
+        if choice not in ("last", "best"):
+            raise ConfigError(f"task.test_checkpoint={choice!r} must be last or best")
+        return choice
+
+    def build_model(
+        self, cfg: dict[str, Any], context: dict[str, Any], checkpoint: dict[str, Any] | None
+    ) -> tuple[nn.Module, dict[str, Any]]:
+        """(model, context): from the config and the data's context, or as the checkpoint recorded them."""
+        from attnkit.registry import build_spec
+
+        if checkpoint is not None:
+            hparams = checkpoint["hyper_parameters"]
+            model_cfg, context = hparams["model"], hparams["context"]
+        else:
+            model_cfg = cfg["model"]
+        return build_spec("model", model_cfg, **context), dict(context)
+
+    def make_module(
+        self, module_cls: type, cfg: dict[str, Any], setup: Setup, checkpoint: dict[str, Any] | None
+    ) -> Any:
+        """The task's LightningModule around `setup.net` with this task's recipe, restored from the checkpoint (its
+        weights) when one is given."""
+        if checkpoint is None:
+            module = module_cls(task=self.recipe(), model=cfg["model"], context=setup.context, net=setup.net)
+        else:
+            module = module_cls(**{**checkpoint["hyper_parameters"], "task": self.recipe()}, net=setup.net)
+            module.load_state_dict(checkpoint["state_dict"])
+            module.eval()
+        module.extras = {**setup.extras, "config": cfg}
+        return module
+
+    def saved_recipe(self, checkpoint: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+        """The recipe a checkpoint was trained with, and on top of it the `task.<key>=...` of the command line."""
+        saved = dict(checkpoint["hyper_parameters"]["task"])
+        mine = self.recipe()
+        return {**saved, **{k: mine[k] for k in saved if k != "name" and run.overridden(overrides, f"task.{k}")}}
+
+    def checkpoint(self, cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+        """The `ckpt_path` of the config and its contents, refused with one line unless this task wrote it."""
+        ckpt = run.user_path(cfg.get("ckpt_path"), "ckpt_path", CKPT_HINT)
+        return ckpt, load_checkpoint(ckpt, self.name)
+
+    def report(
+        self, cfg: dict[str, Any], run_dir: Path, module: Any, setup: Setup, metrics: dict[str, Any], title: str
+    ) -> None:
+        """metrics.json, the learning curves, the task's own files, and the summary table on the terminal."""
+        from attnkit.train.reports import plot_learning_curves, print_summary, read_metrics_csv, write_json
+
+        rows = self.artifacts(cfg, run_dir, module, setup, metrics)
+        write_json(run_dir / "metrics.json", metrics)
+        plot_learning_curves(
+            read_metrics_csv(run_dir / "metrics.csv"),
+            run_dir / "learning_curve.png",
+            metric=self.monitor.split("/", 1)[1],
+            title=f"{self.name} on {setup.data_cfg.get('name', '?')}",
+        )
+        print_summary(title, {**self.summary(metrics), **rows, "run directory": str(run_dir)})
+
+
+def load_checkpoint(ckpt: Path, task: str) -> dict[str, Any]:
+    """A checkpoint's contents, read without running code (`weights_only`); one-line refusal unless a
+    `task=<task>` run of attnkit wrote it."""
+    try:
+        payload = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DataError(
+            f"cannot read checkpoint {str(ckpt)!r} ({type(exc).__name__}); give a .ckpt file written by a "
+            f"task={task} run (checkpoints are read without running code in them)"
+        ) from exc
+    marker = payload.get("attnkit") if isinstance(payload, dict) else None
+    if not isinstance(marker, dict) or "state_dict" not in payload or "hyper_parameters" not in payload:
+        raise ConfigError(
+            f"checkpoint {str(ckpt)!r} was not written by an attnkit training run; give the best.ckpt or last.ckpt "
+            f"of a task={task} run"
+        )
+    if marker.get("task") != task:
+        raise ConfigError(
+            f"checkpoint {str(ckpt)!r} was written by task={marker.get('task')}, not task={task}; "
+            f"run it with task={marker.get('task')}"
+        )
+    return payload
+
+
+def model_from_checkpoint(payload: dict[str, Any]) -> nn.Module:
+    """The checkpoint's evaluation weights (the moving average when it kept one) as a plain PyTorch model."""
+    from attnkit.registry import build_spec
+
+    hparams = payload["hyper_parameters"]
+    model = build_spec("model", hparams["model"], **hparams["context"])
+    state = payload["state_dict"]
+    prefix = "ema.module." if any(k.startswith("ema.module.") for k in state) else "model."
+    model.load_state_dict({k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)})
+    return model.eval()
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def peak_memory_mb() -> float:
+    """Peak memory of this process: CUDA's allocator peak when a GPU was used, else the peak resident set."""
+    if torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0:
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
+
+
+def floats(results: list[dict[str, Any]]) -> dict[str, float]:
+    """The first dict of Lightning's validate/test results, as floats."""
+    return {k: float(v) for k, v in (results[0] if results else {}).items()}
