@@ -60,7 +60,9 @@ class MultiHeadAttention(nn.Module):
         self.k_proj = nn.Linear(context_dim, kv_heads * self.head_dim, bias=bias)
         self.v_proj = nn.Linear(context_dim, kv_heads * self.head_dim, bias=bias)
         self.out_proj = nn.Linear(dim, dim, bias=bias)
-        self.attention: Attention = build_spec("attention", attention, dim=dim, heads=heads, head_dim=self.head_dim)
+        self.attention: Attention = build_spec(
+            "attention", attention, dim=dim, heads=heads, head_dim=self.head_dim, max_length=max_keys
+        )
         capabilities.check_use(
             self.attention,
             causal=causal,

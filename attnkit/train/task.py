@@ -18,8 +18,10 @@ and may change `evaluate` (what is scored after training), `metrics` (extra entr
 from __future__ import annotations
 
 import dataclasses
+import os
 import resource
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,7 +132,8 @@ class Task:
 
         trainer = make_trainer(cfg["trainer"], run_dir, monitor=self.monitor)
         start = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule)
+        with PeakMemory() as memory:
+            trainer.fit(module, datamodule=datamodule)
         fit_s = time.perf_counter() - start
         callback = trainer.checkpoint_callback
         best = callback.best_model_path if callback else ""
@@ -146,7 +149,7 @@ class Task:
             "train_time_s": round(fit_s, 2),
             "epochs": trainer.current_epoch if not trainer.fast_dev_run else 1,
             **{f"train_{k}_per_s": round(n / fit_s, 1) if fit_s > 0 else 0.0 for k, n in module.trained.items()},
-            "peak_memory_mb": peak_memory_mb(),
+            "peak_memory_mb": memory.mb,
             f"best_{self.monitor.replace('/', '_')}": float("nan") if best_score is None else float(best_score),
             "best_checkpoint": str(best),
             "tested": "best" if tested else "last",
@@ -293,12 +296,46 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def peak_memory_mb() -> float:
-    """Peak memory of this process: CUDA's allocator peak when a GPU was used, else the peak resident set."""
-    if torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0:
-        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
+class PeakMemory:
+    """The peak memory of this run, in MiB: CUDA's allocator peak when a GPU is used, else the resident set size of
+    the process sampled every 20 ms (runs of a multirun share a process, so the process-wide high-water mark of
+    `getrusage` would carry one job's peak into the next)."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval, self.peak = interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss())
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, _rss())
+
+    @property
+    def mb(self) -> float:
+        if torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0:
+            return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        return round(self.peak / 2**20, 1)
+
+
+def _rss() -> int:
+    """Resident set size of this process in bytes (/proc on Linux; elsewhere the high-water mark of getrusage)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+        return peak if sys.platform == "darwin" else peak * 1024
 
 
 def floats(results: list[dict[str, Any]]) -> dict[str, float]:

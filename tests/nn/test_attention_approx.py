@@ -31,6 +31,15 @@ def qkv(b=2, h=2, nq=10, nk=None, d=8, scale=1.0):
     return q, k, torch.randn(b, h, nk, d)
 
 
+def test_linformer_sizes_its_projection_to_the_model() -> None:
+    """A linformer layer projects as many key positions as the model can give it; alone, 512."""
+    layer = attnkit.nn.MultiHeadAttention(16, 2, attention="linformer", max_keys=600)
+    assert layer.attention.proj_k.shape == (32, 600)
+    assert attnkit.build("attention", "linformer").proj_k.shape == (32, 512)
+    fixed = attnkit.nn.MultiHeadAttention(16, 2, attention={"name": "linformer", "max_length": 700}, max_keys=600)
+    assert fixed.attention.proj_k.shape == (32, 700)
+
+
 def test_registered_with_flags() -> None:
     build("nystrom")
     assert set(APPROX) <= set(attnkit.available("attention"))
@@ -49,7 +58,7 @@ def test_registered_with_flags() -> None:
     assert attnkit.registry.defaults("attention", "linformer") == {
         "name": "linformer",
         "proj_dim": 32,
-        "max_length": 512,
+        "max_length": None,  # context: the most keys the layer is given (512 when the layer does not know)
         "dropout": 0.0,
     }
     assert attnkit.registry.defaults("attention", "nystrom") == {

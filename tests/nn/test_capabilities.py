@@ -112,10 +112,12 @@ def test_score_bias_of_the_encoding(name, pos_enc) -> None:
 
 @pytest.mark.parametrize("name", ATTENTIONS)
 def test_max_keys(name) -> None:
-    kernel = attnkit.build_spec("attention", name, dim=DIM, heads=HEADS, head_dim=DIM // HEADS)
+    """A kernel with a fixed length (linformer given attention.max_length) refuses more keys; the others take any."""
+    spec = {"name": name, "max_length": 64} if "max_length" in attnkit.registry.defaults("attention", name) else name
+    kernel = attnkit.build_spec("attention", spec, dim=DIM, heads=HEADS, head_dim=DIM // HEADS)
     limit = kernel.max_length
-    assert refusal(lambda: MultiHeadAttention(DIM, HEADS, attention=name, max_keys=limit or 10_000)) is None
-    message = refusal(lambda: MultiHeadAttention(DIM, HEADS, attention=name, max_keys=(limit or 10_000) + 1))
+    assert refusal(lambda: MultiHeadAttention(DIM, HEADS, attention=spec, max_keys=limit or 10_000)) is None
+    message = refusal(lambda: MultiHeadAttention(DIM, HEADS, attention=spec, max_keys=(limit or 10_000) + 1))
     assert (message is None) == (limit is None)
 
 

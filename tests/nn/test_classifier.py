@@ -67,7 +67,7 @@ def test_config_errors_are_one_line() -> None:
         ({"pool": "max"}, "model.pool='max' is not a pooling"),
         ({"max_len": 0}, "model.max_len=0 must be a positive integer"),
         ({"dim": 15}, "does not divide the width"),
-        ({"attention": "linformer", "max_len": 1000}, "takes at most"),  # linformer: 512 keys by default
+        ({"attention": {"name": "linformer", "max_length": 512}, "max_len": 1000}, "takes at most 512 keys"),
     ]
     for change, fragment in cases:
         with pytest.raises(ConfigError) as exc:

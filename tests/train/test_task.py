@@ -8,7 +8,7 @@ from checks import compose, make_task, one_line
 
 import attnkit
 from attnkit import ConfigError, DataError, registry
-from attnkit.train.task import Task, load_checkpoint, model_from_checkpoint
+from attnkit.train.task import PeakMemory, Task, load_checkpoint, model_from_checkpoint
 
 SMALL = {  # keep each task's data small: the recipe does not depend on it
     "vit": [],
@@ -88,3 +88,18 @@ def test_model_from_checkpoint_takes_the_moving_average_when_kept() -> None:
     torch.testing.assert_close(loaded(images), average.eval()(images))
     payload["state_dict"] = {k: v for k, v in state.items() if k.startswith("model.")}
     torch.testing.assert_close(model_from_checkpoint(payload)(images), model.eval()(images))
+
+
+def test_peak_memory_sees_a_short_lived_allocation() -> None:
+    """The peak of this run, not of the process: a 400 MB tensor that lives 0.2 s shows, a later run starts low."""
+    import time
+
+    with PeakMemory() as before:
+        pass
+    with PeakMemory() as during:
+        big = torch.ones(100 * 2**20)  # 400 MiB
+        time.sleep(0.2)
+        del big
+    with PeakMemory() as after:
+        time.sleep(0.1)
+    assert during.mb >= before.mb + 350 and after.mb < during.mb - 300

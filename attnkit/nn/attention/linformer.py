@@ -18,6 +18,7 @@ class LinformerAttention(Attention):
 
     q `[B, H, Nq, D]`, k, v `[B, Hkv, Nk, D]` -> `[B, H, Nq, D]`. Nk <= max_length keys use the first Nk columns of
     E and F. Padded keys and values are zeroed before projecting. No causal mask (the projection mixes positions).
+    `max_length` null: the longest key sequence the model can give this layer (its `max_keys`), else 512.
     """
 
     supports_causal = False
@@ -27,8 +28,9 @@ class LinformerAttention(Attention):
     supports_weights = False
     supports_cache = True  # each query's output depends only on itself and the keys
 
-    def __init__(self, proj_dim: int = 32, max_length: int = 512, dropout: float = 0.0) -> None:
+    def __init__(self, proj_dim: int = 32, max_length: int | None = None, dropout: float = 0.0) -> None:
         super().__init__()
+        max_length = 512 if max_length is None else max_length
         self.dropout = check_dropout("linformer", dropout)
         if proj_dim <= 0:
             raise ConfigError(f"linformer: proj_dim must be positive; got {proj_dim} (attention.proj_dim)")
