@@ -34,7 +34,8 @@ def main() -> None:
     rows = jobs(args.sweep)
     keys = sorted({k for pairs, _ in rows for k in pairs})
     varying = [k for k in keys if len({pairs.get(k) for pairs, _ in rows}) > 1] or keys
-    print(f"| {' | '.join(varying)} | test accuracy | majority class | training time (s) | sequences/s | peak memory (MB) |")
+    columns = ("test accuracy", "majority class", "training time (s)", "sequences/s", "peak memory (MB)")
+    print(f"| {' | '.join(varying)} | {' | '.join(columns)} |")
     print("|" + "---|" * len(varying) + "---:|---:|---:|---:|---:|")
     for pairs, m in rows:
         cells = [f"`{pairs.get(k, '')}`" for k in varying]
