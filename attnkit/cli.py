@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -118,6 +119,9 @@ def main(argv: list[str] | None = None) -> Any:
     argv = list(sys.argv[1:] if argv is None else argv)
     flags, overrides = split_argv(argv)
     try:
+        if (value := _value(overrides, "resume")) not in (None, "", "null"):
+            argv = resume_argv(value, argv)
+            flags, overrides = split_argv(argv)
         load_plugins(*plugin_specs(overrides))
         registry.kinds()  # built-in components and installed plugins
         config.store_components()
@@ -127,17 +131,72 @@ def main(argv: list[str] | None = None) -> Any:
         if _MULTIRUN.intersection(flags):
             for sample in config.sweep_samples(overrides):  # every swept value, before any job starts
                 config.compose(sample)
+            if _value(overrides, "hydra.sweep.dir") is None:
+                argv.append(f"hydra.sweep.dir={reserve_dir(Path('outputs') / 'multirun')}")
         elif not _PASS_THROUGH.intersection(flags):
             cfg = config.compose(overrides)
             if cfg.mode == "list" and not flags:
                 list_components()
                 return None
+            if _value(overrides, "hydra.run.dir") is None and not flags:
+                argv.append(f"hydra.run.dir={reserve_dir(Path('outputs'))}")
         elif _HELP.intersection(flags):
             config.compose(overrides)  # Hydra would print a traceback for a bad override
     except AttnkitError as exc:
         fail(exc)
     sys.argv = [sys.argv[0], *argv]
     return _hydra_app()
+
+
+def _value(overrides: list[str], key: str) -> str | None:
+    """The last value the command line gives `key` (`key=value`, `+key=value`, `++key=value`), or None."""
+    found = None
+    for text in overrides:
+        name, sep, value = text.lstrip("+~").partition("=")
+        if sep and name == key:
+            found = value.strip("'\"")
+    return found
+
+
+def reserve_dir(root: Path) -> Path:
+    """`root/<date>/<time>`, made now so that no other run takes it: runs started in the same second get `-1`,
+    `-2`, ... (Hydra would otherwise put them in one folder)."""
+    now = datetime.now()
+    base = root / now.strftime("%Y-%m-%d") / now.strftime("%H-%M-%S")
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1000):
+        path = base if n == 0 else base.with_name(f"{base.name}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise ConfigError(f"{base.parent} has 1,000 runs started in one second; give hydra.run.dir=...")
+
+
+def resume_argv(value: str, argv: list[str]) -> list[str]:
+    """The command line that continues a run: the run's own overrides, then the other overrides given now, in its
+    own run directory and launch directory (where its relative paths point), with `resume=<its checkpoint>`."""
+    import yaml
+
+    from attnkit.train.checkpoints import resume_target
+
+    run_dir, ckpt = resume_target(value)
+    recorded = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
+    hydra_cfg = (
+        yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())
+        if (run_dir / ".hydra" / "hydra.yaml").is_file()
+        else {}
+    )
+    launch = (hydra_cfg or {}).get("hydra", {}).get("runtime", {}).get("cwd")
+    dropped = ("resume", "hydra.run.dir")
+    given = [a for a in argv if a.lstrip("+~").split("=", 1)[0] not in dropped]
+    if _value(split_argv(given)[1] + recorded, "mode") not in (None, "train"):
+        raise ConfigError("resume= continues a training run; it takes no mode= (use mode=test ckpt_path=... to test)")
+    kept = [o for o in recorded if o.lstrip("+~").split("=", 1)[0] not in dropped]
+    if launch and Path(launch).is_dir():
+        os.chdir(launch)
+    return [*kept, *given, f"hydra.run.dir={run_dir}", f"resume={ckpt}"]
 
 
 def _hydra_app() -> Any:

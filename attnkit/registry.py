@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -40,6 +41,8 @@ class Entry:
 
 _registry: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
 _builtins_loaded = False
+# (kind, name) -> (replaced source, replacing source): `override=True` replacements, said once and recorded in runs
+replaced: dict[tuple[str, str], tuple[str, str]] = {}
 
 
 def register(kind: str, name: str | None = None, *, override: bool = False) -> Callable[[T], T]:
@@ -50,10 +53,17 @@ def register(kind: str, name: str | None = None, *, override: bool = False) -> C
         if not key.isidentifier():
             raise RegistryError(f"cannot register {kind} {key!r}: a name must be a Python identifier")
         table = _registry.setdefault(kind, {})
-        if key in table and not override and table[key].obj is not obj:
-            raise RegistryError(
-                f"{kind} {key!r} is already registered by {table[key].source}; "
-                f"pass override=True to replace it, or choose another name"
+        if key in table and table[key].obj is not obj:
+            if not override:
+                raise RegistryError(
+                    f"{kind} {key!r} is already registered by {table[key].source}; "
+                    f"pass override=True to replace it, or choose another name"
+                )
+            replaced[(kind, key)] = (table[key].source, _source(obj))
+            print(
+                f"note: {kind} {key!r} of {table[key].source} is replaced by {_source(obj)} (override=True)",
+                file=sys.stderr,
+                flush=True,
             )
         table[key] = Entry(kind, key, obj, _source(obj), _first_line(obj))
         return obj

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from attnkit.nn.multihead import MultiHeadAttention
 from attnkit.nn.pos_enc.base import PositionalEncoding
+from attnkit.nn.rates import check_rate
 from attnkit.registry import build_spec
 
 
@@ -75,8 +76,8 @@ class EncoderBlock(nn.Module):
         )
         self.norm2 = build_spec("norm", norm, dim=dim)
         self.ffn = build_spec("ffn", ffn, dim=dim)
-        self.drop_path = DropPath(drop_path)
-        self.dropout = nn.Dropout(dropout)
+        self.drop_path = DropPath(check_rate("model.drop_path", drop_path))
+        self.dropout = nn.Dropout(check_rate("model.dropout", dropout))
 
     def forward(
         self,
@@ -135,7 +136,7 @@ class DecoderBlock(nn.Module):
         )
         self.norm3 = build_spec("norm", norm, dim=dim)
         self.ffn = build_spec("ffn", ffn, dim=dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(check_rate("model.dropout", dropout))
 
     def forward(
         self,

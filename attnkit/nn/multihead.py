@@ -17,6 +17,7 @@ from attnkit.errors import ConfigError
 from attnkit.nn import capabilities
 from attnkit.nn.attention.base import Attention
 from attnkit.nn.pos_enc.base import PositionalEncoding
+from attnkit.nn.rates import check_rate
 from attnkit.registry import build_spec
 
 _NO_POSITIONS = PositionalEncoding()  # every hook a no-op
@@ -76,7 +77,7 @@ class MultiHeadAttention(nn.Module):
         self.__dict__["pos_enc"] = _NO_POSITIONS if pos_enc is None else pos_enc  # not a submodule of every layer
         self.q_norm = None if qk_norm is None else build_spec("norm", qk_norm, dim=self.head_dim)
         self.k_norm = None if qk_norm is None else build_spec("norm", qk_norm, dim=self.head_dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(check_rate("model.dropout", dropout))
 
     def _split(self, x: Tensor, heads: int) -> Tensor:  # [B, N, heads*D] -> [B, heads, N, D]
         return x.unflatten(-1, (heads, self.head_dim)).transpose(1, 2)

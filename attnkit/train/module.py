@@ -4,16 +4,17 @@ attnkit marker (the task that wrote it, and what test and predict need besides t
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 import attnkit
 from attnkit.registry import build_spec
+from attnkit.train.ema import EMA
 from attnkit.train.optim import param_groups
 from attnkit.train.schedule import warmup_cosine
 
@@ -22,8 +23,10 @@ class TaskModule(pl.LightningModule):
     """Hyperparameters: `task` (the task's config node: its name and recipe), `model` (the model spec) and
     `context` (what the data fixes: vocabulary or image size, classes, ...); `net` is an already built model.
 
-    The recipe keys read here: `lr`, `weight_decay`, `min_lr_ratio`, `ema_decay` (0 or absent = no average) and
-    the warm-up (`warmup_steps`, or a subclass's `warmup(total_steps)`).
+    The recipe keys read here: `lr`, `weight_decay`, `min_lr_ratio`, `ema_decay` (0 or absent = no average; with
+    `ema_warmup`, absent = true, the average warms up) and the warm-up of the learning rate (`warmup_steps`, or a
+    subclass's `warmup(total_steps)`). What training saw (`trained`) and its time (`train_seconds`) are kept in
+    checkpoints, so a resumed run reports the whole run's.
     """
 
     betas: tuple[float, float] = (0.9, 0.999)
@@ -36,15 +39,12 @@ class TaskModule(pl.LightningModule):
         self.recipe = SimpleNamespace(**task)
         self.model = net if net is not None else build_spec("model", model, **context)
         ema_decay = float(getattr(self.recipe, "ema_decay", 0.0) or 0.0)
-        self.ema = (
-            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
-            if ema_decay > 0
-            else None
-        )
-        if self.ema is not None:
-            self.ema.requires_grad_(False)  # updated by averaging, not by gradients (and DDP must not wait for them)
+        warmup = bool(getattr(self.recipe, "ema_warmup", True))
+        self.ema = EMA(self.model, ema_decay, warmup=warmup) if ema_decay > 0 else None
         self.trained: dict[str, int] = {}  # what training steps saw, by unit (images, tokens, ...)
         self.extras: dict[str, Any] = {}  # saved in the checkpoint for test and predict (set by the task)
+        self._seconds_before = 0.0  # training time of the run before it was resumed
+        self._started: float | None = None
 
     @property
     def eval_model(self) -> nn.Module:
@@ -58,7 +58,16 @@ class TaskModule(pl.LightningModule):
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.ema is not None:
-            self.ema.update_parameters(self.model)
+            self.ema.update(self.model)
+
+    def on_train_start(self) -> None:
+        self._started = time.perf_counter()
+
+    @property
+    def train_seconds(self) -> float:
+        """Training time so far, over every resumption of the run."""
+        running = time.perf_counter() - self._started if self._started is not None else 0.0
+        return self._seconds_before + running
 
     def warmup(self, total_steps: int) -> int:
         """Warm-up steps of the schedule."""
@@ -73,4 +82,10 @@ class TaskModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["attnkit"] = {"task": self.recipe.name, "version": attnkit.__version__, **self.extras}
+        progress = {"trained": dict(self.trained), "seconds": self.train_seconds}
+        checkpoint["attnkit"] = {"task": self.recipe.name, "version": attnkit.__version__, **self.extras, **progress}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("attnkit", {})
+        self.trained = dict(saved.get("trained", {}))
+        self._seconds_before = float(saved.get("seconds", 0.0))

@@ -22,7 +22,6 @@ import os
 import resource
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,8 +30,19 @@ import torch
 from torch import nn
 
 from attnkit.errors import ConfigError, DataError
-from attnkit.train import run
+from attnkit.train import provenance, run
+from attnkit.train.checkpoints import load_checkpoint, load_weights
 
+# (recipe key, lowest, highest, highest allowed): checked for every task that has the key
+RANGES = (
+    ("lr", 1e-12, float("inf"), True),
+    ("weight_decay", 0.0, float("inf"), True),
+    ("min_lr_ratio", 0.0, 1.0, True),
+    ("label_smoothing", 0.0, 1.0, False),
+    ("warmup_steps", 0, float("inf"), True),
+    ("warmup_epochs", 0.0, float("inf"), True),
+    ("ema_decay", 0.0, 1.0, False),
+)
 CKPT_HINT = "give ckpt_path=outputs/<date>/<time>/checkpoints/best.ckpt (or last.ckpt)"
 
 
@@ -66,6 +76,18 @@ class Task:
     monitor: ClassVar[str] = "val/acc"
 
     # -- the recipe ----------------------------------------------------------------------------------------------
+
+    def __post_init__(self) -> None:
+        """Range checks of the recipe fields every task may have (one line each, naming the key)."""
+        for key, low, high, closed in RANGES:
+            value = getattr(self, key, None)
+            if value is None:
+                continue
+            number = not isinstance(value, bool) and isinstance(value, (int, float))
+            if not number or value < low or value > high or (value == high and not closed):
+                bound = "]" if closed else ")"
+                hint = "a positive number" if key == "lr" else f"in [{low:g}, {high:g}{bound}"
+                raise ConfigError(f"task.{key}={value!r} must be {hint}")
 
     def recipe(self) -> dict[str, Any]:
         """The task's config node: `name` and every field (nested dataclasses as dicts)."""
@@ -118,23 +140,51 @@ class Task:
     # -- modes -----------------------------------------------------------------------------------------------------
 
     def train(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
-        """Fit on the train split (validating each epoch), evaluate, write the reports."""
-        from attnkit.data.warning import reported_warnings
+        """Fit on the train split (validating each epoch), evaluate, write the reports.
 
+        With `cfg["resume"]` (a checkpoint of this run, set by `python -m attnkit resume=<run>`), training continues
+        from it in the same run directory: weights, optimizer, schedule, moving average, epoch, data order and
+        random state, as if it had never stopped.
+        """
+        from attnkit.data.warning import reported_warnings
+        from attnkit.train.trainer import check_trainer_config
+
+        check_trainer_config(cfg["trainer"])
+        resume = cfg.get("resume")
+        resumed = load_checkpoint(resume, self.name) if resume else None
         run.seed(cfg["seed"])
         with reported_warnings() as seen:
             setup = self.setup(cfg, overrides, None)
         setup.warnings, setup.overrides = seen, list(overrides or [])
-        run.save_config(cfg, run_dir)
         module, datamodule = self.lightning(cfg, setup, None)
+        if resume:
+            warn_if_config_changed(run_dir / "config.yaml", cfg)
+        if len(datamodule.train_dataloader()) == 0:
+            raise DataError(
+                f"the training split gives no batch ({len(setup.data.train) if hasattr(setup.data, 'train') else 0} "
+                f"examples, data.batch_size={getattr(setup.source, 'batch_size', '?')}); give more data or a "
+                f"smaller batch"
+            )
+        run.save_config(cfg, run_dir)
+        provenance.record(run_dir, setup.data_cfg, provenance.content_digest(setup.data))
 
         from attnkit.train.trainer import make_trainer
 
-        trainer = make_trainer(cfg["trainer"], run_dir, monitor=self.monitor)
-        start = time.perf_counter()
+        trainer = make_trainer(
+            cfg["trainer"],
+            run_dir,
+            monitor=self.monitor,
+            every_n_steps=cfg.get("checkpoint_every_n_steps"),
+            resumed_step=None if resumed is None else int(resumed.get("global_step", 0)),
+        )
         with PeakMemory() as memory:
-            trainer.fit(module, datamodule=datamodule)
-        fit_s = time.perf_counter() - start
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+        if trainer.global_step == 0:
+            raise DataError(
+                "no training step ran (trainer.limit_train_batches=0, or an empty epoch); nothing was trained, so "
+                "nothing is reported: check the data and the trainer limits"
+            )
+        fit_s = module.train_seconds
         callback = trainer.checkpoint_callback
         best = callback.best_model_path if callback else ""
         best_score = callback.best_model_score if callback else None
@@ -148,11 +198,14 @@ class Task:
             "params": count_params(module.model),
             "train_time_s": round(fit_s, 2),
             "epochs": trainer.current_epoch if not trainer.fast_dev_run else 1,
+            "steps": trainer.global_step,
             **{f"train_{k}_per_s": round(n / fit_s, 1) if fit_s > 0 else 0.0 for k, n in module.trained.items()},
             "peak_memory_mb": memory.mb,
             f"best_{self.monitor.replace('/', '_')}": float("nan") if best_score is None else float(best_score),
             "best_checkpoint": str(best),
             "tested": "best" if tested else "last",
+            **({"ema": ema_report(module.ema)} if module.ema is not None else {}),
+            **({"resumed_from": str(resume)} if resume else {}),
             "warnings": list(setup.warnings),
         }
         self.report(cfg, run_dir, module, setup, metrics, title=f"{self.title} — trained")
@@ -165,6 +218,8 @@ class Task:
         from attnkit.registry import build_spec
 
         ckpt, payload = self.checkpoint(cfg)
+        for change in provenance.compare(Path(ckpt).resolve().parent.parent):
+            print(f"warning: {change}; its scores may differ from the run's", file=sys.stderr, flush=True)
         recipe = self.saved_recipe(payload, overrides)
         task, cfg = build_spec("task", recipe), {**cfg, "task": recipe}
         run.seed(cfg["seed"])  # data that a task generates or splits at random comes out as in training
@@ -189,6 +244,7 @@ class Task:
         }
         cfg = {**cfg, "data": setup.data_cfg}
         run.save_config(cfg, run_dir)
+        provenance.record(run_dir, setup.data_cfg, provenance.content_digest(setup.data))
         task.report(cfg, run_dir, module, setup, metrics, title=f"{task.title} — checkpoint evaluated")
         return metrics
 
@@ -223,7 +279,7 @@ class Task:
             module = module_cls(task=self.recipe(), model=cfg["model"], context=setup.context, net=setup.net)
         else:
             module = module_cls(**{**checkpoint["hyper_parameters"], "task": self.recipe()}, net=setup.net)
-            module.load_state_dict(checkpoint["state_dict"])
+            load_weights(module, checkpoint["state_dict"], "the checkpoint")
             module.eval()
         module.extras = {**setup.extras, "config": cfg}
         return module
@@ -256,40 +312,31 @@ class Task:
         print_summary(title, {**self.summary(metrics), **rows, "run directory": str(run_dir)})
 
 
-def load_checkpoint(ckpt: Path, task: str) -> dict[str, Any]:
-    """A checkpoint's contents, read without running code (`weights_only`); one-line refusal unless a
-    `task=<task>` run of attnkit wrote it."""
-    try:
-        payload = torch.load(ckpt, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise DataError(
-            f"cannot read checkpoint {str(ckpt)!r} ({type(exc).__name__}); give a .ckpt file written by a "
-            f"task={task} run (checkpoints are read without running code in them)"
-        ) from exc
-    marker = payload.get("attnkit") if isinstance(payload, dict) else None
-    if not isinstance(marker, dict) or "state_dict" not in payload or "hyper_parameters" not in payload:
-        raise ConfigError(
-            f"checkpoint {str(ckpt)!r} was not written by an attnkit training run; give the best.ckpt or last.ckpt "
-            f"of a task={task} run"
-        )
-    if marker.get("task") != task:
-        raise ConfigError(
-            f"checkpoint {str(ckpt)!r} was written by task={marker.get('task')}, not task={task}; "
-            f"run it with task={marker.get('task')}"
-        )
-    return payload
+def warn_if_config_changed(saved: Path, cfg: dict[str, Any]) -> None:
+    """One warning line naming the settings in which a resumed run's config differs from the one it started with."""
+    from omegaconf import OmegaConf
+
+    if not saved.is_file():
+        return
+    before, after = _flat(OmegaConf.to_container(OmegaConf.load(saved))), _flat(cfg)
+    changed = sorted(k for k in before.keys() | after.keys() if k != "resume" and before.get(k) != after.get(k))
+    if changed:
+        shown = ", ".join(f"{k} ({before.get(k)} -> {after.get(k)})" for k in changed[:6])
+        print(f"warning: resuming with settings that differ from the run's start: {shown}", file=sys.stderr, flush=True)
 
 
-def model_from_checkpoint(payload: dict[str, Any]) -> nn.Module:
-    """The checkpoint's evaluation weights (the moving average when it kept one) as a plain PyTorch model."""
-    from attnkit.registry import build_spec
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(node, dict):
+        return {prefix: node}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        out.update(_flat(value, f"{prefix}{key}."))
+    return {k.rstrip("."): v for k, v in out.items()}
 
-    hparams = payload["hyper_parameters"]
-    model = build_spec("model", hparams["model"], **hparams["context"])
-    state = payload["state_dict"]
-    prefix = "ema.module." if any(k.startswith("ema.module.") for k in state) else "model."
-    model.load_state_dict({k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)})
-    return model.eval()
+
+def ema_report(ema: Any) -> dict[str, Any]:
+    """How the evaluated moving average was formed: its decay, warm-up and number of updates."""
+    return {"decay": ema.decay, "warmup": ema.warmup, "updates": int(ema.updates), "last_decay": ema.current_decay()}
 
 
 def count_params(model: nn.Module) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -29,48 +30,91 @@ def quiet_lightning() -> None:
         warnings.filterwarnings("ignore", message=pattern)
 
 
+# Trainer arguments attnkit sets itself: the run directory's logger, checkpoints and plugins.
+RESERVED = ("logger", "callbacks", "plugins", "default_root_dir", "enable_checkpointing", "enable_model_summary")
+
+
+def check_trainer_config(trainer_cfg: dict[str, Any]) -> None:
+    """Refuse, before anything is built or written, trainer settings that Lightning would take badly or that would
+    train nothing: one line each, with the fix."""
+    import pytorch_lightning as pl
+
+    accepted = inspect.signature(pl.Trainer.__init__).parameters
+    for key in trainer_cfg:
+        if key in RESERVED:
+            raise ConfigError(
+                f"trainer.{key} is set by attnkit (metrics.csv and checkpoints in the run directory); remove it"
+            )
+        if key not in accepted:
+            raise ConfigError(f"trainer.{key} is not a Lightning Trainer argument{did_you_mean(key, list(accepted))}")
+    epochs, steps = trainer_cfg.get("max_epochs"), trainer_cfg.get("max_steps", -1)
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < -1):
+        raise ConfigError(f"trainer.max_epochs={epochs!r} must be an int >= 1 (or -1 with trainer.max_steps)")
+    if epochs == 0 or steps == 0:
+        raise ConfigError("trainer.max_epochs=0 (or max_steps=0) trains nothing; give at least 1, or use mode=test")
+    if epochs == -1 and (steps is None or steps < 0):
+        raise ConfigError("trainer.max_epochs=-1 trains without end; set trainer.max_steps to size the schedule")
+    accelerator, devices = str(trainer_cfg.get("accelerator", "auto")), trainer_cfg.get("devices", "auto")
+    cuda = torch_cuda_devices()
+    if accelerator in ("gpu", "cuda") and cuda == 0:
+        raise ConfigError(f"trainer.accelerator={accelerator} but this machine has no GPU; use trainer=cpu")
+    if accelerator in ("gpu", "cuda") and isinstance(devices, int) and devices > cuda:
+        raise ConfigError(f"trainer.devices={devices} but this machine has {cuda} GPU(s); lower trainer.devices")
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and cuda == 0)
+    if on_cpu and isinstance(devices, int) and devices > (os.cpu_count() or 1):
+        raise ConfigError(
+            f"trainer.devices={devices} CPU processes on {os.cpu_count()} cores; use at most {os.cpu_count()}"
+        )
+    if on_cpu and str(trainer_cfg.get("precision", "32-true")) in ("16", "16-mixed", "16-true"):
+        raise ConfigError("trainer.precision=16-mixed needs a GPU; on the CPU use 32-true or bf16-mixed")
+
+
+def torch_cuda_devices() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def make_trainer(
     trainer_cfg: dict[str, Any],
     run_dir: Path,
     *,
     monitor: str,
     mode: str = "max",
-    callbacks: list | None = None,
     checkpoints: bool = True,
+    every_n_steps: int | None = None,
+    resumed_step: int | None = None,
 ):
-    """`pytorch_lightning.Trainer(**trainer_cfg)` with a CSV logger in `run_dir` and best/last checkpoints."""
+    """`pytorch_lightning.Trainer(**trainer_cfg)` writing metrics.csv, `checkpoints/best.ckpt` (by `monitor`) and
+    `checkpoints/last.ckpt` (each epoch, and every `every_n_steps` training steps when set) into `run_dir`.
+
+    Checkpoints are written whole and read without running code; they carry the random states, so that a run
+    resumed from one (`resumed_step`: its global step) continues as the uninterrupted run would.
+    """
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint
-    from pytorch_lightning.loggers import CSVLogger
+
+    from attnkit.train.callbacks import InterruptNotice, RandomState, ResumableCSVLogger, WholeCheckpointIO
 
     quiet_lightning()
-
-    accepted = inspect.signature(pl.Trainer.__init__).parameters
-    for key in trainer_cfg:
-        if key not in accepted:
-            raise ConfigError(f"trainer.{key} is not a Lightning Trainer argument{did_you_mean(key, list(accepted))}")
-    callbacks = list(callbacks or [])
+    check_trainer_config(trainer_cfg)
+    callbacks: list[pl.Callback] = [RandomState(), InterruptNotice(run_dir)]
     if checkpoints:
-        callbacks.append(
-            ModelCheckpoint(
-                dirpath=run_dir / "checkpoints",
-                filename="best",
-                monitor=monitor,
-                mode=mode,
-                save_last=True,
-                auto_insert_metric_name=False,
-                enable_version_counter=False,
-            )
-        )
-    logger = CSVLogger(save_dir=str(run_dir), name="", version="")
+        folder = run_dir / "checkpoints"
+        options = {"dirpath": folder, "auto_insert_metric_name": False, "enable_version_counter": False}
+        callbacks.append(ModelCheckpoint(filename="best", monitor=monitor, mode=mode, save_last=True, **options))
+        if every_n_steps:
+            steps = {"every_n_train_steps": every_n_steps, "save_top_k": 0, "save_last": True}
+            callbacks.append(ModelCheckpoint(**steps, **options))  # last.ckpt within long epochs too
     try:
         return pl.Trainer(
             **trainer_cfg,
             callbacks=callbacks,
-            logger=logger,
+            logger=ResumableCSVLogger(run_dir, resumed_step),
+            plugins=[WholeCheckpointIO()],
             default_root_dir=str(run_dir),
             enable_checkpointing=checkpoints,
             enable_model_summary=False,
         )
-    except (ValueError, TypeError) as exc:  # e.g. an accelerator this machine does not have
-        raise ConfigError(f"trainer config refused by Lightning: {exc}") from exc
+    except Exception as exc:  # Lightning's refusals (MisconfigurationException, ValueError, ...) as one line
+        raise ConfigError(f"trainer config refused by Lightning: {' '.join(str(exc).split())}") from exc

@@ -21,7 +21,8 @@ from attnkit.tasks.classify.sequences import collate, encode_labelled, label_nam
 from attnkit.tasks.seq2seq.data.base import text_pair_source
 from attnkit.tasks.seq2seq.tokenizer import TokenizerOptions, Tokenizers, load_tokenizers
 from attnkit.train import run
-from attnkit.train.task import Setup, Task, model_from_checkpoint
+from attnkit.train.checkpoints import model_from_checkpoint
+from attnkit.train.task import Setup, Task
 
 
 @register("task", "classify")
@@ -50,6 +51,7 @@ class ClassifyTask(Task):
     )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.tokenizer = TokenizerOptions.of(self.tokenizer)
 
     def setup(self, cfg: dict[str, Any], overrides: list[str] | None, checkpoint: dict[str, Any] | None) -> Setup:

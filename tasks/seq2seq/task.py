@@ -22,7 +22,8 @@ from attnkit.tasks.seq2seq.data.base import TextPairs, text_pair_source
 from attnkit.tasks.seq2seq.generate import DecodeOptions
 from attnkit.tasks.seq2seq.tokenizer import TokenizerOptions, Tokenizers, load_tokenizers
 from attnkit.train import run
-from attnkit.train.task import Setup, Task, floats, model_from_checkpoint
+from attnkit.train.checkpoints import model_from_checkpoint
+from attnkit.train.task import Setup, Task, floats
 
 
 class Scorer:
@@ -74,12 +75,11 @@ class Seq2SeqTask(Task):
     tokenizer: TokenizerOptions = field(default_factory=TokenizerOptions)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.test_checkpoint not in ("best", "last"):
             raise ConfigError(f"task.test_checkpoint={self.test_checkpoint!r} must be best or last")
         if isinstance(self.val_beam, bool) or not isinstance(self.val_beam, int) or self.val_beam < 1:
             raise ConfigError(f"task.val_beam={self.val_beam!r} must be an int >= 1 (1 = greedy search)")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ConfigError(f"task.label_smoothing={self.label_smoothing!r} must be in [0, 1)")
         for key in ("warmup_steps", "samples"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -56,10 +56,17 @@ class VitTask(Task):
         saved = checkpoint["attnkit"] if checkpoint is not None else None
         data_cfg = saved["data"] if saved is not None and not run.overridden(overrides, "data") else cfg["data"]
         source = build_spec("data", data_cfg)
+        if saved is not None:  # the checkpoint's normalisation, not the new data's
+            source.mean, source.std = list(saved["data_info"]["mean"]), list(saved["data_info"]["std"])
         splits = source.load()
         info = data_info(splits)
         if saved is not None:
             check_compatible(saved["data_info"], info)
+        elif splits.num_classes < 2:
+            raise ConfigError(
+                f"data={data_cfg['name']} has {splits.num_classes} class ({', '.join(splits.class_names)}); a "
+                f"classifier needs at least two: check the folder layout (one subfolder per class) or data.label_column"
+            )
         context = {
             "image_size": splits.image_size,
             "in_channels": splits.in_channels,
@@ -91,8 +98,8 @@ class VitTask(Task):
     def predict(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
         """Classify one image file: print the top classes with their probabilities."""
         from attnkit.tasks.vit.data.images import read_image
+        from attnkit.train.checkpoints import model_from_checkpoint
         from attnkit.train.reports import print_summary, write_json
-        from attnkit.train.task import model_from_checkpoint
 
         ckpt, payload = self.checkpoint(cfg)
         image_path = run.user_path(cfg.get("input"), "input", "give input=path/to/image.png")
@@ -156,6 +163,12 @@ def check_compatible(trained: dict[str, Any], data: dict[str, Any]) -> None:
                 f"the checkpoint expects {key}={trained[key]} but the data has {data[key]}; "
                 f"evaluate it on the data it was trained on (data=...)"
             )
+    if list(trained["class_names"]) != list(data["class_names"]):
+        differ = [f"{a}≠{b}" for a, b in zip(trained["class_names"], data["class_names"], strict=True) if a != b]
+        raise ConfigError(
+            f"the data's classes are not the checkpoint's ({', '.join(differ[:4])}): its label indices would mean "
+            f"other classes; evaluate on data with the classes it was trained on"
+        )
 
 
 def _ints(value: Any) -> list[int]:

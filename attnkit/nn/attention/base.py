@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from attnkit.errors import ConfigError
 from attnkit.nn import capabilities
+from attnkit.nn.rates import check_rate
 
 
 class Attention(nn.Module):
@@ -64,9 +65,7 @@ class Attention(nn.Module):
 
 def check_dropout(kernel: str, p: float) -> float:
     """The attention-weight dropout probability `p`, refused with one line unless 0 <= p < 1."""
-    if not 0.0 <= p < 1.0:
-        raise ConfigError(f"{kernel} attention: dropout={p} must be in [0, 1) (attention.dropout)")
-    return p
+    return check_rate(f"attention.dropout ({kernel})", p)
 
 
 def allowed_mask(

@@ -47,7 +47,8 @@ class ImageData:
     """Base class of image-classification data sources.
 
     Subclasses implement `_load()`; `load()` caches its result. `batch_size` is stored for the training
-    wrapper; augmentation is the task's business (`task.random_shift`, ...), not the data's.
+    wrapper; augmentation is the task's business (`task.random_shift`, ...), not the data's. `mean` and `std`, when
+    set before `load()` (a checkpoint's, say), normalise every split; otherwise they come from the training split.
     """
 
     #: what images are resized to and converted to, when known before loading (subclasses set these)

@@ -53,7 +53,7 @@ class DigitsData(ImageData):
         keep, val = stratified_split(labels[rest].tolist(), self.val_size, self.split_seed + 1)
         train = [rest[i] for i in keep]
         val = [rest[i] for i in val]
-        mean, std = channel_stats(images[train])
+        mean, std = (self.mean, self.std) if self.mean is not None else channel_stats(images[train])
         images = normalize(images, mean, std)
         return ImageSplits(
             train=TensorDataset(images[train], labels[train]),

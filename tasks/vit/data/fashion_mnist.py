@@ -106,7 +106,7 @@ class FashionMNISTData(ImageData):
             )
         train_x = train_x.unsqueeze(1)
         test_x = test_x.unsqueeze(1)
-        mean, std = channel_stats(train_x[:n_train], scale=255.0)
+        mean, std = (self.mean, self.std) if self.mean is not None else channel_stats(train_x[:n_train], scale=255.0)
         limit = n_train if self.limit_train is None else min(self.limit_train, n_train)
 
         def tensors(images: torch.Tensor, labels: torch.Tensor) -> TensorDataset:

@@ -1,0 +1,111 @@
+"""What makes a run resumable and its files trustworthy, as Lightning plugins and callbacks.
+
+- `WholeCheckpointIO`: checkpoints written whole (temporary file beside the target, renamed) and read with
+  `weights_only=True`;
+- `RandomState`: the random generators' states saved in each checkpoint and restored on resume, so that a resumed
+  run draws the same data order, dropout masks and random features as an uninterrupted one;
+- `InterruptNotice`: Ctrl-C ends with one line naming the last checkpoint and the command that resumes it;
+- `ResumableCSVLogger`: Lightning's CSV logger, which on resume keeps the rows logged up to the checkpoint (instead
+  of deleting metrics.csv) and flushes its rows whenever a checkpoint is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.plugins import TorchCheckpointIO
+from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+
+from attnkit.train.checkpoints import save_whole
+
+
+class WholeCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint IO, but atomic on the local disk and never unpickling code."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        save_whole(checkpoint, path)
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+
+
+class RandomState(pl.Callback):
+    """Saves torch's (and CUDA's) and Python's random states in each checkpoint; restores them on resume."""
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": list(_flatten(random.getstate()))}
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        torch.set_rng_state(state_dict["torch"])
+        random.setstate(_unflatten(state_dict["python"]))
+        if "cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
+def _flatten(state: tuple) -> tuple:
+    version, internal, gauss = state
+    return (version, *internal, gauss)
+
+
+def _unflatten(values: list) -> tuple:
+    return values[0], tuple(values[1:-1]), values[-1]
+
+
+class InterruptNotice(pl.Callback):
+    """On Ctrl-C: one line with the last checkpoint written and the command that resumes the run."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if not isinstance(exception, KeyboardInterrupt) or not trainer.is_global_zero:
+            return
+        last = self.run_dir / "checkpoints" / "last.ckpt"
+        if last.is_file():
+            print(
+                f"interrupted: the last checkpoint is {last}; resume with: python -m attnkit resume={self.run_dir}",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            print("interrupted before the first checkpoint: nothing to resume", file=sys.stderr, flush=True)
+
+
+class ResumableCSVLogger(CSVLogger):
+    """CSV metrics in `<run_dir>/metrics.csv`; `resumed_step` (the checkpoint's global step) keeps the rows logged
+    up to it."""
+
+    def __init__(self, run_dir: Path, resumed_step: int | None = None) -> None:
+        super().__init__(save_dir=str(run_dir), name="", version="")
+        self.resumed_step = resumed_step
+
+    @property
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            kept = self._rows_to_keep()
+            self._experiment = ExperimentWriter(log_dir=self.log_dir)  # starts a new metrics.csv
+            if kept:
+                self._experiment.metrics = kept
+                self._experiment.save()
+        return self._experiment
+
+    def _rows_to_keep(self) -> list[dict[str, Any]]:
+        path = Path(self.log_dir) / "metrics.csv"
+        if self.resumed_step is None or not path.is_file():
+            return []
+        with path.open(newline="") as f:
+            rows = [{k: v for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+        return [row for row in rows if int(float(row.get("step", 0))) <= self.resumed_step]
+
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        self.save()  # the rows up to a checkpoint are on disk with it

@@ -1,0 +1,42 @@
+"""An exponential moving average of a model's weights, evaluated in place of the trained weights.
+
+Two things set it apart from `torch.optim.swa_utils.AveragedModel`: a warm-up, as timm's model EMA has, so that a
+short run does not evaluate weights that still remember their random initialisation; and buffers are copied rather
+than averaged, so that random features (performer's projection, redrawn while training) and caches stay valid.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+class EMA(nn.Module):
+    """`module` holds the average. After t updates the decay is min(`decay`, (1 + t) / (10 + t)) with `warmup`, else
+    `decay`: the average starts by following the weights closely and slows down as training goes on."""
+
+    def __init__(self, model: nn.Module, decay: float, warmup: bool = True) -> None:
+        super().__init__()
+        self.module = copy.deepcopy(model).requires_grad_(False)
+        self.decay, self.warmup = float(decay), warmup
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+
+    def current_decay(self) -> float:
+        """The decay the next update will use."""
+        t = int(self.updates)
+        return min(self.decay, (1 + t) / (10 + t)) if self.warmup else self.decay
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        """average <- decay · average + (1 - decay) · weights; buffers copied."""
+        weight = 1.0 - self.current_decay()
+        for mine, theirs in zip(self.module.parameters(), model.parameters(), strict=True):
+            mine.lerp_(theirs.detach(), weight)
+        for mine, theirs in zip(self.module.buffers(), model.buffers(), strict=True):
+            mine.copy_(theirs)
+        self.updates += 1
+
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)

@@ -1,0 +1,121 @@
+"""Resume: a run killed with SIGKILL after its first checkpoint, resumed, ends exactly as the uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+TINY_VIT = (
+    "task=vit",
+    "model.dim=16",
+    "model.depth=1",
+    "heads=2",
+    "task.ema_decay=0.9",
+    "task.attention_maps=0",
+    "trainer.max_epochs=4",
+    "trainer.enable_progress_bar=false",
+)
+TINY_CLASSIFY = (
+    "task=classify",
+    "data.train_size=96",
+    "data.val_size=16",
+    "data.test_size=16",
+    "data.batch_size=8",
+    "model.dim=16",
+    "model.depth=1",
+    "heads=2",
+    "model.max_len=600",
+    "trainer.max_epochs=3",
+    "trainer.enable_progress_bar=false",
+)
+
+
+def env(tmp: Path) -> dict[str, str]:
+    out = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "ATTNKIT_CACHE": str(tmp / "cache")}
+    out.pop("HYDRA_FULL_ERROR", None)
+    return out
+
+
+def cli(*args: str, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "attnkit", *args],
+        cwd=cwd,
+        env=env(cwd),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finished(proc: subprocess.Popen) -> str:
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{out[-2000:]}\n{err[-2000:]}"
+    return out + err
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+
+
+@pytest.mark.parametrize("overrides", [TINY_VIT, TINY_CLASSIFY], ids=["vit", "classify"])
+def test_a_killed_run_resumes_to_the_same_end(tmp_path, overrides) -> None:
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    finished(cli(*overrides, f"hydra.run.dir={whole}", cwd=tmp_path))
+
+    proc = cli(*overrides, f"hydra.run.dir={broken}", cwd=tmp_path)
+    last = broken / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert last.is_file() and not (broken / "metrics.json").exists(), "the run was not killed between its checkpoints"
+    killed_at = torch.load(last, map_location="cpu", weights_only=True)["epoch"]
+
+    out = finished(cli(f"resume={broken}", cwd=tmp_path))
+    assert "trained" in out
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (whole, broken))
+    scores = [k for k in a if k.startswith(("test/", "val/"))]
+    assert scores and {k: a[k] for k in scores} == {k: b[k] for k in scores}  # exactly equal on CPU
+    assert a["epochs"] == b["epochs"] and a["steps"] == b["steps"] and b["resumed_from"].endswith("last.ckpt")
+    wa, wb = weights(whole), weights(broken)
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    rows = (broken / "metrics.csv").read_text().splitlines()
+    assert rows[0] == (whole / "metrics.csv").read_text().splitlines()[0]  # one header, the same columns
+    epochs = {line.split(",")[rows[0].split(",").index("epoch")] for line in rows[1:]}
+    assert {str(e) for e in range(a["epochs"])} <= epochs, (killed_at, epochs)  # curves from before and after
+
+
+def test_resume_mistakes_are_one_line(tmp_path) -> None:
+    (tmp_path / "empty").mkdir()
+    for value, fragment in ((tmp_path / "empty", "nothing to resume"), (tmp_path / "nowhere", "nothing to resume")):
+        proc = subprocess.run(
+            [sys.executable, "-m", "attnkit", f"resume={value}"], cwd=tmp_path, env=env(tmp_path), capture_output=True
+        )
+        err = proc.stderr.decode().strip()
+        assert proc.returncode == 2 and err.startswith("error: ") and fragment in err and "\n" not in err
+
+
+def test_ctrl_c_says_where_the_last_checkpoint_is_and_how_to_resume(tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    proc = cli(*TINY_VIT, "trainer.max_epochs=50", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    lines = [line for line in err.splitlines() if line.startswith("interrupted")]
+    assert lines == [f"interrupted: the last checkpoint is {last}; resume with: python -m attnkit resume={run_dir}"]
+    assert "Traceback" not in err
+    torch.load(last, map_location="cpu", weights_only=True)  # whole
