@@ -1,5 +1,6 @@
 """attnkit: compose transformers from an attention variant, a number of heads and a positional encoding."""
 
+from attnkit.api import compose, fit, load
 from attnkit.errors import AttnkitError, ConfigError, DataError, PluginError, RegistryError
 from attnkit.plugins import load_plugins
 from attnkit.registry import available, build, build_spec, get, register
@@ -15,7 +16,10 @@ __all__ = [
     "available",
     "build",
     "build_spec",
+    "compose",
+    "fit",
     "get",
+    "load",
     "load_plugins",
     "register",
     "__version__",

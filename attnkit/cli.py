@@ -13,9 +13,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+from hydra.experimental.callback import Callback
+
 from attnkit import config, registry
 from attnkit.errors import AttnkitError, ConfigError
 from attnkit.plugins import load_plugins
+from attnkit.train import summary
 
 # Hydra flags that take a value, and flags after which attnkit does not check the overrides itself.
 _VALUE_FLAGS = {
@@ -128,10 +131,12 @@ def main(argv: list[str] | None = None) -> Any:
         if (inferred := task_from_checkpoint(overrides)) is not None:
             overrides.append(inferred)
             argv.append(inferred)
+        if _MULTIRUN.intersection(flags) and {"--cfg", "-c", "--info", "--help", "-h"}.intersection(flags):
+            raise ConfigError("-m (a multirun) cannot be combined with --cfg, --info or --help; drop -m to see it")
         if _MULTIRUN.intersection(flags):
             for sample in config.sweep_samples(overrides):  # every swept value, before any job starts
-                config.compose(sample)
-            if _value(overrides, "hydra.sweep.dir") is None:
+                check_multirun_job(config.compose(sample))
+            if _value(overrides, "hydra.sweep.dir") is None and set(flags) <= _MULTIRUN:
                 argv.append(f"hydra.sweep.dir={reserve_dir(Path('outputs') / 'multirun')}")
         elif not _PASS_THROUGH.intersection(flags):
             cfg = config.compose(overrides)
@@ -145,7 +150,25 @@ def main(argv: list[str] | None = None) -> Any:
     except AttnkitError as exc:
         fail(exc)
     sys.argv = [sys.argv[0], *argv]
-    return _hydra_app()
+    result = _hydra_app()
+    if _MULTIRUN.intersection(flags) and (sweep := _value(split_argv(argv)[1], "hydra.sweep.dir")):
+        failed = sorted(Path(sweep).glob(f"*/{summary.ERROR_FILE}"))
+        if failed:
+            print(f"error: {len(failed)} job(s) of the sweep failed; see {sweep}/summary.md", file=sys.stderr)
+            sys.exit(1)
+    return result
+
+
+def check_multirun_job(cfg: Any) -> None:
+    """A multirun's jobs run in this process (or a launcher's workers): a trainer that launches processes of its
+    own (DDP on several devices) cannot be one of them."""
+    trainer = cfg.trainer
+    strategy, devices = str(trainer.get("strategy", "auto")), trainer.get("devices", 1)
+    if strategy.startswith("ddp") and devices not in (1, "1"):
+        raise ConfigError(
+            f"a multirun cannot run trainer.strategy={strategy} jobs on {devices} devices (each DDP job starts its own "
+            f"processes); run each job alone, or sweep with one device per job"
+        )
 
 
 def _value(overrides: list[str], key: str) -> str | None:
@@ -209,30 +232,91 @@ def _hydra_app() -> Any:
 
 
 def run(cfg: Any) -> Any:
-    """The Hydra task function: build the registered task and call its mode (train, test or predict)."""
+    """The Hydra task function: build the registered task and call its mode (train, test or predict); or compare
+    runs. In a multirun a failed job is recorded in its folder (`error.txt`, a row of the sweep's summary) and the
+    sweep goes on."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
     from omegaconf import OmegaConf
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    share_threads(hydra_cfg.launcher)
     try:
         resolved = OmegaConf.to_container(cfg, resolve=True)
+        load_plugins(*(resolved.get("plugins") or []), base=hydra_cfg.runtime.cwd)  # again in a launcher's worker
         config.check_mode(resolved["mode"])
         if resolved["mode"] == "list":
             return list_components()
+        if resolved["mode"] == "compare":
+            return compare(resolved.get("input"), run_dir)
         task = registry.build_spec("task", resolved["task"])
         overrides = list(hydra_cfg.overrides.task)
-        return getattr(task, resolved["mode"])(resolved, run_dir=run_dir, overrides=overrides)
-    except AttnkitError as exc:
+        result = getattr(task, resolved["mode"])(resolved, run_dir=run_dir, overrides=overrides)
+        if multirun and "optuna" in str(hydra_cfg.sweeper.get("_target_", "")).lower():
+            return float(result[summary.primary([summary.Run(run_dir, {}, result)])])  # the sweeper's objective
+        return result
+    except Exception as exc:
+        if not multirun and not isinstance(exc, AttnkitError):
+            raise
+        if multirun and os.environ.get("HYDRA_FULL_ERROR") != "1":
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            if not isinstance(exc, AttnkitError):
+                message = f"{type(exc).__name__}: {message}"
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / summary.ERROR_FILE).write_text(message + "\n")
+            print(f"error: job {hydra_cfg.job.num} failed: {message}", file=sys.stderr, flush=True)
+            return None
         _discard_if_empty(run_dir, Path(hydra_cfg.runtime.cwd))
         fail(exc)
+
+
+def share_threads(launcher: Any) -> None:
+    """Jobs that a launcher runs side by side share the cores: each gets cores / jobs torch threads (2 cores, 2 jobs:
+    one thread each), instead of each taking every core and slowing the others down."""
+    target = str(launcher.get("_target_", "")) if launcher is not None else ""
+    jobs = launcher.get("n_jobs") if "joblib" in target.lower() else None
+    if not isinstance(jobs, int) or jobs == 1:
+        return
+    import torch
+
+    cores = os.cpu_count() or 1
+    parallel = cores if jobs < 0 else min(jobs, cores)
+    torch.set_num_threads(max(1, cores // parallel))
+
+
+def compare(folders: Any, run_dir: Path) -> str:
+    """`mode=compare input=[...]`: the summary tables of the runs in those folders, printed and written to the run
+    directory."""
+    if not folders:
+        raise ConfigError("mode=compare needs input=[<run or sweep folder>, ...]")
+    runs = summary.find_runs(folders if isinstance(folders, list) else [folders])
+    text = summary.write(runs, run_dir)
+    print(text)
+    print(f"written to {run_dir}/summary.md, summary.csv, summary.png")
+    return text
+
+
+class SweepSummary(Callback):
+    """Hydra callback: when a multirun ends, its summary (one row per job, mean ± std per variant) in the sweep
+    folder; a failed job is a row."""
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        folder = Path(config.hydra.sweep.dir)
+        try:
+            runs = summary.find_runs([folder])
+        except AttnkitError:
+            return
+        text = summary.write(runs, folder)
+        print("## Variants" + text.split("## Variants", 1)[1])
+        print(f"sweep summary: {folder}/summary.md (also summary.csv, summary.png)")
 
 
 def _discard_if_empty(run_dir: Path, launch_dir: Path) -> None:
     """Remove a run directory that holds nothing but Hydra's bookkeeping: a failed start leaves no litter.
 
-    Folders above it that are left empty (`outputs/<date>/`) go too, below the launch directory's own
-    subfolder (`outputs/` stays).
+    Folders above it that are left empty (`outputs/<date>/`, `outputs/`) go too, up to the launch directory.
     """
     if not run_dir.is_dir():
         return
@@ -242,7 +326,7 @@ def _discard_if_empty(run_dir: Path, launch_dir: Path) -> None:
     shutil.rmtree(run_dir, ignore_errors=True)
     launch = launch_dir.resolve()
     for parent in run_dir.resolve().parents:
-        if launch not in parent.parent.parents:
+        if parent == launch or launch not in parent.parents:
             break
         try:
             parent.rmdir()  # only if empty

@@ -13,7 +13,7 @@ from attnkit.errors import ConfigError
 
 CONFIG_MODULE = "attnkit.conf"
 CONFIG_NAME = "config"
-MODES = ("train", "test", "predict", "list")
+MODES = ("train", "test", "predict", "list", "compare", "info")
 # Every task's recipe node (its registered fields) is also stored here, for a task preset (conf/task/<name>.yaml) to
 # pull in with `- /hydra/task_recipe@task: <name>`: the preset sets data, model and trainer, never the recipe again.
 # Under hydra/ so that `--help` does not list it as a group of its own.
@@ -78,7 +78,9 @@ def compose(overrides: list[str]) -> Any:
 
 def sweep_samples(overrides: list[str]) -> list[list[str]]:
     """Override lists that use every value of a multirun's sweeps at least once (`a=1,2 b=x,y` gives 3 lists,
-    not the 4 jobs): composing each checks every value before Hydra launches a job."""
+    not the 4 jobs): composing each checks every value before Hydra launches a job. A search space a sweeper samples
+    (`interval(a,b)`, and `tag(...)`/`choice` forms) is checked at its ends; it needs such a sweeper (e.g.
+    `hydra/sweeper=optuna`)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
@@ -86,12 +88,23 @@ def sweep_samples(overrides: list[str]) -> list[list[str]]:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException as exc:
         raise ConfigError(f"cannot parse the overrides: {_first_line(exc)}; write key=value or group=option") from exc
+    sampler = any(o.key_or_group == "hydra/sweeper" and o.value() not in (None, "basic") for o in parsed)
+    for override in parsed:
+        if override.key_or_group.startswith("hydra/"):
+            check_hydra_plugin(override.key_or_group, override.value())
     options = []
     for override in parsed:
         key = override.get_key_element()
         if override.is_sweep_override():
-            if not override.is_discrete_sweep():
-                raise ConfigError(f"{override.input_line!r}: a multirun sweep must list its values, e.g. {key}=a,b")
+            if override.is_interval_sweep():
+                if not sampler:
+                    raise ConfigError(
+                        f"{override.input_line!r}: an interval is sampled by a sweeper such as Optuna; add "
+                        f"hydra/sweeper=optuna (pip install attnkit[optuna]) or list values, e.g. {key}=a,b"
+                    )
+                sweep = override.value()
+                options.append([f"{key}={sweep.start}", f"{key}={sweep.end}"])
+                continue
             values = [f"{key}={value}" for value in override.sweep_string_iterator()]
             options.append(values or [override.input_line])
         else:
@@ -101,6 +114,25 @@ def sweep_samples(overrides: list[str]) -> list[list[str]]:
     for i, values in enumerate(options):
         samples.extend([*base[:i], value, *base[i + 1 :]] for value in values[1:])
     return samples
+
+
+# Hydra plugins attnkit's extras install: (group, choice) -> (module that provides it, extra)
+HYDRA_PLUGINS = {
+    ("hydra/launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", "joblib"),
+    ("hydra/launcher", "submitit_slurm"): ("hydra_plugins.hydra_submitit_launcher", "submitit"),
+    ("hydra/launcher", "submitit_local"): ("hydra_plugins.hydra_submitit_launcher", "submitit"),
+    ("hydra/launcher", "slurm"): ("hydra_plugins.hydra_submitit_launcher", "submitit"),
+    ("hydra/sweeper", "optuna"): ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
+}
+
+
+def check_hydra_plugin(group: str, choice: Any) -> None:
+    """A Hydra launcher or sweeper that is not installed: one line naming the extra that installs it."""
+    import importlib.util
+
+    needs = HYDRA_PLUGINS.get((group, str(choice)))
+    if needs and importlib.util.find_spec(needs[0]) is None:
+        raise ConfigError(f"{group}={choice} is not installed; pip install 'attnkit[{needs[1]}]'")
 
 
 def _check_choice(group: str, value: str) -> None:

@@ -30,7 +30,7 @@ def _load_one(spec: str | Path, base: Path) -> ModuleType:
         raise PluginError(
             "empty plugin name; give a .py file or an importable module, e.g. plugins=[./my_attention.py]"
         )
-    looks_like_file = text.endswith(".py") or "/" in text or "\\" in text
+    looks_like_file = text.endswith(".py") or "/" in text or "\\" in text or (base / text).is_file()
     if looks_like_file:
         return _load_file((base / Path(text).expanduser()).resolve())
     return _import_module(text)

@@ -50,9 +50,12 @@ def restored_registry() -> Iterator[None]:
     """Register freely inside: every table is restored afterwards (new names and new kinds removed)."""
     registry._ensure_builtins()
     saved = {kind: dict(table) for kind, table in registry._registry.items()}
+    replaced = dict(registry.replaced)
     try:
         yield
     finally:
+        registry.replaced.clear()
+        registry.replaced.update(replaced)
         for kind in list(registry._registry):
             if kind not in saved:
                 del registry._registry[kind]

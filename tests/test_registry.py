@@ -127,7 +127,7 @@ def test_unknown_kind_did_you_mean() -> None:
     assert "did you mean 'attention'" in message
 
 
-def test_register_twice_raises_unless_override(scratch) -> None:
+def test_register_twice_raises_unless_override(scratch, capsys) -> None:
     class First:
         pass
 
@@ -142,6 +142,12 @@ def test_register_twice_raises_unless_override(scratch) -> None:
     assert attnkit.get("attention", "twice") is First
     attnkit.register("attention", "twice", override=True)(Second)
     assert attnkit.get("attention", "twice") is Second
+    said = capsys.readouterr().err.strip().splitlines()
+    assert said == [
+        f"note: attention 'twice' of {__name__}.{First.__qualname__} is replaced by "
+        f"{__name__}.{Second.__qualname__} (override=True)"
+    ]  # said once, and recorded for the run
+    assert registry.replaced[("attention", "twice")][1].endswith("Second")
 
 
 def test_register_same_object_again_is_harmless(scratch) -> None:

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from attnkit.errors import ConfigError
 from attnkit.nn.block import EncoderBlock
 from attnkit.nn.capabilities import head_dim
+from attnkit.nn.layers import LayerEncodings, layer_encodings, layer_plan, summary
 from attnkit.registry import build_spec, register
 
 
@@ -42,7 +43,9 @@ class SequenceClassifier(nn.Module):
         pos_enc: Any = "sinusoidal",
         norm: Any = "layernorm",
         ffn: Any = "mlp",
+        layers: Any = None,
     ) -> None:
+        """`layers`: per-layer attention, heads, kv_heads and rotary/bias pos_enc (see attnkit.nn.layers)."""
         super().__init__()
         for key, value in (("vocab_size", vocab_size), ("num_classes", num_classes), ("dim", dim), ("depth", depth)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -55,22 +58,25 @@ class SequenceClassifier(nn.Module):
         n_tokens = max_len + (pool == "cls")
         self.embed = nn.Embedding(vocab_size, dim, padding_idx=pad_id)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if pool == "cls" else None
-        self.pos_enc = build_spec(
-            "pos_enc",
-            "none" if pos_enc is None else pos_enc,
-            dim=dim,
-            heads=heads,
-            head_dim=head_dim(dim, heads),
-            max_len=n_tokens,
-            causal=False,
+        pos_enc = "none" if pos_enc is None else pos_enc
+
+        def encoding(spec: Any, layer_heads: int) -> Any:
+            context = {"dim": dim, "heads": layer_heads, "head_dim": head_dim(dim, layer_heads), "max_len": n_tokens}
+            return build_spec("pos_enc", spec, **context, causal=False)
+
+        self.pos_enc = encoding(pos_enc, heads)
+        plan = layer_plan(depth, layers, {"attention": attention, "heads": heads, "kv_heads": kv_heads})
+        self.layer_pos_enc = LayerEncodings(
+            self.pos_enc, layer_encodings(plan, pos_enc, self.pos_enc, heads, encoding), depth
         )
+        self.plan = summary(plan)
         rates = torch.linspace(0, drop_path, depth).tolist()
         self.blocks = nn.ModuleList(
             EncoderBlock(
                 dim,
-                heads,
-                attention=attention,
-                kv_heads=kv_heads,
+                layer["heads"],
+                attention=layer["attention"],
+                kv_heads=layer["kv_heads"],
                 qk_norm=qk_norm,
                 ffn=ffn,
                 norm=norm,
@@ -78,10 +84,10 @@ class SequenceClassifier(nn.Module):
                 drop_path=rates[i],
                 key_padding=True,
                 max_keys=n_tokens,
-                pos_enc=self.pos_enc,
-                where="model",
+                pos_enc=self.layer_pos_enc.of(i),
+                where=f"model.layers[{i}]" if layers is not None else "model",
             )
-            for i in range(depth)
+            for i, layer in enumerate(plan)
         )
         self.norm = build_spec("norm", norm, dim=dim)
         self.head = nn.Linear(dim, num_classes)
@@ -112,9 +118,8 @@ class SequenceClassifier(nn.Module):
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
             mask = torch.cat([mask.new_zeros(mask.shape[0], 1), mask], dim=1)
         x = self.dropout(self.pos_enc.add_to_tokens(x))
-        bias = self.pos_enc.score_bias(x.shape[1], x.shape[1])
         keys_mask = mask if mask.any() else None  # no padding: the kernels' unmasked fast paths
-        for block in self.blocks:
+        for block, bias in zip(self.blocks, self.layer_pos_enc.biases(x.shape[1], x.shape[1]), strict=True):
             x = block(x, key_padding_mask=keys_mask, bias=bias)
         x = self.norm(x)
         if self.pool == "cls":

@@ -18,11 +18,15 @@ from attnkit.errors import ConfigError
 from attnkit.nn.attention.base import Attention
 from attnkit.nn.block import DecoderBlock, EncoderBlock
 from attnkit.nn.capabilities import head_dim
+from attnkit.nn.layers import LayerEncodings, layer_encodings, layer_plan, summary
 from attnkit.registry import build_spec, did_you_mean, register
 
 Cache = dict[int, dict[str, dict[str, Tensor]]]  # layer -> {"self": {"k", "v"}, "cross": {"k", "v"}}
 
-_STACK_KEYS = {"encoder": ("attention", "pos_enc"), "decoder": ("attention", "cross_attention", "pos_enc")}
+_STACK_KEYS = {
+    "encoder": ("attention", "pos_enc", "layers"),
+    "decoder": ("attention", "cross_attention", "pos_enc", "layers"),
+}
 
 
 def _stack_overrides(where: str, spec: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -107,46 +111,78 @@ class EncoderDecoder(nn.Module):
             "pos_enc": pos_enc,
             **_stack_overrides("decoder", decoder),
         }
-        context = {"dim": dim, "heads": heads, "head_dim": head_dim(dim, heads), "max_len": max_len}
         enc_pos, dec_pos = ("none" if spec is None else spec for spec in (enc["pos_enc"], dec["pos_enc"]))
-        self.encoder_pos_enc = build_spec("pos_enc", enc_pos, **context, causal=False)
-        self.decoder_pos_enc = build_spec("pos_enc", dec_pos, **context, causal=True)
+
+        def encoding(causal: bool) -> Any:
+            def build(spec: Any, layer_heads: int) -> Any:
+                context = {"dim": dim, "heads": layer_heads, "head_dim": head_dim(dim, layer_heads), "max_len": max_len}
+                return build_spec("pos_enc", spec, **context, causal=causal)
+
+            return build
+
+        self.encoder_pos_enc = encoding(False)(enc_pos, heads)
+        self.decoder_pos_enc = encoding(True)(dec_pos, heads)
+        shared = {"heads": heads, "kv_heads": kv_heads}
+        enc_plan = layer_plan(
+            depth, enc.get("layers"), {**shared, "attention": enc["attention"]}, where="model.encoder.layers"
+        )
+        dec_plan = layer_plan(
+            decoder_depth,
+            dec.get("layers"),
+            {**shared, "attention": dec["attention"], "cross_attention": dec["cross_attention"]},
+            where="model.decoder.layers",
+        )
+        self.encoder_layer_pos_enc = LayerEncodings(
+            self.encoder_pos_enc,
+            layer_encodings(
+                enc_plan, enc_pos, self.encoder_pos_enc, heads, encoding(False), where="model.encoder.layers"
+            ),
+            depth,
+        )
+        self.decoder_layer_pos_enc = LayerEncodings(
+            self.decoder_pos_enc,
+            layer_encodings(
+                dec_plan, dec_pos, self.decoder_pos_enc, heads, encoding(True), where="model.decoder.layers"
+            ),
+            decoder_depth,
+        )
+        self.plan = {"encoder": summary(enc_plan), "decoder": summary(dec_plan)}
 
         self.tgt_embed = nn.Embedding(tgt_vocab, dim, padding_idx=pad_id)
         self.src_embed = self.tgt_embed if share_vocab else nn.Embedding(src_vocab, dim, padding_idx=pad_id)
         self.encoder_blocks = nn.ModuleList(
             EncoderBlock(
                 dim,
-                heads,
-                attention=enc["attention"],
-                kv_heads=kv_heads,
+                layer["heads"],
+                attention=layer["attention"],
+                kv_heads=layer["kv_heads"],
                 ffn=ffn,
                 norm=norm,
                 dropout=dropout,
                 qk_norm=qk_norm,
                 key_padding=True,
                 max_keys=max_len,
-                pos_enc=self.encoder_pos_enc,
-                where="model.encoder",
+                pos_enc=self.encoder_layer_pos_enc.of(i),
+                where=f"model.encoder.layers[{i}]" if enc.get("layers") is not None else "model.encoder",
             )
-            for _ in range(depth)
+            for i, layer in enumerate(enc_plan)
         )
         self.decoder_blocks = nn.ModuleList(
             DecoderBlock(
                 dim,
-                heads,
-                self_attention=dec["attention"],
-                cross_attention=dec["cross_attention"],
-                kv_heads=kv_heads,
+                layer["heads"],
+                self_attention=layer["attention"],
+                cross_attention=layer["cross_attention"],
+                kv_heads=layer["kv_heads"],
                 ffn=ffn,
                 norm=norm,
                 dropout=dropout,
                 qk_norm=qk_norm,
                 max_keys=max_len,
-                pos_enc=self.decoder_pos_enc,
-                where="model.decoder",
+                pos_enc=self.decoder_layer_pos_enc.of(i),
+                where=f"model.decoder.layers[{i}]" if dec.get("layers") is not None else "model.decoder",
             )
-            for _ in range(decoder_depth)
+            for i, layer in enumerate(dec_plan)
         )
         self.encoder_norm = build_spec("norm", norm, dim=dim)
         self.decoder_norm = build_spec("norm", norm, dim=dim)
@@ -204,8 +240,8 @@ class EncoderDecoder(nn.Module):
         mask = self.padding_mask(src) if src_padding_mask is None else src_padding_mask
         mask = mask if mask.any() else None  # no padding: the kernels' unmasked fast paths
         x = self.dropout(self.encoder_pos_enc.add_to_tokens(self.src_embed(src) * self.embed_scale))
-        bias = self.encoder_pos_enc.score_bias(src.shape[1], src.shape[1])
-        for block in self.encoder_blocks:
+        biases = self.encoder_layer_pos_enc.biases(src.shape[1], src.shape[1])
+        for block, bias in zip(self.encoder_blocks, biases, strict=True):
             x = block(x, key_padding_mask=mask, bias=bias)
         return self.encoder_norm(x)
 
@@ -235,10 +271,10 @@ class EncoderDecoder(nn.Module):
         offset = self.cached_length(cache)
         self._check_tokens(tgt, self.tgt_vocab, "target", offset + tgt.shape[-1])
         x = self.dropout(self.decoder_pos_enc.add_to_tokens(self.tgt_embed(tgt) * self.embed_scale, offset=offset))
-        bias = self.decoder_pos_enc.score_bias(tgt.shape[1], offset + tgt.shape[1])
+        biases = self.decoder_layer_pos_enc.biases(tgt.shape[1], offset + tgt.shape[1])
         if memory_padding_mask is not None and not memory_padding_mask.any():
             memory_padding_mask = None
-        for i, block in enumerate(self.decoder_blocks):
+        for i, (block, bias) in enumerate(zip(self.decoder_blocks, biases, strict=True)):
             layer_cache = None if cache is None else cache.setdefault(i, {})
             x = block(x, memory, memory_padding_mask=memory_padding_mask, self_bias=bias, cache=layer_cache)
         return self.output(self.decoder_norm(x))

@@ -10,6 +10,8 @@ from torch import Tensor, nn
 from attnkit.errors import ConfigError
 from attnkit.nn.block import EncoderBlock
 from attnkit.nn.capabilities import head_dim
+from attnkit.nn.layers import LayerEncodings, layer_encodings, layer_plan, summary
+from attnkit.nn.pos_enc.base import PositionalEncoding
 from attnkit.registry import build_spec, register
 
 
@@ -79,7 +81,9 @@ class ViT(nn.Module):
         pos_enc: Any = "learned",
         norm: Any = "layernorm",
         ffn: Any = "mlp",
+        layers: Any = None,
     ) -> None:
+        """`layers`: per-layer attention, heads, kv_heads and rotary/bias pos_enc (see attnkit.nn.layers)."""
         super().__init__()
         if depth <= 0 or dim <= 0:
             raise ConfigError(f"model.depth={depth} and model.dim={dim} must be positive")
@@ -89,32 +93,42 @@ class ViT(nn.Module):
         self.patch_embed = PatchEmbed(image_size, patch_size, in_channels, dim, stride=patch_stride)
         n_tokens = self.patch_embed.grid[0] * self.patch_embed.grid[1] + (pool == "cls")
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if pool == "cls" else None
-        self.pos_enc = build_spec(
-            "pos_enc",
-            "none" if pos_enc is None else pos_enc,
-            dim=dim,
-            heads=heads,
-            head_dim=head_dim(dim, heads),
-            max_len=n_tokens,
-            grid=self.patch_embed.grid,
-            prefix_tokens=int(pool == "cls"),
-        )
+        pos_enc = "none" if pos_enc is None else pos_enc
+
+        def encoding(spec: Any, layer_heads: int) -> PositionalEncoding:
+            return build_spec(
+                "pos_enc",
+                spec,
+                dim=dim,
+                heads=layer_heads,
+                head_dim=head_dim(dim, layer_heads),
+                max_len=n_tokens,
+                grid=self.patch_embed.grid,
+                prefix_tokens=int(pool == "cls"),
+            )
+
+        self.pos_enc = encoding(pos_enc, heads)
+        plan = layer_plan(depth, layers, {"attention": attention, "heads": heads, "kv_heads": kv_heads})
+        own = layer_encodings(plan, pos_enc, self.pos_enc, heads, encoding)
+        self.layer_pos_enc = LayerEncodings(self.pos_enc, own, depth)  # no parameters unless a layer has its own
+        self.plan = summary(plan)
         dpr = torch.linspace(0, drop_path, depth).tolist()
         self.blocks = nn.ModuleList(
             EncoderBlock(
                 dim,
-                heads,
-                attention=attention,
-                kv_heads=kv_heads,
+                layer["heads"],
+                attention=layer["attention"],
+                kv_heads=layer["kv_heads"],
                 qk_norm=qk_norm,
                 ffn=ffn,
                 norm=norm,
                 dropout=dropout,
                 drop_path=dpr[i],
                 max_keys=n_tokens,
-                pos_enc=self.pos_enc,
+                pos_enc=self.layer_pos_enc.of(i),
+                where=f"model.layers[{i}]" if layers is not None else "",
             )
-            for i in range(depth)
+            for i, layer in enumerate(plan)
         )
         self.norm = build_spec("norm", norm, dim=dim)
         self.head = nn.Linear(dim, num_classes)
@@ -136,8 +150,7 @@ class ViT(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         """`[B, C, H, W]` -> logits `[B, num_classes]`."""
         x = self.tokens(images)
-        bias = self.pos_enc.score_bias(x.shape[1], x.shape[1])
-        for block in self.blocks:
+        for block, bias in zip(self.blocks, self.layer_pos_enc.biases(x.shape[1], x.shape[1]), strict=True):
             x = block(x, bias=bias)
         x = self.norm(x)
         return self.head(x[:, 0] if self.pool == "cls" else x.mean(dim=1))
@@ -146,10 +159,10 @@ class ViT(nn.Module):
     def attention_maps(self, images: Tensor) -> Tensor:
         """Last block's attention from the class token (or the mean query) to each patch: `[B, H, gh, gw]`."""
         x = self.tokens(images)
-        bias = self.pos_enc.score_bias(x.shape[1], x.shape[1])
-        for block in self.blocks[:-1]:
+        biases = self.layer_pos_enc.biases(x.shape[1], x.shape[1])
+        for block, bias in zip(self.blocks[:-1], biases, strict=False):
             x = block(x, bias=bias)
-        last = self.blocks[-1]
+        last, bias = self.blocks[-1], biases[-1]
         _, weights = last.attn(last.norm1(x), bias=bias, need_weights=True)  # [B, H, N, N]
         rows = weights[:, :, 0, 1:] if self.pool == "cls" else weights.mean(dim=2)
         return rows.reshape(rows.shape[0], rows.shape[1], *self.patch_embed.grid)

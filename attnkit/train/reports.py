@@ -86,6 +86,19 @@ def print_summary(title: str, rows: Mapping[str, Any]) -> None:
     Console().print(table)
 
 
+def print_table(title: str, rows: list[Mapping[str, Any]], columns: Mapping[str, str]) -> None:
+    """Rows as a table on the terminal: `columns` maps each row key to its heading."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for i, heading in enumerate(columns.values()):
+        table.add_column(heading, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*(_fmt(row.get(key)) for key in columns))
+    Console().print(table)
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         if math.isnan(value):

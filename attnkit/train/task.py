@@ -104,6 +104,10 @@ class Task:
     def predict(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
         raise ConfigError(f"task={self.name} has no predict mode; use mode=train or mode=test")
 
+    def example(self, setup: Setup) -> Any:
+        """For `mode=info`: a function running the model forward on one training sample (its longest)."""
+        raise ConfigError(f"task={self.name} has no info mode (it does not say what one sample is)")
+
     def evaluate(self, trainer: Any, module: Any, datamodule: Any, ckpt_path: str | None) -> dict[str, float]:
         """Scores after training: the test split, with the weights of `ckpt_path` (None: as trained)."""
         return floats(trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False))
@@ -135,6 +139,10 @@ class Task:
         rows.update({label: metrics[key] for key, label in labels.items() if key in metrics})
         rows.update({f"throughput ({k[6:-6]}/s)": v for k, v in metrics.items() if k.endswith("_per_s")})
         rows.update({f"best {k[5:].replace('_', '/', 1)}": v for k, v in metrics.items() if k.startswith("best_val_")})
+        if "ema" in metrics:
+            ema = metrics["ema"]
+            how = "with warm-up" if ema["warmup"] else "without warm-up"
+            rows["evaluated weights"] = f"moving average, decay {ema['decay']:g} {how}, {ema['updates']:,} updates"
         return rows
 
     # -- modes -----------------------------------------------------------------------------------------------------
@@ -147,15 +155,18 @@ class Task:
         random state, as if it had never stopped.
         """
         from attnkit.data.warning import reported_warnings
-        from attnkit.train.trainer import check_trainer_config
+        from attnkit.train.trainer import check_loggers, check_trainer_config
 
         check_trainer_config(cfg["trainer"])
+        check_loggers(cfg.get("logger"))
         resume = cfg.get("resume")
         resumed = load_checkpoint(resume, self.name) if resume else None
         run.seed(cfg["seed"])
         with reported_warnings() as seen:
             setup = self.setup(cfg, overrides, None)
         setup.warnings, setup.overrides = seen, list(overrides or [])
+        if getattr(setup.net, "plan", None) is not None:
+            cfg = {**cfg, "plan": setup.net.plan}  # the resolved per-layer plan, in the run's config
         module, datamodule = self.lightning(cfg, setup, None)
         if resume:
             warn_if_config_changed(run_dir / "config.yaml", cfg)
@@ -174,8 +185,9 @@ class Task:
             cfg["trainer"],
             run_dir,
             monitor=self.monitor,
-            every_n_steps=cfg.get("checkpoint_every_n_steps"),
             resumed_step=None if resumed is None else int(resumed.get("global_step", 0)),
+            loggers=cfg.get("logger"),
+            callbacks=cfg.get("callbacks"),
         )
         with PeakMemory() as memory:
             trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
@@ -248,6 +260,38 @@ class Task:
         task.report(cfg, run_dir, module, setup, metrics, title=f"{task.title} — checkpoint evaluated")
         return metrics
 
+    def info(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
+        """Parameters per component, FLOPs per sample and the memory training keeps, per layer, without training;
+        printed and written to info.json."""
+        from attnkit.data.warning import reported_warnings
+        from attnkit.train.info import describe
+        from attnkit.train.reports import print_table, write_json
+
+        run.seed(cfg["seed"])
+        with reported_warnings():
+            setup = self.setup(cfg, overrides, None)
+        report = describe(setup.net, self.example(setup), int(getattr(setup.source, "batch_size", 1) or 1))
+        report["plan"] = getattr(setup.net, "plan", None)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / "info.json", report)
+        columns = {
+            "component": "component",
+            "params": "parameters",
+            "flops_per_sample": "FLOPs / sample",
+            "activation_mb": "activations (MB)",
+            "attention_mb": "of which attention (MB)",
+        }
+        print_table(f"{self.name}: {cfg['model']['name']} at batch {report['batch_size']}", report["layers"], columns)
+        totals = {
+            "parameters": report["params"],
+            "FLOPs per sample (forward)": report["flops_per_sample"],
+            "activations kept for backward (MB)": report["activation_mb"],
+            "weights, gradients, AdamW moments (MB)": report["weights_grads_adam_mb"],
+            "estimated training memory (MB)": report["estimated_training_mb"],
+        }
+        print_table("totals", [{"what": k, "value": v} for k, v in totals.items()], {"what": "", "value": ""})
+        return report
+
     # -- pieces every task shares ----------------------------------------------------------------------------------
 
     def test_checkpoint_choice(self) -> str:
@@ -283,6 +327,14 @@ class Task:
             module.eval()
         module.extras = {**setup.extras, "config": cfg}
         return module
+
+    def write_prediction(self, run_dir: Path | None, result: dict[str, Any]) -> None:
+        """`prediction.json` in the run directory (none from the Python API, which passes no run directory)."""
+        from attnkit.train.reports import write_json
+
+        if run_dir is not None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_json(run_dir / "prediction.json", result)
 
     def saved_recipe(self, checkpoint: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
         """The recipe a checkpoint was trained with, and on top of it the `task.<key>=...` of the command line."""

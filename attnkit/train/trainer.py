@@ -52,6 +52,8 @@ def check_trainer_config(trainer_cfg: dict[str, Any]) -> None:
         raise ConfigError(f"trainer.max_epochs={epochs!r} must be an int >= 1 (or -1 with trainer.max_steps)")
     if epochs == 0 or steps == 0:
         raise ConfigError("trainer.max_epochs=0 (or max_steps=0) trains nothing; give at least 1, or use mode=test")
+    if trainer_cfg.get("limit_train_batches", 1) in (0, 0.0):
+        raise ConfigError("trainer.limit_train_batches=0 trains nothing; give a positive number of batches or fraction")
     if epochs == -1 and (steps is None or steps < 0):
         raise ConfigError("trainer.max_epochs=-1 trains without end; set trainer.max_steps to size the schedule")
     accelerator, devices = str(trainer_cfg.get("accelerator", "auto")), trainer_cfg.get("devices", "auto")
@@ -75,6 +77,48 @@ def torch_cuda_devices() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+# Loggers of the `logger` group: the package each needs, and the extra that installs it
+LOGGER_PACKAGES = {
+    "tensorboard": ("tensorboard", "tensorboard"),
+    "wandb": ("wandb", "wandb"),
+    "mlflow": ("mlflow", "mlflow"),
+}
+
+
+def check_loggers(loggers: dict[str, Any] | None) -> None:
+    """A chosen logger whose package is missing: one line naming the extra that installs it."""
+    import importlib.util
+
+    for name in loggers or {}:
+        package, extra = LOGGER_PACKAGES.get(name, (None, None))
+        if package and importlib.util.find_spec(package) is None:
+            raise ConfigError(f"logger={name} needs the {package} package; pip install 'attnkit[{extra}]'")
+
+
+def make_loggers(loggers: dict[str, Any] | None, run_dir: Path, resumed_step: int | None) -> list:
+    """attnkit's CSV logger (always: reports, summaries and resume read metrics.csv) and the other chosen ones,
+    writing under the run directory unless their config says otherwise."""
+    from hydra.utils import instantiate
+
+    from attnkit.train.callbacks import ResumableCSVLogger
+
+    check_loggers(loggers)
+    out: list = [ResumableCSVLogger(run_dir, resumed_step)]
+    for name, node in (loggers or {}).items():
+        if not node or "_target_" not in node:
+            continue
+        node = dict(node)
+        if "save_dir" in node and node["save_dir"] is None:
+            node["save_dir"] = str(run_dir)
+        if "tracking_uri" in node and node["tracking_uri"] is None:
+            node["tracking_uri"] = f"sqlite:///{run_dir.resolve()}/mlflow.db"
+        try:
+            out.append(instantiate(node))
+        except Exception as exc:
+            raise ConfigError(f"logger={name} refused its config: {' '.join(str(exc).split())[:300]}") from exc
+    return out
+
+
 def make_trainer(
     trainer_cfg: dict[str, Any],
     run_dir: Path,
@@ -82,39 +126,52 @@ def make_trainer(
     monitor: str,
     mode: str = "max",
     checkpoints: bool = True,
-    every_n_steps: int | None = None,
     resumed_step: int | None = None,
+    loggers: dict[str, Any] | None = None,
+    callbacks: dict[str, Any] | None = None,
 ):
-    """`pytorch_lightning.Trainer(**trainer_cfg)` writing metrics.csv, `checkpoints/best.ckpt` (by `monitor`) and
-    `checkpoints/last.ckpt` (each epoch, and every `every_n_steps` training steps when set) into `run_dir`.
+    """`pytorch_lightning.Trainer(**trainer_cfg)` writing metrics.csv (and the chosen `loggers`),
+    `checkpoints/best.ckpt` (by `monitor`) and `checkpoints/last.ckpt` (each epoch, and every
+    `callbacks.checkpoint.every_n_steps` training steps when set) into `run_dir`, logging the learning rate,
+    stopping early when `callbacks.early_stopping` is set.
 
     Checkpoints are written whole and read without running code; they carry the random states, so that a run
     resumed from one (`resumed_step`: its global step) continues as the uninterrupted run would.
     """
     import pytorch_lightning as pl
-    from pytorch_lightning.callbacks import ModelCheckpoint
+    from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 
-    from attnkit.train.callbacks import InterruptNotice, RandomState, ResumableCSVLogger, WholeCheckpointIO
+    from attnkit.train.callbacks import InterruptNotice, RandomState, WholeCheckpointIO
 
     quiet_lightning()
     check_trainer_config(trainer_cfg)
-    callbacks: list[pl.Callback] = [RandomState(), InterruptNotice(run_dir)]
+    options = callbacks or {}
+    every_n_steps = (options.get("checkpoint") or {}).get("every_n_steps")
+    listed: list[pl.Callback] = [RandomState(), InterruptNotice(run_dir)]
     if checkpoints:
         folder = run_dir / "checkpoints"
-        options = {"dirpath": folder, "auto_insert_metric_name": False, "enable_version_counter": False}
-        callbacks.append(ModelCheckpoint(filename="best", monitor=monitor, mode=mode, save_last=True, **options))
+        common = {"dirpath": folder, "auto_insert_metric_name": False, "enable_version_counter": False}
+        listed.append(ModelCheckpoint(filename="best", monitor=monitor, mode=mode, save_last=True, **common))
         if every_n_steps:
             steps = {"every_n_train_steps": every_n_steps, "save_top_k": 0, "save_last": True}
-            callbacks.append(ModelCheckpoint(**steps, **options))  # last.ckpt within long epochs too
+            listed.append(ModelCheckpoint(**steps, **common))  # last.ckpt within long epochs too
+        listed.append(LearningRateMonitor(logging_interval="step"))
+        if options.get("early_stopping"):
+            try:
+                listed.append(EarlyStopping(monitor=monitor, mode=mode, **options["early_stopping"]))
+            except TypeError as exc:
+                raise ConfigError(f"callbacks.early_stopping: {exc} (keys are EarlyStopping's)") from exc
     try:
         return pl.Trainer(
             **trainer_cfg,
-            callbacks=callbacks,
-            logger=ResumableCSVLogger(run_dir, resumed_step),
+            callbacks=listed,
+            logger=make_loggers(loggers, run_dir, resumed_step) if checkpoints else make_loggers(None, run_dir, None),
             plugins=[WholeCheckpointIO()],
             default_root_dir=str(run_dir),
             enable_checkpointing=checkpoints,
             enable_model_summary=False,
         )
+    except ConfigError:
+        raise
     except Exception as exc:  # Lightning's refusals (MisconfigurationException, ValueError, ...) as one line
         raise ConfigError(f"trainer config refused by Lightning: {' '.join(str(exc).split())}") from exc

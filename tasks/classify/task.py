@@ -93,6 +93,12 @@ class ClassifyTask(Task):
         setup.encoded = encoded
         return setup
 
+    def example(self, setup: Setup) -> Any:
+        data = setup.encoded["train"]
+        lengths = data.lengths()
+        tokens, mask, _ = collate([data[max(range(len(data)), key=lengths.__getitem__)]], setup.context["pad_id"])
+        return lambda: setup.net(tokens, mask)
+
     def lightning(self, cfg: dict[str, Any], setup: Setup, checkpoint: dict[str, Any] | None) -> tuple[Any, Any]:
         from torch.utils.data import DataLoader
 
@@ -137,7 +143,6 @@ class ClassifyTask(Task):
 
     def predict(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
         """Classify `input="a text"`, or each line of stdin: print the label and its probability."""
-        from attnkit.train.reports import write_json
 
         ckpt, payload = self.checkpoint(cfg)
         saved = payload["attnkit"]
@@ -164,8 +169,7 @@ class ClassifyTask(Task):
             "checkpoint": str(ckpt),
             "predictions": [{"input": t, **p} for t, p in zip(texts, predictions, strict=True)],
         }
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / "prediction.json", result)
+        self.write_prediction(run_dir, result)
         return result
 
 

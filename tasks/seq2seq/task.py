@@ -126,6 +126,14 @@ class Seq2SeqTask(Task):
         setup.tokenizers, setup.encoded = tokenizers, encoded
         return setup
 
+    def example(self, setup: Setup) -> Any:
+        from attnkit.tasks.seq2seq.batches import collate
+
+        data, tok = setup.encoded["train"], setup.tokenizers.tgt
+        longest = max(range(len(data)), key=lambda i: data.lengths()[i])
+        batch = collate([data[longest]], pad_id=tok.pad_id, bos_id=tok.bos_id, eos_id=tok.eos_id)
+        return lambda: setup.net(batch["src"], batch["tgt_in"], batch["src_mask"])
+
     def lightning(self, cfg: dict[str, Any], setup: Setup, checkpoint: dict[str, Any] | None) -> tuple[Any, Any]:
         from torch.utils.data import DataLoader
 
@@ -208,7 +216,6 @@ class Seq2SeqTask(Task):
         """Generate an output for each text of `read_inputs` (one output line each), saved to prediction.json."""
         from attnkit.data.warning import reported_warnings
         from attnkit.tasks.seq2seq.generate import translate
-        from attnkit.train.reports import write_json
 
         ckpt, payload = self.checkpoint(cfg)
         saved = payload["attnkit"]
@@ -233,8 +240,7 @@ class Seq2SeqTask(Task):
             "decoding": decode.as_dict(),
             "predictions": [{"source": s, "output": o} for s, o in zip(texts, outputs, strict=True)],
         }
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / "prediction.json", result)
+        self.write_prediction(run_dir, result)
         return result
 
     # -- what tasks may change ---------------------------------------------------------------------------------

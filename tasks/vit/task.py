@@ -10,6 +10,7 @@ import torch
 
 from attnkit.errors import ConfigError
 from attnkit.registry import build_spec, register
+from attnkit.tasks.vit.data.base import ImageData
 from attnkit.train import run
 from attnkit.train.task import Setup, Task
 
@@ -56,6 +57,11 @@ class VitTask(Task):
         saved = checkpoint["attnkit"] if checkpoint is not None else None
         data_cfg = saved["data"] if saved is not None and not run.overridden(overrides, "data") else cfg["data"]
         source = build_spec("data", data_cfg)
+        if not isinstance(source, ImageData):
+            raise ConfigError(
+                f"data={data_cfg['name']} is not an image source, which task=vit needs; choose data=digits, "
+                f"fashion_mnist, image_folder or hf"
+            )
         if saved is not None:  # the checkpoint's normalisation, not the new data's
             source.mean, source.std = list(saved["data_info"]["mean"]), list(saved["data_info"]["std"])
         splits = source.load()
@@ -74,6 +80,10 @@ class VitTask(Task):
         }
         net, context = self.build_model(cfg, context, checkpoint)
         return Setup(source, splits, data_cfg, context, net, extras={"data": data_cfg, "data_info": info})
+
+    def example(self, setup: Setup) -> Any:
+        image = setup.data.train[0][0][None].clone()  # [1, C, H, W], not a view of the whole split
+        return lambda: setup.net(image)
 
     def lightning(self, cfg: dict[str, Any], setup: Setup, checkpoint: dict[str, Any] | None) -> tuple[Any, Any]:
         from torch.utils.data import DataLoader
@@ -99,7 +109,7 @@ class VitTask(Task):
         """Classify one image file: print the top classes with their probabilities."""
         from attnkit.tasks.vit.data.images import read_image
         from attnkit.train.checkpoints import model_from_checkpoint
-        from attnkit.train.reports import print_summary, write_json
+        from attnkit.train.reports import print_summary
 
         ckpt, payload = self.checkpoint(cfg)
         image_path = run.user_path(cfg.get("input"), "input", "give input=path/to/image.png")
@@ -122,8 +132,7 @@ class VitTask(Task):
         ]
         print_summary(f"{image_path.name}: {ranked[0]['class']}", {r["class"]: r["probability"] for r in ranked})
         result = {"input": str(image_path), "checkpoint": str(ckpt), "prediction": ranked[0]["class"], "top": ranked}
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / "prediction.json", result)
+        self.write_prediction(run_dir, result)
         return result
 
     def artifacts(self, cfg: dict[str, Any], run_dir: Path, module: Any, setup: Setup, metrics: dict) -> dict:

@@ -59,3 +59,15 @@ def image_grid(grid: Any, name: str) -> tuple[int, int]:
     if rows <= 0 or cols <= 0:
         raise ConfigError(f"pos_enc={name}: the patch grid {rows}x{cols} must be positive")
     return rows, cols
+
+
+def acts_in_attention(pos_enc: PositionalEncoding) -> bool:
+    """Whether an encoding works inside attention (rotates q and k, or biases the scores), so it depends on the
+    layer's heads and may differ from layer to layer."""
+    cls = type(pos_enc)
+    return cls.rotate is not PositionalEncoding.rotate or cls.score_bias is not PositionalEncoding.score_bias
+
+
+def adds_to_tokens(pos_enc: PositionalEncoding) -> bool:
+    """Whether an encoding is added to the token embeddings (once, before the first layer)."""
+    return type(pos_enc).add_to_tokens is not PositionalEncoding.add_to_tokens

@@ -1,0 +1,141 @@
+"""Every row of the README's table of mistakes, run as a user would: `python -m attnkit <arguments>` must exit 2 with
+one `error: ...` line holding the row's answer, no traceback, no run directory and no earlier file changed.
+
+The files the rows name (broken.py, garbage.ckpt, vit.ckpt, one_class/, ...) are made here, in every row's own
+working directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def table() -> list[tuple[str, list[str], list[str]]]:
+    """(row number, arguments, answer fragments) of the README's table between the mistakes markers."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- mistakes:start -->", 1)[1].split("<!-- mistakes:end -->", 1)[0]
+    rows = []
+    for line in block.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 4 or not cells[0].isdigit():
+            continue
+        arguments = re.findall(r"`([^`]*)`", cells[2])[0].split()
+        answers = re.findall(r"`([^`]*)`", cells[3])
+        rows.append((cells[0], arguments, answers))
+    return rows
+
+
+ROWS = table()
+
+
+class Payload:
+    def __reduce__(self):
+        return (exec, ("open('pwned', 'w').write('ran')",))
+
+
+def tiny_vit_checkpoint(path: Path) -> None:
+    """A checkpoint as a `task=vit` run writes it (its weights random): for the rows that get past loading."""
+    from attnkit import registry
+
+    spec = {"name": "vit", "dim": 16, "depth": 1, "heads": 2, "patch_size": 4}
+    context = {"image_size": [8, 8], "in_channels": 1, "num_classes": 10}
+    model = registry.build_spec("model", spec, **context)
+    info = {**context, "class_names": [str(i) for i in range(10)], "mean": [0.3], "std": [0.4]}
+    torch.save(
+        {
+            "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+            "hyper_parameters": {"task": registry.defaults("task", "vit"), "model": spec, "context": context},
+            "attnkit": {"task": "vit", "data": {"name": "digits"}, "data_info": info},
+        },
+        path,
+    )
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> Path:
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("files")
+    (folder / "broken.py").write_text("raise RuntimeError('broken on purpose')\n")
+    (folder / "notes.txt").write_text("not a plugin, not an image\n")
+    (folder / "garbage.ckpt").write_text("not a checkpoint\n")
+    torch.save(
+        {"state_dict": {}, "hyper_parameters": {}, "attnkit": {"task": "vit"}, "x": Payload()}, folder / "evil.ckpt"
+    )
+    torch.save({"state_dict": {"w": torch.ones(2)}}, folder / "foreign.ckpt")
+    tiny_vit_checkpoint(folder / "vit.ckpt")
+    (folder / "empty").mkdir()
+    for i in range(4):
+        (folder / "one_class" / "cat").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(folder / "one_class" / "cat" / f"{i}.png")
+    (folder / "one_label").mkdir()
+    rows = [json.dumps({"text": f"text number {i}", "label": "same"}) for i in range(40)]
+    (folder / "one_label" / "train.jsonl").write_text("\n".join(rows) + "\n")
+    (folder / "pairs.jsonl").write_text(
+        "".join(json.dumps({"source": f"s{i}", "target": f"t{i}"}) + "\n" for i in range(40))
+    )
+    (folder / "array.json").write_text('[{"source": "a", "target": "b"}]\n')
+    return folder
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+def run_row(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    cache = cwd.with_name(cwd.name + "-cache")  # outside the working directory, whose files must stay as they were
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "ATTNKIT_CACHE": str(cache)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "attnkit", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def answers(files, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess[str], Path, dict]]:
+    """Every row run in its own copy of the files, two at a time."""
+    base = tmp_path_factory.mktemp("rows")
+    work: dict[str, tuple[Path, dict]] = {}
+    for number, _, _ in ROWS:
+        cwd = base / f"row{number}"
+        shutil.copytree(files, cwd)
+        work[number] = (cwd, snapshot(cwd))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {number: pool.submit(run_row, args, work[number][0]) for number, args, _ in ROWS}
+        return {number: (future.result(), *work[number]) for number, future in futures.items()}
+
+
+def test_the_table_has_every_area() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert len(ROWS) >= 40
+    for area in ("config", "sweep", "plugin", "hardware", "trainer", "data", "checkpoint", "resume"):
+        assert f"| {area} |" in text, area
+
+
+@pytest.mark.parametrize(("number", "args", "fragments"), ROWS, ids=[f"row{n}" for n, _, _ in ROWS])
+def test_mistake(answers, number, args, fragments) -> None:
+    proc, cwd, before = answers[number]
+    err = proc.stderr.strip()
+    assert proc.returncode == 2, f"exit {proc.returncode}\n{proc.stdout[-1500:]}\n{err[-1500:]}"
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err[-2000:]
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert snapshot(cwd) == before, "a file was added or changed (a run directory left behind?)"
