@@ -14,7 +14,7 @@ from torch import nn
 
 import attnkit
 from attnkit.registry import build_spec
-from attnkit.train.ema import EMA
+from attnkit.train.ema import EMA, needs_warmup
 from attnkit.train.optim import param_groups
 from attnkit.train.schedule import warmup_cosine
 
@@ -23,9 +23,10 @@ class TaskModule(pl.LightningModule):
     """Hyperparameters: `task` (the task's config node: its name and recipe), `model` (the model spec) and
     `context` (what the data fixes: vocabulary or image size, classes, ...); `net` is an already built model.
 
-    The recipe keys read here: `lr`, `weight_decay`, `min_lr_ratio`, `ema_decay` (0 or absent = no average; with
-    `ema_warmup`, absent = true, the average warms up) and the warm-up of the learning rate (`warmup_steps`, or a
-    subclass's `warmup(total_steps)`). What training saw (`trained`) and its time (`train_seconds`) are kept in
+    The recipe keys read here: `lr`, `weight_decay`, `min_lr_ratio`, `ema_decay` (0 or absent = no average),
+    `ema_warmup` (true / false; absent or null: only when the run is too short to forget its initial weights, see
+    `needs_warmup`) and the warm-up of the learning rate (`warmup_steps`, or a subclass's `warmup(total_steps)`).
+    What training saw (`trained`) and its time (`train_seconds`) are kept in
     checkpoints, so a resumed run reports the whole run's.
     """
 
@@ -39,8 +40,7 @@ class TaskModule(pl.LightningModule):
         self.recipe = SimpleNamespace(**task)
         self.model = net if net is not None else build_spec("model", model, **context)
         ema_decay = float(getattr(self.recipe, "ema_decay", 0.0) or 0.0)
-        warmup = bool(getattr(self.recipe, "ema_warmup", True))
-        self.ema = EMA(self.model, ema_decay, warmup=warmup) if ema_decay > 0 else None
+        self.ema = EMA(self.model, ema_decay) if ema_decay > 0 else None
         self.trained: dict[str, int] = {}  # what training steps saw, by unit (images, tokens, ...)
         self.extras: dict[str, Any] = {}  # saved in the checkpoint for test and predict (set by the task)
         self._seconds_before = 0.0  # training time of the run before it was resumed
@@ -62,6 +62,10 @@ class TaskModule(pl.LightningModule):
 
     def on_train_start(self) -> None:
         self._started = time.perf_counter()
+        if self.ema is not None:
+            warmup = getattr(self.recipe, "ema_warmup", None)
+            steps = int(self.trainer.estimated_stepping_batches)
+            self.ema.warmup = needs_warmup(self.ema.decay, steps) if warmup is None else bool(warmup)
 
     @property
     def train_seconds(self) -> float:

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import attnkit
-from attnkit.train.ema import EMA
+from attnkit.train.ema import EMA, needs_warmup
 
 
 def test_warm_up_follows_the_weights_early_and_slows_down_later() -> None:
@@ -63,3 +63,10 @@ def test_random_feature_buffers_are_copied_not_averaged() -> None:
         ema.update(model)
     for name, buffer in ema.module.named_buffers():
         assert torch.equal(buffer, buffers[name]), name
+
+
+@pytest.mark.parametrize(("steps", "warm"), [(100, True), (2000, True), (2400, False), (2850, False)])
+def test_only_runs_too_short_to_forget_the_initial_weights_warm_up(steps: int, warm: bool) -> None:
+    """decay 0.998: without warm-up the initial weights make up 0.998 ** steps of the final average; above 1% the
+    run warms up (the digits main job, 2,850 steps, does not: its average is the plain one)."""
+    assert needs_warmup(0.998, steps) is warm
