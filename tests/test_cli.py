@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from forked_cli import run_many
 
 import attnkit
 from attnkit import cli, registry
@@ -52,6 +53,7 @@ RUN_LAYOUT = (
 )
 
 Command = tuple[Sequence[str], Mapping[str, str]]  # (argv after `python`, extra environment)
+CLI = ["-m", "attnkit"]
 
 
 def cli_env(**extra: str) -> dict[str, str]:
@@ -80,12 +82,16 @@ def attnkit_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProces
 
 
 def run_parallel(
-    commands: Mapping[str, Command], cwd: Path, workers: int = 3
+    commands: Mapping[str, Command], cwd: Path, workers: int = 2
 ) -> dict[str, subprocess.CompletedProcess[str]]:
-    """Run independent commands side by side (each spends most of its time importing)."""
+    """Run independent commands side by side: `-m attnkit` ones forked from one process that has imported the CLI
+    (tests/forked_cli.py: each spends most of its time importing otherwise), others as subprocesses."""
+    cli = {name: (argv[2:], cwd, cli_env(**env)) for name, (argv, env) in commands.items() if list(argv[:2]) == CLI}
+    done = run_many(cli, parallel=workers) if cli else {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {name: pool.submit(run_python, argv, cwd, env) for name, (argv, env) in commands.items()}
-        return {name: future.result() for name, future in futures.items()}
+        futures = {n: pool.submit(run_python, a, cwd, e) for n, (a, e) in commands.items() if n not in cli}
+        done.update({name: future.result() for name, future in futures.items()})
+    return {name: done[name] for name in commands}
 
 
 def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:

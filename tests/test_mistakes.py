@@ -1,5 +1,6 @@
-"""Every row of the README's table of mistakes, run as a user would: `python -m attnkit <arguments>` must exit 2 with
-one `error: ...` line holding the row's answer, no traceback, no run directory and no earlier file changed.
+"""Every row of the README's table of mistakes, run as a user would: `python -m attnkit <arguments>` (each in its own
+process, forked from one that has imported the CLI: tests/forked_cli.py) must exit 2 with one `error: ...` line
+holding the row's answer, no traceback, no run directory and no earlier file changed.
 
 The files the rows name (broken.py, garbage.ckpt, vit.ckpt, one_class/, ...) are made here, in every row's own
 working directory.
@@ -13,12 +14,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import torch
+from forked_cli import run_many
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,27 +98,24 @@ def snapshot(folder: Path) -> dict[str, str]:
     }
 
 
-def run_row(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def row_env(cwd: Path) -> dict[str, str]:
     cache = cwd.with_name(cwd.name + "-cache")  # outside the working directory, whose files must stay as they were
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "ATTNKIT_CACHE": str(cache)}
     env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run(
-        [sys.executable, "-m", "attnkit", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
-    )
+    return env
 
 
 @pytest.fixture(scope="module")
 def answers(files, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess[str], Path, dict]]:
-    """Every row run in its own copy of the files, two at a time."""
+    """Every row run in its own process and its own copy of the files, two at a time."""
     base = tmp_path_factory.mktemp("rows")
     work: dict[str, tuple[Path, dict]] = {}
     for number, _, _ in ROWS:
         cwd = base / f"row{number}"
         shutil.copytree(files, cwd)
         work[number] = (cwd, snapshot(cwd))
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {number: pool.submit(run_row, args, work[number][0]) for number, args, _ in ROWS}
-        return {number: (future.result(), *work[number]) for number, future in futures.items()}
+    done = run_many({number: (args, work[number][0], row_env(work[number][0])) for number, args, _ in ROWS})
+    return {number: (done[number], *work[number]) for number, _, _ in ROWS}
 
 
 def test_the_table_has_every_area() -> None:

@@ -107,5 +107,13 @@ class ResumableCSVLogger(CSVLogger):
             rows = [{k: v for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
         return [row for row in rows if int(float(row.get("step", 0))) <= self.resumed_step]
 
-    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
-        self.save()  # the rows up to a checkpoint are on disk with it
+
+
+class FlushMetrics(pl.Callback):
+    """metrics.csv written out as each checkpoint is made (before its file appears), so a kill right after a
+    checkpoint keeps the rows up to it."""
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        for logger in trainer.loggers:
+            if isinstance(logger, ResumableCSVLogger):
+                logger.save()

@@ -31,7 +31,8 @@ class ClassifyTask(Task):
     """Sequence classification: accuracy beside the majority class, throughput and peak memory.
 
     AdamW (`lr`, `weight_decay`) with linear warm-up over `warmup_steps` then cosine decay to `min_lr_ratio`;
-    label smoothing; evaluation with a moving average of the weights (`ema_decay`, 0 = off); `test_checkpoint`:
+    label smoothing; evaluation with a moving average of the weights (`ema_decay`, 0 = off;
+    `ema_warmup`: null = only in runs too short to forget their initial weights); `test_checkpoint`:
     `best` validation accuracy or `last`; `tokenizer`: words (default: space-separated symbols, as ListOps),
     chars or bpe, trained on the training texts.
     """
@@ -45,6 +46,7 @@ class ClassifyTask(Task):
     min_lr_ratio: float = 0.01
     label_smoothing: float = 0.0
     ema_decay: float = 0.0
+    ema_warmup: bool | None = None
     test_checkpoint: Literal["best", "last"] = "best"
     tokenizer: TokenizerOptions = field(
         default_factory=lambda: TokenizerOptions(kind="words", vocab_size=8000, joint=False, min_frequency=1)

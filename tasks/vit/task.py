@@ -34,7 +34,8 @@ class VitTask(Task):
 
     AdamW (`lr`, `weight_decay`) with linear warm-up over `warmup_epochs` then cosine decay to `min_lr_ratio`;
     label smoothing; random affine augmentation (`random_shift` pixels, `random_rotate` degrees, `random_scale`
-    zoom fraction); evaluation with a moving average of the weights (`ema_decay`, 0 = off); `test_checkpoint`:
+    zoom fraction); evaluation with a moving average of the weights (`ema_decay`, 0 = off;
+    `ema_warmup`: null = only in runs too short to forget their initial weights); `test_checkpoint`:
     the final weights (`last`) or the best validation accuracy (`best`); `attention_maps`: images in the PNG.
     """
 
@@ -50,6 +51,7 @@ class VitTask(Task):
     random_rotate: float = 10.0
     random_scale: float = 0.1
     ema_decay: float = 0.998
+    ema_warmup: bool | None = None
     attention_maps: int = 4
     test_checkpoint: Literal["last", "best"] = "last"
 

@@ -106,15 +106,20 @@ def test_resume_mistakes_are_one_line(tmp_path) -> None:
 
 def test_ctrl_c_says_where_the_last_checkpoint_is_and_how_to_resume(tmp_path) -> None:
     run_dir = tmp_path / "run"
-    proc = cli(*TINY_VIT, "trainer.max_epochs=50", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    proc = cli(*TINY_VIT, "trainer.max_epochs=1000", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     last = run_dir / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 300
     while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode != 0
+    for _ in range(12):  # pressed again if Python dropped it (a signal that lands in a finaliser is only printed)
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=10)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    assert proc.returncode not in (0, None)
     lines = [line for line in err.splitlines() if line.startswith("interrupted")]
     assert lines == [f"interrupted: the last checkpoint is {last}; resume with: python -m attnkit resume={run_dir}"]
     assert "Traceback" not in err
