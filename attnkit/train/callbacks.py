@@ -108,7 +108,6 @@ class ResumableCSVLogger(CSVLogger):
         return [row for row in rows if int(float(row.get("step", 0))) <= self.resumed_step]
 
 
-
 class FlushMetrics(pl.Callback):
     """metrics.csv written out as each checkpoint is made (before its file appears), so a kill right after a
     checkpoint keeps the rows up to it."""
