@@ -9,7 +9,7 @@ from checks import compose, one_line
 from torch import nn
 
 from attnkit import ConfigError
-from attnkit.nn import EncoderBlock, EncoderDecoder, SequenceClassifier, ViT
+from attnkit.nn import DecoderBlock, EncoderBlock, EncoderDecoder, SequenceClassifier, ViT
 from attnkit.nn.decoding import greedy
 from attnkit.nn.layers import layer_plan
 
@@ -69,6 +69,33 @@ def test_vit_hybrid_equals_the_model_built_by_hand() -> None:
     images = torch.randn(3, 1, 8, 8)
     torch.testing.assert_close(hybrid.eval()(images), by_hand.eval()(images))
     assert [layer["attention"] for layer in hybrid.plan][::2] == [{"name": "local", "window": 3}, "softmax"]
+
+
+def test_encoder_decoder_hybrid_equals_the_model_built_by_hand() -> None:
+    """Local then softmax attention in the encoder, linear then softmax self-attention in the decoder: the same
+    parameters and the same logits as an encoder–decoder whose blocks are replaced by hand."""
+    torch.manual_seed(0)
+    common = {"dim": 16, "depth": 2, "heads": 4, "max_len": 32, "pos_enc": "sinusoidal"}
+    hybrid = EncoderDecoder(
+        30, 30, **common, encoder={"layers": ["local", "softmax"]}, decoder={"layers": {"0": "linear"}}
+    ).eval()
+    by_hand = EncoderDecoder(30, 30, **common)
+    block = {"ffn": "mlp", "norm": "layernorm", "dropout": 0.1, "max_keys": 32}
+    by_hand.encoder_blocks = nn.ModuleList(
+        EncoderBlock(16, 4, attention=a, key_padding=True, pos_enc=by_hand.encoder_pos_enc, **block)
+        for a in ("local", "softmax")
+    )
+    by_hand.decoder_blocks = nn.ModuleList(
+        DecoderBlock(16, 4, self_attention=a, cross_attention="softmax", pos_enc=by_hand.decoder_pos_enc, **block)
+        for a in ("linear", "softmax")
+    )
+    shapes = lambda m: {k: v.shape for k, v in m.state_dict().items()}  # noqa: E731
+    assert shapes(hybrid) == shapes(by_hand)
+    by_hand.load_state_dict(hybrid.state_dict())
+    src, tgt = torch.randint(3, 30, (2, 9)), torch.randint(3, 30, (2, 6))
+    src[1, 6:] = 0  # padded source
+    torch.testing.assert_close(hybrid(src, tgt), by_hand.eval()(src, tgt))
+    assert hybrid.plan["encoder"][0]["attention"] == "local" and hybrid.plan["decoder"][0]["attention"] == "linear"
 
 
 def test_per_layer_bias_encodings_are_their_own_and_train() -> None:
