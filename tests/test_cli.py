@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 
+import forked_cli
 import pytest
 import yaml
 from forked_cli import run_many
@@ -78,7 +79,8 @@ def run_python(
 
 
 def attnkit_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return run_python(["-m", "attnkit", *args], cwd, env)
+    """`python -m attnkit <args>`, forked from the session's runner (tests/forked_cli.py)."""
+    return forked_cli.run(args, cwd, cli_env(**env))
 
 
 def run_parallel(
@@ -393,16 +395,9 @@ def test_test_and_predict_from_the_checkpoint(trained, digit_png, tmp_path) -> N
 
 
 def test_ddp_on_two_cpu_processes(tmp_path) -> None:
-    proc = ok(
-        attnkit_cli(
-            "trainer=ddp",
-            "trainer.accelerator=cpu",
-            "trainer.devices=2",
-            *TINY,
-            "hydra.run.dir=run",
-            cwd=tmp_path,
-        )
-    )
+    """A real `python -m attnkit` process: Lightning starts the second rank by running the same command again."""
+    args = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", *TINY, "hydra.run.dir=run"]
+    proc = ok(run_python(["-m", "attnkit", *args], tmp_path))
     text = proc.stdout + proc.stderr
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in text, text[-3000:]  # the second process joined
     check_run_layout(tmp_path / "run")

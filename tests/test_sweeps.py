@@ -7,9 +7,9 @@ import csv
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
+import forked_cli
 import pytest
 import yaml
 
@@ -22,9 +22,7 @@ TINY = ("model.dim=16", "model.depth=1", "heads=2", "trainer.max_epochs=1", "tra
 def attnkit_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "WANDB_SILENT": "true", "COLUMNS": "200"}
     env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run(
-        [sys.executable, "-m", "attnkit", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
-    )
+    return forked_cli.run(args, cwd, env)  # `python -m attnkit <args>`, forked from the session's runner
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
+import forked_cli
 import torch
 
 from attnkit.cli import reserve_dir
@@ -51,32 +50,15 @@ def test_test_mode_warns_when_a_plugin_changed(tmp_path) -> None:
     plugin.write_text((ROOT / "examples" / "my_attention.py").read_text())
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
-    common = [sys.executable, "-m", "attnkit", f"plugins=[{plugin}]", "trainer.enable_progress_bar=false"]
-    train = subprocess.run(
-        [
-            *common,
-            "attention=my_attention",
-            "model.dim=16",
-            "model.depth=1",
-            "heads=2",
-            "trainer.max_epochs=1",
-            "hydra.run.dir=run",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    common = [f"plugins=[{plugin}]", "trainer.enable_progress_bar=false"]
+    tiny = ["attention=my_attention", "model.dim=16", "model.depth=1", "heads=2", "trainer.max_epochs=1"]
+    train = forked_cli.run([*common, *tiny, "hydra.run.dir=run"], tmp_path, env)
     assert train.returncode == 0, train.stderr[-2000:]
     recorded = json.loads((tmp_path / "run" / "provenance.json").read_text())
     assert [p["file"] for p in recorded["plugins"]] == [str(plugin)]
     plugin.write_text(plugin.read_text() + "\n# edited after training\n")
-    tested = subprocess.run(
-        [*common, "mode=test", "ckpt_path=run/checkpoints/last.ckpt", "hydra.run.dir=tested"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
+    tested = forked_cli.run(
+        [*common, "mode=test", "ckpt_path=run/checkpoints/last.ckpt", "hydra.run.dir=tested"], tmp_path, env
     )
     assert tested.returncode == 0, tested.stderr[-2000:]
     warnings = [line for line in tested.stderr.splitlines() if line.startswith("warning:")]
