@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import forked_cli
@@ -19,10 +20,14 @@ from attnkit.train import trainer as trainer_module
 TINY = ("model.dim=16", "model.depth=1", "heads=2", "trainer.max_epochs=1", "trainer.enable_progress_bar=false")
 
 
-def attnkit_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def cli_env() -> dict[str, str]:
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "WANDB_SILENT": "true", "COLUMNS": "200"}
     env.pop("HYDRA_FULL_ERROR", None)
-    return forked_cli.run(args, cwd, env)  # `python -m attnkit <args>`, forked from the session's runner
+    return env
+
+
+def attnkit_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return forked_cli.run(args, cwd, cli_env())  # `python -m attnkit <args>`, forked from the session's runner
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +89,10 @@ def test_optuna_samples_an_interval(tmp_path) -> None:
 
 
 def test_joblib_runs_jobs_side_by_side(tmp_path) -> None:
-    proc = attnkit_cli(
-        "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1", *TINY, "hydra.sweep.dir=j", cwd=tmp_path
-    )
+    """A real process: joblib's workers stop when it exits."""
+    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1", *TINY, "hydra.sweep.dir=j"]
+    command = [sys.executable, "-m", "attnkit", *args]
+    proc = subprocess.run(command, cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert all((tmp_path / "j" / str(i) / "metrics.json").is_file() for i in range(2))
 
