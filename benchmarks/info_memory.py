@@ -4,9 +4,10 @@
     python benchmarks/info_memory.py --configs "task=classify attention=eager" "task=vit"
 
 For each config: the estimate of `mode=info` (activations kept for the backward pass at the configured batch, plus
-weights, gradients and AdamW's moments), then a real training run of 30 steps in this process, whose resident
-memory is sampled: measured = its peak minus the resident memory just before training (the data and the model are
-already loaded then, so they count in neither). Prints a Markdown table.
+weights, gradients and AdamW's moments), then a real training run of 30 steps, each config in its own process (so
+that no config inherits another's freed memory), whose resident memory is sampled: measured = its peak minus the
+resident memory just before training (the data and the model are already loaded then, so they count in neither).
+Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -52,11 +55,18 @@ def measure(overrides: list[str]) -> tuple[dict, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # measure one config here, print JSON
     args = parser.parse_args()
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    if args.one is not None:
+        report, measured = measure(args.one.split())
+        print(json.dumps({"report": report, "measured": measured}, default=str))
+        return
     rows = []
     for text in args.configs:
-        report, measured = measure(text.split())
+        out = subprocess.run([sys.executable, __file__, "--one", text], capture_output=True, text=True, check=True)
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        report, measured = result["report"], result["measured"]
         rows.append((text, report, measured))
         print(f"{text}: estimated {report['estimated_training_mb']} MB, measured {measured:.0f} MB", file=sys.stderr)
     print(f"\nmode=info against 30 training steps, {os.cpu_count()} CPU cores\n")
