@@ -196,7 +196,7 @@ class Task:
                 "no training step ran (trainer.limit_train_batches=0, or an empty epoch); nothing was trained, so "
                 "nothing is reported: check the data and the trainer limits"
             )
-        fit_s = module.train_seconds
+        fit_s, trained = module.train_seconds, dict(module.trained)  # before evaluate() loads the best checkpoint
         callback = trainer.checkpoint_callback
         best = callback.best_model_path if callback else ""
         best_score = callback.best_model_score if callback else None
@@ -211,7 +211,7 @@ class Task:
             "train_time_s": round(fit_s, 2),
             "epochs": trainer.current_epoch if not trainer.fast_dev_run else 1,
             "steps": trainer.global_step,
-            **{f"train_{k}_per_s": round(n / fit_s, 1) if fit_s > 0 else 0.0 for k, n in module.trained.items()},
+            **{f"train_{k}_per_s": round(n / fit_s, 1) if fit_s > 0 else 0.0 for k, n in trained.items()},
             "peak_memory_mb": memory.mb,
             f"best_{self.monitor.replace('/', '_')}": float("nan") if best_score is None else float(best_score),
             "best_checkpoint": str(best),

@@ -102,6 +102,19 @@ def test_listops_trains_and_reports_the_majority_baseline(tmp_path, monkeypatch)
     assert metrics["tokens_per_sequence"]["min"] >= 500 and metrics["tokens_per_sequence"]["max"] <= 540
 
 
+def test_throughput_counts_every_epoch_when_the_best_checkpoint_is_an_earlier_one(tmp_path, monkeypatch) -> None:
+    """With a learning rate too small to change anything, the best validation score stays at epoch 0: testing that
+    checkpoint must not also take its counts (one epoch's sequences) for the run's throughput."""
+    monkeypatch.setenv("ATTNKIT_CACHE", str(tmp_path / "cache"))
+    overrides = ("data.train_size=64", "data.val_size=16", "data.test_size=16", "data.max_length=540")
+    cfg = compose("task=classify", *overrides, *SMALL_MODEL, "model.max_len=600", "task.lr=1e-12")
+    cfg["trainer"]["max_epochs"] = 2
+    metrics = make_task(cfg).train(cfg, run_dir=tmp_path / "run", overrides=[])
+    assert metrics["tested"] == "best" and metrics["best_checkpoint"].endswith("best.ckpt")
+    sequences = metrics["train_sequences_per_s"] * metrics["train_time_s"]
+    assert sequences == pytest.approx(2 * 64, rel=0.02)
+
+
 def test_mistakes_are_one_line(reviews, tmp_path) -> None:
     one_class = tmp_path / "one"
     one_class.mkdir()
