@@ -54,6 +54,7 @@ def test_a_multirun_writes_its_summary_and_failed_jobs_are_rows(sweep) -> None:
         ("alibi", "1"),
     ]
     assert [r["status"] for r in rows[:2]] == ["ok", "ok"] and float(rows[0]["test/acc"]) >= 0
+    assert 0 <= float(rows[0]["best_val_acc"]) <= 1  # the validation score beside the test scores
     assert all(r["status"].startswith("failed: pos_enc=alibi needs score bias") for r in rows[2:])
     text = (folder / "summary.md").read_text()
     assert "## Variants (mean ± std over seeds)" in text and "| `learned` | 2/2 |" in text and " ± " in text

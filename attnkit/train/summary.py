@@ -90,7 +90,7 @@ def columns(runs: Sequence[Run]) -> list[str]:
             k for k, v in (run.metrics or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)
         )
     main = primary(runs)
-    scores = sorted(k for k in keys if k.startswith(("test/", "val/")) and k != main)
+    scores = sorted(k for k in keys if k.startswith(("test/", "val/", "best_val_")) and k != main)
     rates = sorted(k for k in keys if k.startswith("train_") and k.endswith("_per_s"))
     return [main, *sorted(scores, key=lambda k: not k.startswith("test/")), *[k for k in NUMBERS if k in keys], *rates]
 
