@@ -52,6 +52,8 @@ def cli(*args: str, cwd: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as in a terminal: a shell's background job (CI under nohup ... &) starts with Ctrl-C ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
@@ -107,16 +109,7 @@ def test_resume_mistakes_are_one_line(tmp_path) -> None:
 def test_ctrl_c_says_where_the_last_checkpoint_is_and_how_to_resume(tmp_path) -> None:
     run_dir = tmp_path / "run"
     args = [*TINY_VIT, "trainer.max_epochs=1000", f"hydra.run.dir={run_dir}"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "attnkit", *args],
-        cwd=tmp_path,
-        env=env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # as in a terminal: a shell's background job (CI under nohup ... &) starts with Ctrl-C ignored
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    proc = cli(*args, cwd=tmp_path)
     last = run_dir / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 300
     while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
