@@ -1,0 +1,269 @@
+"""Whole-model speed against the libraries a user would pick instead, side by side in one process.
+
+    python benchmarks/vs_peers.py                       # every pair, training step and inference
+    python benchmarks/vs_peers.py --pairs vit-digits --rounds 5
+    python benchmarks/vs_peers.py --device cuda         # on a GPU
+
+Pairs (the same width, depth, heads, MLP ratio, tokens, pooling, vocabulary and batch on both sides):
+
+- `vit-digits`: the README main job's ViT (8×8 digits, 4×4 patches every 2 pixels → 16 patch tokens + class token,
+  width 64, depth 4, 8 heads, MLP ratio 2, batch 64) against timm's `VisionTransformer` of that shape (its patch
+  convolution given the same kernel, stride and padding);
+- `vit-cifar`: a CIFAR-size ViT (32×32×3, 4×4 patches → 64 tokens, mean pooling, width 192, depth 6, 3 heads, MLP
+  ratio 4, batch 128) against timm's (`global_pool='avg'`, no class token, no fc_norm);
+- `seq2seq-multi30k`: the Multi30k recipe's encoder–decoder (width 256, 3 + 3 pre-norm layers, 4 heads, feed-forward
+  512, GELU, joint vocabulary 8,000 with tied embeddings, sinusoidal positions, ~100 sentences of 20–28 tokens with
+  padding) against `torch.nn.Transformer(norm_first=True)` with the same embeddings and output projection.
+
+A training step is forward, cross-entropy, backward and an AdamW step; inference is a forward pass under
+`torch.inference_mode` in eval mode. Dropout and drop-path are 0 on both sides (they differ in where they are
+applied, not in the architecture). The two models of a pair run alternately, `--rounds` times `--steps` steps each
+after a warm-up (`--steps 0`, the default: as many as take about `--round-s` seconds), and each side's median step
+time is reported with the ratio attnkit / peer (below 1: attnkit is faster). Needs timm for the ViT pairs
+(`pip install 'attnkit[timm]'`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import attnkit
+
+PAIRS = ("vit-digits", "vit-cifar", "seq2seq-multi30k")
+
+
+def vit_pair(shape: dict, device: str) -> tuple[nn.Module, nn.Module, Callable[[], tuple]]:
+    """attnkit's ViT and timm's of the same shape, and a function giving one batch (images, labels)."""
+    import timm.models.vision_transformer as tv
+
+    size, channels, patch, stride = shape["image"], shape["channels"], shape["patch"], shape["stride"]
+    ours = attnkit.build(
+        "model",
+        "vit",
+        image_size=size,
+        in_channels=channels,
+        num_classes=10,
+        patch_size=patch,
+        patch_stride=stride,
+        dim=shape["dim"],
+        depth=shape["depth"],
+        heads=shape["heads"],
+        pool=shape["pool"],
+        ffn={"name": "mlp", "mlp_ratio": shape["mlp_ratio"]},
+    )
+    cls = shape["pool"] == "cls"
+    peer = tv.VisionTransformer(
+        img_size=size,
+        patch_size=stride,  # the token grid; the convolution is replaced by one of the same kernel below
+        in_chans=channels,
+        num_classes=10,
+        embed_dim=shape["dim"],
+        depth=shape["depth"],
+        num_heads=shape["heads"],
+        mlp_ratio=shape["mlp_ratio"],
+        class_token=cls,
+        global_pool="token" if cls else "avg",
+        fc_norm=False,
+    )
+    peer.patch_embed.proj = nn.Conv2d(channels, shape["dim"], patch, stride=stride, padding=(patch - stride) // 2)
+    n_ours = ours.patch_embed.grid[0] * ours.patch_embed.grid[1] + cls
+    n_peer = peer.pos_embed.shape[1]
+    assert n_ours == n_peer, f"token counts differ: attnkit {n_ours}, timm {n_peer}"
+    batch = shape["batch"]
+
+    def data() -> tuple[Tensor, Tensor]:
+        return torch.randn(batch, channels, size, size, device=device), torch.randint(0, 10, (batch,), device=device)
+
+    return ours, peer, data
+
+
+class TorchSeq2Seq(nn.Module):
+    """`torch.nn.Transformer` with attnkit's embedding scheme around it: one embedding for the joint vocabulary
+    (std dim^-½, scaled by √dim), sinusoidal positions, a tied output projection."""
+
+    def __init__(self, vocab: int, dim: int, heads: int, depth: int, ff: int, max_len: int = 128) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim, padding_idx=0)
+        nn.init.normal_(self.embed.weight, std=dim**-0.5)
+        self.body = nn.Transformer(
+            d_model=dim,
+            nhead=heads,
+            num_encoder_layers=depth,
+            num_decoder_layers=depth,
+            dim_feedforward=ff,
+            dropout=0.0,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+            enable_nested_tensor=False,  # not used with norm_first (it warns)
+        )
+        self.output = nn.Linear(dim, vocab, bias=False)
+        self.output.weight = self.embed.weight
+        position = torch.arange(max_len).unsqueeze(1)
+        freq = torch.exp(torch.arange(0, dim, 2) * (-math.log(10000.0) / dim))
+        table = torch.zeros(max_len, dim)
+        table[:, 0::2], table[:, 1::2] = torch.sin(position * freq), torch.cos(position * freq)
+        self.register_buffer("table", table, persistent=False)
+        self.scale = math.sqrt(dim)
+
+    def embed_tokens(self, tokens: Tensor) -> Tensor:
+        return self.embed(tokens) * self.scale + self.table[: tokens.shape[1]]
+
+    def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
+        src_mask, tgt_mask = src.eq(0), tgt_in.eq(0)
+        n = tgt_in.shape[1]
+        causal = torch.ones(n, n, dtype=torch.bool, device=src.device).triu(1)  # True: not attended
+        out = self.body(
+            self.embed_tokens(src),
+            self.embed_tokens(tgt_in),
+            tgt_mask=causal,
+            src_key_padding_mask=src_mask,
+            tgt_key_padding_mask=tgt_mask,
+            memory_key_padding_mask=src_mask,
+            tgt_is_causal=True,
+        )
+        return self.output(out)
+
+
+def seq2seq_pair(shape: dict, device: str) -> tuple[nn.Module, nn.Module, Callable[[], tuple]]:
+    """attnkit's encoder–decoder and nn.Transformer's of the Multi30k recipe's size, and a batch function."""
+    vocab, dim, heads, depth, ff = shape["vocab"], shape["dim"], shape["heads"], shape["depth"], shape["ff"]
+    ours = attnkit.build(
+        "model",
+        "transformer",
+        src_vocab=vocab,
+        tgt_vocab=vocab,
+        dim=dim,
+        depth=depth,
+        heads=heads,
+        max_len=128,
+        pad_id=0,
+        share_vocab=True,
+        tie_embeddings=True,
+        pos_enc="sinusoidal",
+        ffn={"name": "mlp", "mlp_ratio": ff / dim},
+    )
+    peer = TorchSeq2Seq(vocab, dim, heads, depth, ff)
+    batch = shape["batch"]
+    generator = torch.Generator().manual_seed(0)
+
+    def tokens(low: int, high: int) -> Tensor:
+        lengths = torch.randint(low, high + 1, (batch,), generator=generator)
+        out = torch.randint(4, vocab, (batch, high), generator=generator)
+        out[torch.arange(high)[None] >= lengths[:, None]] = 0  # right padding
+        return out.to(device)
+
+    def data() -> tuple[Tensor, Tensor, Tensor]:
+        tgt = tokens(20, 28)
+        return tokens(20, 28), tgt[:, :-1], tgt[:, 1:]
+
+    return ours, peer, data
+
+
+SHAPES = {
+    "vit-digits": (vit_pair, {"image": 8, "channels": 1, "patch": 4, "stride": 2, "dim": 64, "depth": 4,
+                              "heads": 8, "mlp_ratio": 2.0, "pool": "cls", "batch": 64}),
+    "vit-cifar": (vit_pair, {"image": 32, "channels": 3, "patch": 4, "stride": 4, "dim": 192, "depth": 6,
+                             "heads": 3, "mlp_ratio": 4.0, "pool": "mean", "batch": 128}),
+    "seq2seq-multi30k": (seq2seq_pair, {"vocab": 8000, "dim": 256, "heads": 4, "depth": 3, "ff": 512,
+                                        "batch": 100}),
+}  # fmt: skip
+
+
+def steps(model: nn.Module, data: Callable[[], tuple], train: bool) -> Callable[[], None]:
+    """One training step (forward, loss, backward, AdamW) or one inference forward, on a fixed batch."""
+    batch = data()
+    if not train:
+        model.eval()
+
+        def infer() -> None:
+            with torch.inference_mode():
+                model(*batch[:-1])
+
+        return infer
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def train_step() -> None:
+        logits = model(*batch[:-1])
+        loss = F.cross_entropy(
+            logits.flatten(0, -2), batch[-1].flatten(), ignore_index=0 if logits.dim() == 3 else -100
+        )
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return train_step
+
+
+def timed(step: Callable[[], None], n: int, device: str) -> float:
+    """Seconds per step over `n` steps."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(n):
+        step()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / n
+
+
+def compare(pair: str, train: bool, args: argparse.Namespace) -> tuple[float, float]:
+    """Median seconds per step of attnkit and of the peer, measured alternately."""
+    build, shape = SHAPES[pair]
+    torch.manual_seed(0)
+    ours, peer, data = build(shape, args.device)
+    ours, peer = ours.to(args.device), peer.to(args.device)
+    run_ours, run_peer = steps(ours, data, train), steps(peer, data, train)
+    warm = [timed(step, args.warmup, args.device) for step in (run_ours, run_peer)]
+    n = args.steps or max(1, round(args.round_s / max(warm)))
+    times: tuple[list[float], list[float]] = ([], [])
+    for r in range(args.rounds):
+        order = ((0, run_ours), (1, run_peer)) if r % 2 == 0 else ((1, run_peer), (0, run_ours))
+        for side, step in order:
+            times[side].append(timed(step, n, args.device))
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", nargs="+", choices=PAIRS, default=list(PAIRS))
+    parser.add_argument("--modes", nargs="+", choices=("train", "infer"), default=["train", "infer"])
+    parser.add_argument("--rounds", type=int, default=7, help="alternations of the two models")
+    parser.add_argument("--steps", type=int, default=0, help="steps per round (0: about --round-s seconds)")
+    parser.add_argument("--round-s", type=float, default=1.0)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    if any(p.startswith("vit") for p in args.pairs):
+        try:
+            import timm
+        except ImportError:
+            sys.exit("the ViT pairs need timm: pip install 'attnkit[timm]' (or --pairs seq2seq-multi30k)")
+        peer_version = f"timm {timm.__version__}"
+    else:
+        peer_version = ""
+    where = f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} threads" if args.device == "cpu" else args.device
+    print(f"\ntorch {torch.__version__}, {peer_version}, {where}; median of {args.rounds} alternating rounds\n")
+    print("| model | peer | mode | attnkit (ms/step) | peer (ms/step) | attnkit / peer |")
+    print("|---|---|---|---:|---:|---:|")
+    for pair in args.pairs:
+        peer_name = "torch.nn.Transformer" if pair.startswith("seq2seq") else "timm VisionTransformer"
+        for mode in args.modes:
+            ours, peer = compare(pair, mode == "train", args)
+            print(f"| {pair} | {peer_name} | {mode} | {ours * 1e3:.1f} | {peer * 1e3:.1f} | {ours / peer:.2f} |")
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
