@@ -7,9 +7,10 @@
 Each (variant, N) runs in a fresh subprocess so that its peak resident memory (minus the process's memory before the
 measurement) belongs to it alone. Besides the registered variants (inside attnkit's multi-head layer), two references
 run the same work: torch.nn.MultiheadAttention(need_weights=False) and raw F.scaled_dot_product_attention on
-pre-projected heads. `--level kernel` times the kernels alone on the same pre-projected heads as raw SDPA (no
-projections), which compares a kernel with SDPA on equal terms. Prints a Markdown table and writes a PNG plot
-(time and memory against N, log-log).
+pre-projected heads; a third, `projections`, runs only the layer's four Linear maps (q, k, v, out), and the table's
+last column gives their share of each layer's time at the largest N (projections time / layer time). `--level
+kernel` times the kernels alone on the same pre-projected heads as raw SDPA (no projections), which compares a
+kernel with SDPA on equal terms. Prints a Markdown table and writes a PNG plot (time and memory against N, log-log).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-REFERENCES = ("nn.MultiheadAttention", "raw SDPA")
+REFERENCES = ("nn.MultiheadAttention", "raw SDPA", "projections")
+LAYER_ONLY = ("nn.MultiheadAttention", "projections")
 
 
 def measure(
@@ -64,6 +66,12 @@ def measure(
 
         def step() -> torch.Tensor:
             return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+    elif variant == "projections":  # the four Linear maps of attnkit's layer, no attention between them
+        layer = MultiHeadAttention(dim, heads)
+
+        def step() -> torch.Tensor:
+            return layer.out_proj(layer.q_proj(x)) + layer.k_proj(x) + layer.v_proj(x)
 
     else:
         if variant not in attnkit.available("attention"):
@@ -149,8 +157,9 @@ def main() -> None:
 
     references = REFERENCES if args.level == "layer" else ("raw SDPA",)
     variants = args.variants or [*references, *attnkit.available("attention")]
-    if args.level == "kernel" and "nn.MultiheadAttention" in variants:
-        parser.error("nn.MultiheadAttention is a layer: it has no --level kernel measurement")
+    for layer_only in LAYER_ONLY:
+        if args.level == "kernel" and layer_only in variants:
+            parser.error(f"{layer_only} is a layer measurement: it has no --level kernel measurement")
     results: dict[str, dict[int, dict | None]] = {v: {} for v in variants}
     for variant in variants:
         for n in args.lengths:
@@ -190,12 +199,22 @@ def main() -> None:
     kind = ("causal" if args.causal else "bidirectional") + (", kernels only" if args.level == "kernel" else "")
     kind += f", {args.device}" + (f", autocast {args.autocast}" if args.autocast else ", float32")
     print(f"\nForward+backward, B={args.batch}, H={args.heads}, D={args.head_dim}, {kind}; seconds (peak MiB)\n")
-    print("| variant | " + " | ".join(f"N={n}" for n in args.lengths) + " |")
-    print("|---|" + "---:|" * len(args.lengths))
+    longest = max(args.lengths)
+    projections = results.get("projections", {}).get(longest)  # the share of the layer time they take
+    share = f" projections' share at N={longest} |" if projections else ""
+    print("| variant | " + " | ".join(f"N={n}" for n in args.lengths) + f" |{share}")
+    print("|---|" + "---:|" * (len(args.lengths) + bool(share)))
     for variant in variants:
         cells = [
             f"{r['seconds']:.3f} ({r['peak_mib']:.0f})" if (r := results[variant][n]) else "—" for n in args.lengths
         ]
+        if projections:
+            r = results[variant][longest]
+            cells.append(
+                f"{projections['seconds'] / r['seconds']:.0%}"
+                if r and variant not in ("projections", "raw SDPA")
+                else ""
+            )
         print(f"| {variant} | " + " | ".join(cells) + " |")
     suffix = ("_kernel" if args.level == "kernel" else "") + ("_causal" if args.causal else "")
     plot(results, args.lengths, Path(args.plot or f"outputs/benchmarks/attention_speed{suffix}.png"), kind)

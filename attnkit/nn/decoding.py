@@ -3,8 +3,9 @@
 Works with any model that exposes `encode(src, src_padding_mask) -> memory`,
 `decode(tgt, memory, memory_padding_mask, cache=...) -> logits [B, N, V]` and `reorder_cache(cache, index)`, such as
 `attnkit.nn.EncoderDecoder`. The source is encoded once; with `use_cache`, each step feeds only the newest token, the
-decoder's self-attention keys and values grow in the cache, and cross-attention keys and values are computed once
-per source. Sentences leave the batch as soon as they are finished.
+decoder's self-attention keys and values grow in the cache (a kernel with a recurrent form, linear or performer,
+keeps a fixed-size state instead), and cross-attention keys and values are computed once per source. Sentences
+leave the batch as soon as they are finished.
 
 Lengths: a sentence of n source tokens gets at most L = max_len_a · n + max_len_b target tokens (capped by `max_len`
 and by the model's `max_len`), then EOS is forced. The padding and BOS ids are never generated. Outputs are

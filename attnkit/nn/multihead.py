@@ -3,6 +3,11 @@
 The kernel (any registered `attention`) only sees projected heads, so a new variant stays a few dozen lines. The
 layer is built for one use (self, causal self or cross-attention, padded keys or not, at most `max_keys` keys, fed by
 `pos_enc`) and checks once, through `attnkit.nn.capabilities`, that its kernel can serve it.
+
+Incremental decoding (`cache`): a layer built as causal self-attention whose kernel has a recurrent form
+(`supports_recurrent`, and its `recurrent` option left on) and that gets no score bias keeps the kernel's fixed-size
+state in the cache ("state", plus "length", the positions seen, for rotary offsets) instead of the keys and values;
+every other layer keeps the keys and values ("k", "v"). The choice is made when a cache is first filled, and kept.
 """
 
 from __future__ import annotations
@@ -73,11 +78,53 @@ class MultiHeadAttention(nn.Module):
             pos_enc=pos_enc,
             where=where,
         )
-        self.causal, self.where = causal, where
+        self.causal, self.cross, self.where = causal, cross, where
         self.__dict__["pos_enc"] = _NO_POSITIONS if pos_enc is None else pos_enc  # not a submodule of every layer
         self.q_norm = None if qk_norm is None else build_spec("norm", qk_norm, dim=self.head_dim)
         self.k_norm = None if qk_norm is None else build_spec("norm", qk_norm, dim=self.head_dim)
         self.dropout = nn.Dropout(check_rate("model.dropout", dropout))
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether a self-attention cache of this layer holds the kernel's recurrent state rather than keys and
+        values: a causal self-attention layer, a kernel with `supports_recurrent` and `recurrent` on, and no score
+        bias encoding (a bias needs every key). A call with a bias or padded keys then falls back on the KV cache."""
+        kernel = self.attention
+        return (
+            self.causal
+            and not self.cross
+            and kernel.supports_recurrent
+            and bool(getattr(kernel, "recurrent", True))
+            and getattr(self.pos_enc, "kind", None) != "bias"
+        )
+
+    @staticmethod
+    def cached_length(cache: Mapping[str, Any] | None) -> int:
+        """How many positions a self-attention `cache` of this layer holds (0 for None or an empty one)."""
+        if not cache:
+            return 0
+        if "length" in cache:
+            return int(cache["length"])
+        return cache["k"].shape[2] if "k" in cache else 0
+
+    def _use_state(
+        self,
+        cache: Mapping[str, Any],
+        causal: bool,
+        bias: Tensor | None,
+        key_padding_mask: Tensor | None,
+        need_weights: bool,
+    ) -> bool:
+        """Whether this self-attention call goes through the kernel's recurrent `step` (see the module's notes)."""
+        servable = causal and bias is None and key_padding_mask is None and not need_weights
+        if "state" in cache:
+            if not servable:
+                raise ConfigError(
+                    f"{self.where}: this cache holds a recurrent state, which serves causal calls without bias, "
+                    f"padded keys or weights only; start a new cache, or build the kernel with recurrent=false"
+                )
+            return True
+        return servable and self.recurrent and "k" not in cache
 
     def _split(self, x: Tensor, heads: int) -> Tensor:  # [B, N, heads*D] -> [B, heads, N, D]
         return x.unflatten(-1, (heads, self.head_dim)).transpose(1, 2)
@@ -90,14 +137,15 @@ class MultiHeadAttention(nn.Module):
         key_padding_mask: Tensor | None = None,
         causal: bool | None = None,
         bias: Tensor | None = None,
-        cache: dict[str, Tensor] | None = None,
+        cache: dict[str, Any] | None = None,
         need_weights: bool = False,
     ) -> Tensor | tuple[Tensor, Tensor]:
         """x `[B, Nq, dim]`, context `[B, Nk, context_dim]` (None = self-attention) -> `[B, Nq, dim]`; `bias`
         broadcastable to `[B, H, Nq, Nk]`; `causal`: None = as built.
 
         `cache` (a dict, filled in place) makes decoding incremental: self-attention appends the new keys and
-        values; cross-attention computes them from `context` once and reuses them.
+        values, or updates the kernel's recurrent state (see `recurrent`); cross-attention computes its keys and
+        values from `context` once and reuses them.
         """
         cross = context is not None
         causal = self.causal if causal is None else causal
@@ -122,10 +170,14 @@ class MultiHeadAttention(nn.Module):
             k, v = self._split(self.k_proj(src), self.kv_heads), self._split(self.v_proj(src), self.kv_heads)
             if self.k_norm is not None:
                 k = self.k_norm(k)
-            if not cross and cache is not None and "k" in cache:
-                offset = cache["k"].shape[2]
+            if not cross and cache is not None:
+                offset = self.cached_length(cache)
             if not cross:
                 q, k = self.pos_enc.rotate(q, k, offset=offset)
+            if not cross and cache is not None and self._use_state(cache, causal, bias, key_padding_mask, need_weights):
+                out, cache["state"] = self.attention.step(q, k, v, cache.get("state"))
+                cache["length"] = offset + x.shape[1]
+                return self.dropout(self.out_proj(out.transpose(1, 2).flatten(2)))
             if cache is not None:
                 if not cross and "k" in cache:
                     k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)

@@ -19,9 +19,11 @@ from attnkit.nn.attention.base import Attention
 from attnkit.nn.block import DecoderBlock, EncoderBlock
 from attnkit.nn.capabilities import head_dim
 from attnkit.nn.layers import LayerEncodings, layer_encodings, layer_plan, summary
+from attnkit.nn.multihead import MultiHeadAttention
 from attnkit.registry import build_spec, did_you_mean, register
 
-Cache = dict[int, dict[str, dict[str, Tensor]]]  # layer -> {"self": {"k", "v"}, "cross": {"k", "v"}}
+# layer -> {"self": {"k", "v"} or {"state": {...}, "length"}, "cross": {"k", "v"}}; see attnkit.nn.multihead
+Cache = dict[int, dict[str, dict[str, Any]]]
 
 _STACK_KEYS = {
     "encoder": ("attention", "pos_enc", "layers"),
@@ -260,8 +262,9 @@ class EncoderDecoder(nn.Module):
         """tgt `[B, Nt]`, memory `[B, Ns, dim]` -> logits `[B, Nt, tgt_vocab]`.
 
         With `cache` (a dict, filled in place), `tgt` holds only the new tokens: their positions continue after the
-        cached ones, self-attention keys and values are appended, and cross-attention ones are computed from
-        `memory` once.
+        cached ones, self-attention keys and values are appended (or, for a kernel with a recurrent form such as
+        linear or performer, its fixed-size state is updated), and cross-attention ones are computed from `memory`
+        once.
         """
         if cache is not None and self._uncacheable:
             raise ConfigError(
@@ -287,13 +290,14 @@ class EncoderDecoder(nn.Module):
     @staticmethod
     def cached_length(cache: Cache | None) -> int:
         """How many target positions the cache holds (0 for None or an empty cache)."""
-        if not cache or "k" not in cache.get(0, {}).get("self", {}):
+        if not cache:
             return 0
-        return cache[0]["self"]["k"].shape[2]
+        return MultiHeadAttention.cached_length(cache.get(0, {}).get("self"))
 
     @staticmethod
     def reorder_cache(cache: Cache, index: Tensor) -> None:
-        """Keep rows `index` `[B']` of every cached tensor, in place (beam reordering, dropping finished rows)."""
+        """Keep rows `index` `[B']` of every cached tensor, in place (beam reordering, dropping finished rows): keys
+        and values, and every tensor of a recurrent state (all batch first); other entries (lengths) are kept."""
 
         def select(node: dict) -> None:
             for key, value in node.items():

@@ -53,6 +53,7 @@ def test_registered_with_flags() -> None:
         "name": "performer",
         "num_features": 64,
         "redraw": False,
+        "recurrent": True,
         "head_dim": None,  # context from the multi-head layer
     }
     assert attnkit.registry.defaults("attention", "linformer") == {

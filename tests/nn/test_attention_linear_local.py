@@ -52,7 +52,7 @@ def linear_reference(q, k, v, allowed=None, eps=1e-6):
 def test_registered() -> None:
     assert attnkit.get("attention", "linear") is LinearAttention
     assert attnkit.get("attention", "local") is LocalAttention
-    assert attnkit.registry.defaults("attention", "linear") == {"name": "linear", "eps": 1e-6}
+    assert attnkit.registry.defaults("attention", "linear") == {"name": "linear", "eps": 1e-6, "recurrent": True}
     assert attnkit.registry.defaults("attention", "local") == {"name": "local", "window": 64, "dropout": 0.0}
 
 

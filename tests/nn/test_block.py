@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import attnkit
-from attnkit.nn import DecoderBlock, EncoderBlock
+from attnkit.nn import DecoderBlock, EncoderBlock, MultiHeadAttention
 from attnkit.nn.block import DropPath
 
 DIM, HEADS = 16, 4
@@ -99,7 +99,7 @@ def decode(block: DecoderBlock, x: torch.Tensor, memory: torch.Tensor, mask, chu
         outs.append(block(x[:, start : start + size], memory, memory_padding_mask=mask, cache=cache))
         start += size
     assert start == x.shape[1]
-    assert cache["self"]["k"].shape[2] == x.shape[1]
+    assert MultiHeadAttention.cached_length(cache["self"]) == x.shape[1]
     assert cache["cross"]["k"].shape[2] == memory.shape[1]
     return torch.cat(outs, dim=1)
 

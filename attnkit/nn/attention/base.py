@@ -3,6 +3,10 @@
 A kernel sees projected heads: q `[B, H, Nq, D]`, k and v `[B, Hkv, Nk, D]` (Hkv divides H), an optional
 `key_padding_mask` `[B, Nk]` (True = ignore), `causal` (bottom-right aligned when Nq < Nk, as in cached
 decoding) and an optional additive `bias` broadcastable to `[B, H, Nq, Nk]`. It returns `[B, H, Nq, D]`.
+
+A kernel with `supports_recurrent` also has a recurrent form, `step(q, k, v, state) -> (out, state)`, for causal
+self-attention decoded a few tokens at a time: a fixed-size state (a dict of tensors, batch first) replaces the
+growing key/value cache, with the numerics of the causal parallel form.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ class Attention(nn.Module):
     supports_bias: ClassVar[bool] = False
     supports_weights: ClassVar[bool] = False
     supports_cache: ClassVar[bool] = True
+    supports_recurrent: ClassVar[bool] = False  # has `step`: causal decoding with a fixed-size state
     max_length: int | None = None
 
     def check(
@@ -61,6 +66,34 @@ class Attention(nn.Module):
                 f"{name}: key_padding_mask must be [B, Nk] = {(k.shape[0], k.shape[2])}; "
                 f"got {tuple(key_padding_mask.shape)}"
             )
+
+    def step(
+        self, q: Tensor, k: Tensor, v: Tensor, state: dict[str, Tensor] | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """One recurrent step of causal self-attention: q `[B, H, N, D]`, k and v `[B, Hkv, N, D]` are the next N
+        positions, `state` sums up every earlier one (None: there is none) -> (out `[B, H, N, D]`, the new state).
+
+        Equal to the causal parallel form over all positions so far. The state's tensors are `[B, ...]` (so that
+        beam search can reorder them along dim 0), and their shapes do not depend on the number of positions.
+        Only kernels with `supports_recurrent` implement it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no recurrent form (supports_recurrent=False)")
+
+    def check_step(self, q: Tensor, k: Tensor, v: Tensor, state: dict[str, Tensor] | None) -> None:
+        """Refuse inputs `step` cannot serve: q, k, v of the same new positions, a state of the same batch."""
+        name = type(self).__name__
+        if q.dim() != 4 or k.shape != v.shape or k.dim() != 4 or q.shape[0] != k.shape[0]:
+            raise ConfigError(
+                f"{name}.step: q must be [B, H, N, D], k and v [B, Hkv, N, D]; "
+                f"got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+            )
+        if q.shape[2] != k.shape[2] or q.shape[3] != k.shape[3]:
+            raise ConfigError(
+                f"{name}.step: q and k must hold the same new positions; got {tuple(q.shape)}, {tuple(k.shape)}"
+            )
+        capabilities.check_kv_heads(q.shape[1], k.shape[1])
+        if state is not None and any(t.shape[0] != q.shape[0] for t in state.values()):
+            raise ConfigError(f"{name}.step: the state holds another batch size than the {q.shape[0]} rows given")
 
 
 def check_dropout(kernel: str, p: float) -> float:

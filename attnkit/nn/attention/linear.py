@@ -47,6 +47,17 @@ def causal_sums(
     return num.flatten(2, 3)[:, :, :n], den.flatten(2, 3)[:, :, :n]
 
 
+def grouped_readout(fq: Tensor, kv: Tensor, k_sum: Tensor) -> tuple[Tensor, Tensor]:
+    """What queries' features fq `[B, H, N, M]` read from a recurrent state kept per key/value head: kv
+    `[B, Hkv, M, D]` (Σ φ(k) vᵀ) and k_sum `[B, Hkv, M]` (Σ φ(k)) -> numerator `[B, H, N, D]` and normaliser
+    `[B, H, N, 1]`; query head h reads kv head h // (H / Hkv), as `repeat_kv` lays them out."""
+    b, heads, n, m = fq.shape
+    grouped = fq.view(b, kv.shape[1], heads // kv.shape[1], n, m)
+    num = grouped @ kv[:, :, None]
+    den = grouped @ k_sum[:, :, None, :, None]
+    return num.flatten(1, 2), den.flatten(1, 2)
+
+
 @register("attention", "linear")
 class LinearAttention(Attention):
     """Linear attention: phi(Q)(phi(K)ᵀV) / (phi(Q)·Σphi(K)) with phi = elu + 1 (Katharopoulos et al. 2020).
@@ -55,6 +66,10 @@ class LinearAttention(Attention):
     non-causal form sums phi(K)ᵀV once; the causal form (bottom-right aligned) takes prefix sums of it over chunks
     of `chunk_size` keys. Padded keys get zero features; a query with no key to see returns zeros. Computed in
     float32 at least. It approximates softmax attention, so it has no score bias and no weights.
+
+    Recurrent (`step`, Katharopoulos et al. §3.4): causal decoding keeps S = Σ phi(k)vᵀ `[B, Hkv, D, D]` and
+    z = Σ phi(k) `[B, Hkv, D]` instead of the keys and values; `recurrent=False` makes the multi-head layer keep
+    its key/value cache instead (for comparison).
     """
 
     supports_causal = True
@@ -63,14 +78,15 @@ class LinearAttention(Attention):
     supports_bias = False
     supports_weights = False
     supports_cache = True  # recomputes over the cached keys: equal to the full pass
+    supports_recurrent = True
     max_length = None
     chunk_size = 64
 
-    def __init__(self, eps: float = 1e-6) -> None:
+    def __init__(self, eps: float = 1e-6, recurrent: bool = True) -> None:
         super().__init__()
         if not eps > 0:
             raise ConfigError(f"linear attention eps={eps} must be > 0 (e.g. 1e-6)")
-        self.eps = eps
+        self.eps, self.recurrent = eps, bool(recurrent)
 
     def forward(
         self,
@@ -109,3 +125,25 @@ class LinearAttention(Attention):
         if dead is not None:
             out = out.masked_fill(dead, 0.0)
         return out.to(q.dtype)
+
+    def step(
+        self, q: Tensor, k: Tensor, v: Tensor, state: dict[str, Tensor] | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Causal attention of the next N positions given the state {"kv": S, "k_sum": z} of the earlier ones (None:
+        none): q `[B, H, N, D]`, k, v `[B, Hkv, N, D]` -> (`[B, H, N, D]`, the state with these positions added)."""
+        self.check_step(q, k, v, state)
+        heads = q.shape[1]
+        dtype = torch.promote_types(q.dtype, torch.float32)
+        fq, fk, v32 = _phi(q.to(dtype)), _phi(k.to(dtype)), v.to(dtype)
+        kv, k_sum = fk.transpose(-2, -1) @ v32, fk.sum(dim=2)
+        if state is not None:
+            kv, k_sum = state["kv"] + kv, state["k_sum"] + k_sum
+        if q.shape[2] == 1:  # one new position sees itself and every earlier one: the updated state
+            num, den = grouped_readout(fq, kv, k_sum)
+        else:  # prefix sums over the new positions, plus the earlier ones
+            num, den = causal_sums(fq, repeat_kv(fk, heads), repeat_kv(v32, heads), self.chunk_size)
+            if state is not None:
+                old_num, old_den = grouped_readout(fq, state["kv"], state["k_sum"])
+                num, den = num + old_num, den + old_den
+        out = num / den.clamp_min(self.eps)
+        return out.to(q.dtype), {"kv": kv, "k_sum": k_sum}

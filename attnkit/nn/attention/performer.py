@@ -9,7 +9,7 @@ from torch import Tensor
 
 from attnkit.errors import ConfigError
 from attnkit.nn.attention.base import Attention, repeat_kv
-from attnkit.nn.attention.linear import causal_sums
+from attnkit.nn.attention.linear import causal_sums, grouped_readout
 from attnkit.registry import register
 
 
@@ -31,6 +31,12 @@ class PerformerAttention(Attention):
     shared across heads; a buffer, redrawn at every training forward when `redraw`. Causal attention uses prefix
     sums over chunks of positions (memory O(Nk·m·D / chunk) per head), bottom-right aligned. Padded keys get zero
     features; queries with no key to see give zeros. Unbiased but approximate: the error falls as m grows.
+    Computed in float32 at least.
+
+    Recurrent (`step`): causal decoding keeps Σ φ(k)vᵀ `[B, Hkv, m, D]`, Σ φ(k) `[B, Hkv, m]` and the running
+    maximum key logit `[B, Hkv]` they are scaled by, instead of the keys and values; it uses the current
+    `projection` and never redraws it, so the features stay fixed through a decoding. `recurrent=False` makes the
+    multi-head layer keep its key/value cache instead (for comparison).
     """
 
     supports_causal = True
@@ -39,22 +45,26 @@ class PerformerAttention(Attention):
     supports_bias = False
     supports_weights = False
     supports_cache = True  # each query's output depends only on itself and the keys
+    supports_recurrent = True
     eps = 1e-6
     chunk_size = 64  # causal prefix sums, in chunks (see linear.causal_sums)
 
-    def __init__(self, num_features: int = 64, redraw: bool = False, head_dim: int | None = None) -> None:
+    def __init__(
+        self, num_features: int = 64, redraw: bool = False, head_dim: int | None = None, recurrent: bool = True
+    ) -> None:
         super().__init__()
         if num_features <= 0:
             raise ConfigError(f"performer: num_features must be positive; got {num_features} (attention.num_features)")
         self.num_features, self.redraw, self.head_dim = num_features, redraw, head_dim
+        self.recurrent = bool(recurrent)
         projection = None if head_dim is None else orthogonal_features(num_features, head_dim)
         self.register_buffer("projection", projection)
 
-    def _projection(self, head_dim: int, device: torch.device) -> Tensor:
-        fresh = self.projection is None or self.projection.shape[1] != head_dim or (self.training and self.redraw)
-        if fresh:  # lazily sized when built without head_dim; redrawn in training when asked
+    def _projection(self, head_dim: int, device: torch.device, dtype: torch.dtype, redraw: bool = True) -> Tensor:
+        fresh = self.projection is None or self.projection.shape[1] != head_dim
+        if fresh or (redraw and self.training and self.redraw):  # lazily sized without head_dim; redrawn if asked
             self.projection = orthogonal_features(self.num_features, head_dim, device)
-        return self.projection.to(device=device, dtype=torch.float32)
+        return self.projection.to(device=device, dtype=dtype)
 
     def forward(
         self,
@@ -68,10 +78,11 @@ class PerformerAttention(Attention):
     ) -> Tensor:
         self.check(q, k, v, key_padding_mask, bias, causal)
         dtype, (b, heads, nq, d), nk = q.dtype, q.shape, k.shape[2]
-        w = self._projection(d, q.device)
+        compute = torch.promote_types(dtype, torch.float32)
+        w = self._projection(d, q.device, compute)
         scale = d**-0.25  # split 1/√d between queries and keys
-        q = q.float() * scale
-        k, v = repeat_kv(k, heads).float() * scale, repeat_kv(v, heads).float()
+        q = q.to(compute) * scale
+        k, v = repeat_kv(k, heads).to(compute) * scale, repeat_kv(v, heads).to(compute)
         keep = torch.ones(b, nk, dtype=torch.bool, device=q.device)
         if key_padding_mask is not None:
             keep = ~key_padding_mask.bool()
@@ -109,3 +120,52 @@ class PerformerAttention(Attention):
             dead = dead | (den <= torch.finfo(den.dtype).tiny)
         den = torch.where(dead, 1.0, den)
         return (num / den).masked_fill(dead, 0.0).to(dtype)
+
+    def step(
+        self, q: Tensor, k: Tensor, v: Tensor, state: dict[str, Tensor] | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Causal attention of the next N positions given the state of the earlier ones (None: none): q
+        `[B, H, N, D]`, k, v `[B, Hkv, N, D]` -> (`[B, H, N, D]`, the state with these positions added).
+
+        The state holds "kv" = Σ φ(k)vᵀ and "k_sum" = Σ φ(k), each key's features divided by exp("log_scale"), the
+        largest key logit so far; the new positions are taken in chunks as in `forward`, each chunk scaled by the
+        running maximum up to itself, and the earlier state rescaled to it (the constants cancel in the quotient).
+        """
+        self.check_step(q, k, v, state)
+        dtype, (_, heads, n, d) = q.dtype, q.shape
+        compute = torch.promote_types(dtype, torch.float32)
+        w = self._projection(d, q.device, compute, redraw=False)
+        scale = d**-0.25
+        q, k, v = q.to(compute) * scale, k.to(compute) * scale, v.to(compute)
+        q_logits = q @ w.T - q.square().sum(-1, keepdim=True) / 2  # [B, H, N, m]
+        q_feat = torch.exp(q_logits - q_logits.amax(-1, keepdim=True).detach()) + self.eps
+        k_logits = k @ w.T - k.square().sum(-1, keepdim=True) / 2  # [B, Hkv, N, m]
+        c = max(1, min(self.chunk_size, n))
+        padded = torch.nn.functional.pad(k_logits, (0, 0, 0, -n % c), value=float("-inf"))
+        chunk_max = padded.unflatten(2, (-1, c)).amax(dim=(-2, -1)).detach()  # [B, Hkv, N / c]
+        if state is not None:
+            chunk_max = torch.cat([state["log_scale"][..., None], chunk_max], dim=-1)
+        running = chunk_max.cummax(dim=-1).values  # [B, Hkv, N / c]: each chunk's scale
+        if state is not None:
+            running = running[..., 1:]
+        last = running[..., -1]  # [B, Hkv]: the new state's scale, the largest key logit so far
+        kv_feat = torch.exp(k_logits - last[..., None, None])
+        kv, k_sum = kv_feat.transpose(-2, -1) @ v, kv_feat.sum(dim=2)
+        if state is not None:
+            carry = torch.exp(state["log_scale"] - last)[..., None]
+            kv, k_sum = state["kv"] * carry[..., None] + kv, state["k_sum"] * carry + k_sum
+        if n == 1:  # one new position sees itself and every earlier one: the updated state
+            num, den = grouped_readout(q_feat, kv, k_sum)
+        else:  # chunked prefix sums over the new positions, plus the earlier ones at the scale of each chunk
+            groups = heads // k.shape[1]
+            k_feat = torch.exp(k_logits - running.repeat_interleave(c, dim=-1)[..., :n, None])
+            log_scale = running.repeat_interleave(groups, dim=1)
+            num, den = causal_sums(q_feat, repeat_kv(k_feat, heads), repeat_kv(v, heads), c, log_scale=log_scale)
+            if state is not None:
+                decay = torch.exp(state["log_scale"][..., None] - running).repeat_interleave(c, dim=-1)[..., :n]
+                decay = decay.repeat_interleave(groups, dim=1)[..., None]  # [B, H, N, 1]
+                old_num, old_den = grouped_readout(q_feat, state["kv"], state["k_sum"])
+                num, den = num + old_num * decay, den + old_den * decay
+        dead = den <= torch.finfo(den.dtype).tiny  # features underflowed for extreme inputs: as in `forward`
+        out = (num / torch.where(dead, 1.0, den)).masked_fill(dead, 0.0)
+        return out.to(dtype), {"kv": kv, "k_sum": k_sum, "log_scale": last}
