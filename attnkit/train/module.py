@@ -15,7 +15,7 @@ from torch import nn
 import attnkit
 from attnkit.registry import build_spec
 from attnkit.train.ema import EMA, needs_warmup
-from attnkit.train.optim import param_groups
+from attnkit.train.optim import adamw, param_groups
 from attnkit.train.schedule import warmup_cosine
 
 
@@ -79,7 +79,7 @@ class TaskModule(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         r = self.recipe
-        optimizer = torch.optim.AdamW(param_groups(self.model, r.weight_decay), lr=r.lr, betas=self.betas)
+        optimizer = adamw(param_groups(self.model, r.weight_decay), lr=r.lr, betas=self.betas)
         total = int(self.trainer.estimated_stepping_batches)
         factor = warmup_cosine(total, self.warmup(total), r.min_lr_ratio)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
