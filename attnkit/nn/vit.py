@@ -75,6 +75,7 @@ class ViT(nn.Module):
         kv_heads: int | None = None,
         qk_norm: str | None = None,
         pool: Literal["cls", "mean"] = "cls",
+        norm_after_pool: bool = False,
         dropout: float = 0.0,
         drop_path: float = 0.0,
         attention: Any = "softmax",
@@ -83,13 +84,17 @@ class ViT(nn.Module):
         ffn: Any = "mlp",
         layers: Any = None,
     ) -> None:
-        """`layers`: per-layer attention, heads, kv_heads and rotary/bias pos_enc (see attnkit.nn.layers)."""
+        """`layers`: per-layer attention, heads, kv_heads and rotary/bias pos_enc (see attnkit.nn.layers).
+
+        `norm_after_pool`: apply the final norm to the pooled vector instead of to every token before pooling (timm's
+        `fc_norm`, its default for mean pooling); the same parameter (`norm`) either way, and no change for pool='cls'.
+        """
         super().__init__()
         if depth <= 0 or dim <= 0:
             raise ConfigError(f"model.depth={depth} and model.dim={dim} must be positive")
         if pool not in ("cls", "mean"):
             raise ConfigError(f"model.pool={pool!r} is not a pooling; choose 'cls' or 'mean'")
-        self.pool, self.num_classes = pool, num_classes
+        self.pool, self.num_classes, self.norm_after_pool = pool, num_classes, bool(norm_after_pool)
         self.patch_embed = PatchEmbed(image_size, patch_size, in_channels, dim, stride=patch_stride)
         n_tokens = self.patch_embed.grid[0] * self.patch_embed.grid[1] + (pool == "cls")
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if pool == "cls" else None
@@ -152,6 +157,8 @@ class ViT(nn.Module):
         x = self.tokens(images)
         for block, bias in zip(self.blocks, self.layer_pos_enc.biases(x.shape[1], x.shape[1]), strict=True):
             x = block(x, bias=bias)
+        if self.norm_after_pool:
+            return self.head(self.norm(x[:, 0] if self.pool == "cls" else x.mean(dim=1)))
         x = self.norm(x)
         return self.head(x[:, 0] if self.pool == "cls" else x.mean(dim=1))
 

@@ -30,8 +30,9 @@ import torch
 from torch import nn
 
 from attnkit.errors import ConfigError, DataError
-from attnkit.train import provenance, run
+from attnkit.train import init_from, provenance, run
 from attnkit.train.checkpoints import load_checkpoint, load_weights
+from attnkit.train.compile import compile_module
 
 # (recipe key, lowest, highest, highest allowed): checked for every task that has the key
 RANGES = (
@@ -165,6 +166,7 @@ class Task:
         with reported_warnings() as seen:
             setup = self.setup(cfg, overrides, None)
         setup.warnings, setup.overrides = seen, list(overrides or [])
+        started = init_from.apply(cfg, setup.net, task=self.name, run_dir=run_dir)  # init_from=: weights that fit
         if getattr(setup.net, "plan", None) is not None:
             cfg = {**cfg, "plan": setup.net.plan}  # the resolved per-layer plan, in the run's config
         module, datamodule = self.lightning(cfg, setup, None)
@@ -218,6 +220,7 @@ class Task:
             "tested": "best" if tested else "last",
             **({"ema": ema_report(module.ema)} if module.ema is not None else {}),
             **({"resumed_from": str(resume)} if resume else {}),
+            **({"init_from": started} if started else {}),
             "warnings": list(setup.warnings),
         }
         self.report(cfg, run_dir, module, setup, metrics, title=f"{self.title} — trained")
@@ -326,6 +329,7 @@ class Task:
             load_weights(module, checkpoint["state_dict"], "the checkpoint")
             module.eval()
         module.extras = {**setup.extras, "config": cfg}
+        compile_module(module, cfg.get("compile"))  # compile=...: see attnkit/train/compile.py
         return module
 
     def write_prediction(self, run_dir: Path | None, result: dict[str, Any]) -> None:
