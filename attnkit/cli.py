@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> Any:
             raise ConfigError("-m (a multirun) cannot be combined with --cfg, --info or --help; drop -m to see it")
         if _MULTIRUN.intersection(flags):
             for sample in config.sweep_samples(overrides):  # every swept value, before any job starts
-                check_multirun_job(config.compose(sample))
+                check_multirun_job(config.compose(sample), launcher=_value(sample, "hydra/launcher"))
             if _value(overrides, "hydra.sweep.dir") is None and set(flags) <= _MULTIRUN:
                 argv.append(f"hydra.sweep.dir={reserve_dir(Path('outputs') / 'multirun')}")
         elif not _PASS_THROUGH.intersection(flags):
@@ -159,15 +159,20 @@ def main(argv: list[str] | None = None) -> Any:
     return result
 
 
-def check_multirun_job(cfg: Any) -> None:
+def check_multirun_job(cfg: Any, launcher: str | None = None) -> None:
     """A multirun's jobs run in this process (or a launcher's workers): a trainer that launches processes of its
-    own (DDP on several devices) cannot be one of them."""
+    own (DDP or FSDP on several devices) cannot be one of them. A SLURM launcher (submitit) is the exception: it
+    starts one task per device, and Lightning makes each one a rank."""
+    from attnkit.train.trainer import strategy_name
+
+    if launcher is not None and "slurm" in launcher:  # hydra/launcher=slurm or submitit_slurm
+        return
     trainer = cfg.trainer
-    strategy, devices = str(trainer.get("strategy", "auto")), trainer.get("devices", 1)
-    if strategy.startswith("ddp") and devices not in (1, "1"):
+    strategy, devices = strategy_name(trainer.get("strategy", "auto")), trainer.get("devices", 1)
+    if strategy.startswith(("ddp", "fsdp")) and devices not in (1, "1"):
         raise ConfigError(
-            f"a multirun cannot run trainer.strategy={strategy} jobs on {devices} devices (each DDP job starts its own "
-            f"processes); run each job alone, or sweep with one device per job"
+            f"a multirun cannot run trainer.strategy={strategy} jobs on {devices} devices (each such job starts its "
+            f"own processes); run each job alone, or sweep with one device per job"
         )
 
 

@@ -7,6 +7,7 @@ than averaged, so that random features (performer's projection, redrawn while tr
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import torch
@@ -50,3 +51,16 @@ def needs_warmup(decay: float, steps: int) -> bool:
     than 1% of the final average (decay ** steps > 0.01; decay 0.998: runs under about 2,300 steps). Longer runs
     average as without warm-up, so their results do not depend on it."""
     return decay**steps > 0.01
+
+
+def whole_weights(root: nn.Module | None) -> contextlib.AbstractContextManager:
+    """A context in which the parameters under `root` are whole, for the average to be updated from the model's:
+    under FSDP (`trainer=fsdp`: each process keeps a shard of every parameter, and the shards of the model and of its
+    average do not line up), the gathered full parameters, written back to the shards on exit (every process must
+    enter it); otherwise nothing."""
+    if root is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+        from torch.distributed.fsdp import FullyShardedDataParallel
+
+        if isinstance(root, FullyShardedDataParallel):
+            return FullyShardedDataParallel.summon_full_params(root, writeback=True)
+    return contextlib.nullcontext()

@@ -14,7 +14,7 @@ from torch import nn
 
 import attnkit
 from attnkit.registry import build_spec
-from attnkit.train.ema import EMA, needs_warmup
+from attnkit.train.ema import EMA, needs_warmup, whole_weights
 from attnkit.train.optim import adamw, param_groups
 from attnkit.train.schedule import warmup_cosine
 
@@ -58,7 +58,8 @@ class TaskModule(pl.LightningModule):
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.ema is not None:
-            self.ema.update(self.model)
+            with whole_weights(self.trainer.model):  # trainer=fsdp: whole weights, not this process's shards
+                self.ema.update(self.model)
 
     def on_train_start(self) -> None:
         self._started = time.perf_counter()

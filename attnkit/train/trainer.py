@@ -6,6 +6,7 @@ import inspect
 import logging
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,23 @@ def check_trainer_config(trainer_cfg: dict[str, Any]) -> None:
         raise ConfigError("trainer.max_epochs=-1 trains without end; set trainer.max_steps to size the schedule")
     accelerator, devices = str(trainer_cfg.get("accelerator", "auto")), trainer_cfg.get("devices", "auto")
     cuda = torch_cuda_devices()
+    strategy = strategy_name(trainer_cfg.get("strategy", "auto"))
+    if strategy.startswith("fsdp") and cuda == 0:
+        raise ConfigError(
+            f"trainer.strategy={strategy} (FSDP) needs GPUs and this machine has none (torch's FSDP and Lightning "
+            f"refuse the CPU); use trainer=ddp trainer.accelerator=cpu trainer.devices=2"
+        )
+    if strategy.startswith("fsdp") and accelerator not in ("gpu", "cuda"):
+        raise ConfigError(
+            f"trainer.strategy={strategy} (FSDP) runs on GPUs only; set trainer.accelerator=gpu, or use trainer=ddp "
+            f"on the CPU"
+        )
+    clip = trainer_cfg.get("gradient_clip_val")
+    if strategy.startswith("fsdp") and clip and trainer_cfg.get("gradient_clip_algorithm") in (None, "norm"):
+        raise ConfigError(
+            f"trainer.gradient_clip_val={clip} clips by norm, which Lightning cannot do under FSDP; set "
+            f"trainer.gradient_clip_val=null, or trainer.gradient_clip_algorithm=value"
+        )
     if accelerator in ("gpu", "cuda") and cuda == 0:
         raise ConfigError(f"trainer.accelerator={accelerator} but this machine has no GPU; use trainer=cpu")
     if accelerator in ("gpu", "cuda") and isinstance(devices, int) and devices > cuda:
@@ -69,6 +87,42 @@ def check_trainer_config(trainer_cfg: dict[str, Any]) -> None:
         )
     if on_cpu and str(trainer_cfg.get("precision", "32-true")) in ("16", "16-mixed", "16-true"):
         raise ConfigError("trainer.precision=16-mixed needs a GPU; on the CPU use 32-true or bf16-mixed")
+
+
+def strategy_name(strategy: Any) -> str:
+    """The strategy's name, given by name (`ddp`, `fsdp`) or as a mapping with `_target_` (its class:
+    `...FSDPStrategy` -> `fsdp`)."""
+    if isinstance(strategy, Mapping):
+        return str(strategy.get("_target_", "")).rsplit(".", 1)[-1].lower().removesuffix("strategy") or "?"
+    return str(strategy)
+
+
+# Strategy arguments that take module classes: a list of dotted names in the config, a set of classes for Lightning
+CLASS_SETS = ("auto_wrap_policy", "activation_checkpointing_policy", "activation_checkpointing")
+
+
+def make_strategy(strategy: Any) -> Any:
+    """`trainer.strategy` for Lightning: a name as it is; a mapping `{_target_: <strategy class>, <its arguments>}` as
+    that class's instance, with lists of dotted class names (`auto_wrap_policy: [attnkit.nn.EncoderBlock]`) as sets
+    of classes."""
+    if not isinstance(strategy, Mapping):
+        return strategy
+    from hydra.utils import get_class
+
+    node = dict(strategy)
+    target = node.pop("_target_", None)
+    if not target:
+        raise ConfigError(
+            "trainer.strategy as a mapping needs _target_: a Lightning strategy class (e.g. "
+            "pytorch_lightning.strategies.FSDPStrategy); or give a name: trainer.strategy=ddp"
+        )
+    try:
+        for key in CLASS_SETS:
+            if isinstance(node.get(key), (list, tuple)):
+                node[key] = {get_class(name) for name in node[key]}
+        return get_class(target)(**node)
+    except Exception as exc:
+        raise ConfigError(f"trainer.strategy ({target}) refused its config: {' '.join(str(exc).split())}") from exc
 
 
 def torch_cuda_devices() -> int:
@@ -163,7 +217,7 @@ def make_trainer(
                 raise ConfigError(f"callbacks.early_stopping: {exc} (keys are EarlyStopping's)") from exc
     try:
         return pl.Trainer(
-            **trainer_cfg,
+            **{**trainer_cfg, "strategy": make_strategy(trainer_cfg.get("strategy", "auto"))},
             callbacks=listed,
             logger=make_loggers(loggers, run_dir, resumed_step) if checkpoints else make_loggers(None, run_dir, None),
             plugins=[WholeCheckpointIO()],

@@ -31,6 +31,7 @@ class Attention(nn.Module):
     supports_weights: ClassVar[bool] = False
     supports_cache: ClassVar[bool] = True
     supports_recurrent: ClassVar[bool] = False  # has `step`: causal decoding with a fixed-size state
+    supports_compile: ClassVar[bool] = True  # torch.compile gives the eager outputs (compile=true refuses it if not)
     max_length: int | None = None
 
     def check(
