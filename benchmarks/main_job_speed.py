@@ -2,17 +2,21 @@
 
     python benchmarks/main_job_speed.py                    # today's preset against the pinned 2026-11 recipe
     python benchmarks/main_job_speed.py --seeds 0 --new task=vit heads=8 trainer.max_epochs=60
+    python benchmarks/main_job_speed.py --old-checkout b12bd87     # the old recipe on that commit's code
 
 Absolute times on a shared machine vary by 1.5-2× from hour to hour, so the two recipes run alternately (old seed 0,
 new seed 0, old seed 1, ...) in one script, and the ratio of their total wall times is what to compare. Each run is
 `python -m attnkit ...` in its own run directory (see benchmarks/recipe.py): wall time includes start-up, data
-loading, training, testing and the reports.
+loading, training, testing and the reports. `--old-checkout <commit>` runs the old recipe on that commit's code (a
+git worktree of it, run from its root), so that the comparison includes what changed in the code as well.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -42,14 +46,25 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--old", nargs="+", default=OLD, help="the earlier recipe's overrides")
     parser.add_argument("--new", nargs="+", default=["task=vit", "heads=8"], help="the recipe to compare")
+    parser.add_argument("--old-checkout", help="a commit whose code runs the old recipe (default: this checkout)")
     parser.add_argument("--out", default="outputs/benchmarks")
     args = parser.parse_args()
     out = Path(args.out) / datetime.now().strftime("main_job_%Y-%m-%d_%H-%M-%S")
     results: dict[str, list[dict]] = {"old": [], "new": []}
-    for seed in args.seeds:
-        for side in ("old", "new"):
-            results[side].append(run(getattr(args, side), seed, out / f"{side}-seed{seed}"))
-    print(f"\nold: `python -m attnkit {' '.join(args.old)}`\nnew: `python -m attnkit {' '.join(args.new)}`\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        old_root = None
+        if args.old_checkout:
+            old_root = Path(tmp) / "old"
+            subprocess.run(["git", "worktree", "add", "--detach", "-q", str(old_root), args.old_checkout], check=True)
+        try:
+            for seed in args.seeds:
+                results["old"].append(run(args.old, seed, out / f"old-seed{seed}", cwd=old_root))
+                results["new"].append(run(args.new, seed, out / f"new-seed{seed}"))
+        finally:
+            if old_root is not None:
+                subprocess.run(["git", "worktree", "remove", "--force", str(old_root)], check=False)
+    code = f" (code of {args.old_checkout})" if args.old_checkout else ""
+    print(f"\nold{code}: `python -m attnkit {' '.join(args.old)}`\nnew: `python -m attnkit {' '.join(args.new)}`\n")
     print("| seed | old test/acc | new test/acc | old wall (s) | new wall (s) | new / old |")
     print("|---:|---:|---:|---:|---:|---:|")
     for seed, old, new in zip(args.seeds, results["old"], results["new"], strict=True):

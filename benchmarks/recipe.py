@@ -24,11 +24,13 @@ from datetime import datetime
 from pathlib import Path
 
 
-def run(overrides: list[str], seed: int, run_dir: Path, check: bool = True) -> dict | str:
+def run(overrides: list[str], seed: int, run_dir: Path, check: bool = True, cwd: Path | None = None) -> dict | str:
     """`python -m attnkit <overrides> seed=<seed>` in `run_dir`: its metrics.json plus `wall_s`.
 
-    A failed run exits the script (`check`) or returns the CLI's last error line.
+    A failed run exits the script (`check`) or returns the CLI's last error line. `cwd`: run from that directory (the
+    root of another checkout runs that checkout's attnkit); `run_dir` is made absolute first.
     """
+    run_dir = run_dir.resolve()
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
     cmd = [
         sys.executable,
@@ -40,7 +42,7 @@ def run(overrides: list[str], seed: int, run_dir: Path, check: bool = True) -> d
         "trainer.enable_progress_bar=false",
     ]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=cwd)
     wall = time.perf_counter() - start
     if proc.returncode != 0 and not check:
         return (proc.stderr.strip().splitlines() or ["no output"])[-1]

@@ -228,7 +228,9 @@ class EncoderDecoder(nn.Module):
                 f"{what} of {length} positions exceeds model.max_len={self.max_len}; "
                 f"truncate the {what}s or raise model.max_len"
             )
-        lowest, highest = (int(t) for t in tokens.aminmax()) if tokens.numel() else (0, 0)
+        if torch.compiler.is_compiling() or not tokens.numel():
+            return  # a compiled forward skips it (reading the ids back breaks the graph); eager calls check
+        lowest, highest = (int(t) for t in tokens.aminmax())
         if lowest < 0 or highest >= vocab:
             bad = highest if highest >= vocab else lowest
             raise ConfigError(

@@ -122,7 +122,7 @@ def allowed_mask(
     if allowed is None:
         return None, None
     dead = ~allowed.any(dim=-1, keepdim=True)
-    if not dead.any():
+    if not torch.compiler.is_compiling() and not dead.any():  # compiled: no data-dependent branch (graph break)
         return allowed, None
     return allowed | dead, dead
 
