@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from attnkit.nn import rates
 from attnkit.nn.multihead import MultiHeadAttention
 from attnkit.nn.pos_enc.base import PositionalEncoding
 from attnkit.nn.rates import check_rate
@@ -76,8 +77,8 @@ class EncoderBlock(nn.Module):
         )
         self.norm2 = build_spec("norm", norm, dim=dim)
         self.ffn = build_spec("ffn", ffn, dim=dim)
-        self.drop_path = DropPath(check_rate("model.drop_path", drop_path))
-        self.dropout = nn.Dropout(check_rate("model.dropout", dropout))
+        self.drop_path = DropPath(drop_path) if check_rate("model.drop_path", drop_path) > 0 else nn.Identity()
+        self.dropout = rates.dropout("model.dropout", dropout)
 
     def forward(
         self,
@@ -136,7 +137,7 @@ class DecoderBlock(nn.Module):
         )
         self.norm3 = build_spec("norm", norm, dim=dim)
         self.ffn = build_spec("ffn", ffn, dim=dim)
-        self.dropout = nn.Dropout(check_rate("model.dropout", dropout))
+        self.dropout = rates.dropout("model.dropout", dropout)
 
     def forward(
         self,

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from attnkit.errors import ConfigError
+from attnkit.nn import rates
 from attnkit.nn.block import EncoderBlock
 from attnkit.nn.capabilities import head_dim
 from attnkit.nn.layers import LayerEncodings, layer_encodings, layer_plan, summary
@@ -70,7 +71,7 @@ class SequenceClassifier(nn.Module):
             self.pos_enc, layer_encodings(plan, pos_enc, self.pos_enc, heads, encoding), depth
         )
         self.plan = summary(plan)
-        rates = torch.linspace(0, drop_path, depth).tolist()
+        dpr = torch.linspace(0, drop_path, depth).tolist()
         self.blocks = nn.ModuleList(
             EncoderBlock(
                 dim,
@@ -81,7 +82,7 @@ class SequenceClassifier(nn.Module):
                 ffn=ffn,
                 norm=norm,
                 dropout=dropout,
-                drop_path=rates[i],
+                drop_path=dpr[i],
                 key_padding=True,
                 max_keys=n_tokens,
                 pos_enc=self.layer_pos_enc.of(i),
@@ -91,7 +92,7 @@ class SequenceClassifier(nn.Module):
         )
         self.norm = build_spec("norm", norm, dim=dim)
         self.head = nn.Linear(dim, num_classes)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = rates.dropout("model.dropout", dropout)
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnkit.errors import ConfigError
-from attnkit.nn.rates import check_rate
+from attnkit.nn import rates
 from attnkit.registry import register
 
 _ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU}
@@ -23,7 +23,7 @@ class Mlp(nn.Module):
         hidden = max(1, round(dim * mlp_ratio))
         self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
         self.act = _ACTIVATIONS[activation]()
-        self.dropout = nn.Dropout(check_rate("ffn.dropout", dropout))
+        self.dropout = rates.dropout("ffn.dropout", dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         """`[..., dim]` -> `[..., dim]`."""
@@ -39,7 +39,7 @@ class SwiGLU(nn.Module):
         hidden = max(1, round(dim * mlp_ratio * 2 / 3))
         self.gate_up = nn.Linear(dim, 2 * hidden)
         self.down = nn.Linear(hidden, dim)
-        self.dropout = nn.Dropout(check_rate("ffn.dropout", dropout))
+        self.dropout = rates.dropout("ffn.dropout", dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         """`[..., dim]` -> `[..., dim]`."""

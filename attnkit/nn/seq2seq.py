@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from attnkit.errors import ConfigError
+from attnkit.nn import rates
 from attnkit.nn.attention.base import Attention
 from attnkit.nn.block import DecoderBlock, EncoderBlock
 from attnkit.nn.capabilities import head_dim
@@ -189,7 +190,7 @@ class EncoderDecoder(nn.Module):
         self.encoder_norm = build_spec("norm", norm, dim=dim)
         self.decoder_norm = build_spec("norm", norm, dim=dim)
         self.output = nn.Linear(dim, tgt_vocab, bias=False)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = rates.dropout("model.dropout", dropout)
         self._uncacheable = sorted(
             {
                 type(kernel).__name__

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from attnkit.errors import ConfigError
+from attnkit.nn import rates
 from attnkit.nn.block import EncoderBlock
 from attnkit.nn.capabilities import head_dim
 from attnkit.nn.layers import LayerEncodings, layer_encodings, layer_plan, summary
@@ -137,7 +138,7 @@ class ViT(nn.Module):
         )
         self.norm = build_spec("norm", norm, dim=dim)
         self.head = nn.Linear(dim, num_classes)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = rates.dropout("model.dropout", dropout)
         if self.cls_token is not None:
             nn.init.trunc_normal_(self.cls_token, std=0.02)
         self.apply(_init_weights)

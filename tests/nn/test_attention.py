@@ -17,11 +17,11 @@ from attnkit.nn import MultiHeadAttention, SoftmaxAttention
 from attnkit.nn.attention import repeat_kv
 
 ATTENTIONS = attnkit.available("attention")
-# exact softmax attention: must match torch.nn.MultiheadAttention. On CPU, softmax takes the explicit path for short
-# sequences; `cpu_eager_max_len=0` forces its SDPA path, so both paths are checked.
-SDPA = {"name": "softmax", "cpu_eager_max_len": 0}
-EXACT_SPECS = ("softmax", "eager", SDPA)
-EXACT = [pytest.param(spec, id="softmax-sdpa" if spec is SDPA else spec) for spec in EXACT_SPECS]
+# exact softmax attention: must match torch.nn.MultiheadAttention. Softmax uses SDPA; `cpu_eager_max_len` large
+# forces its explicit path on CPU, so both paths are checked.
+EXPLICIT = {"name": "softmax", "cpu_eager_max_len": 1 << 20}
+EXACT_SPECS = ("softmax", "eager", EXPLICIT)
+EXACT = [pytest.param(spec, id="softmax-explicit" if spec is EXPLICIT else spec) for spec in EXACT_SPECS]
 DIM, HEADS, HEAD_DIM = 16, 4, 4
 MAX_LEN = 32
 
