@@ -3,7 +3,7 @@
     python benchmarks/softmax_cpu_paths.py
 
 `attention=softmax` computes softmax(QKᵀ/√d)V with torch's scaled_dot_product_attention, except on CPU for at most
-`cpu_eager_max_len` keys (default 0: never), where it uses explicit matmuls. This script measures a whole ViT training
+`cpu_eager_max_len` keys (default 96), where it uses explicit matmuls. This script measures a whole ViT training
 step (forward, backward, AdamW) with each path, for sequence lengths around that threshold. Prints a Markdown table.
 """
 

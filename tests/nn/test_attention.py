@@ -17,11 +17,12 @@ from attnkit.nn import MultiHeadAttention, SoftmaxAttention
 from attnkit.nn.attention import repeat_kv
 
 ATTENTIONS = attnkit.available("attention")
-# exact softmax attention: must match torch.nn.MultiheadAttention. Softmax uses SDPA; `cpu_eager_max_len` large
-# forces its explicit path on CPU, so both paths are checked.
+# exact softmax attention: must match torch.nn.MultiheadAttention. The spec with `cpu_eager_max_len` large forces
+# softmax's explicit path on CPU, `cpu_eager_max_len=0` its SDPA path, so both paths are checked at every length.
 EXPLICIT = {"name": "softmax", "cpu_eager_max_len": 1 << 20}
-EXACT_SPECS = ("softmax", "eager", EXPLICIT)
-EXACT = [pytest.param(spec, id="softmax-explicit" if spec is EXPLICIT else spec) for spec in EXACT_SPECS]
+SDPA = {"name": "softmax", "cpu_eager_max_len": 0}
+EXACT_SPECS = ("softmax", "eager", EXPLICIT, SDPA)
+EXACT = [pytest.param(s, id=n) for n, s in zip(("softmax", "eager", "explicit", "sdpa"), EXACT_SPECS, strict=True)]
 DIM, HEADS, HEAD_DIM = 16, 4, 4
 MAX_LEN = 32
 

@@ -26,9 +26,9 @@ from attnkit.nn import MultiHeadAttention, SoftmaxAttention
 from attnkit.train.compile import check_compilable, compile_kwargs, compile_module
 
 HEADS, HEAD_DIM, N = 2, 4, 6
-EXPLICIT = {"name": "softmax", "cpu_eager_max_len": 1 << 20}  # softmax's explicit path on CPU (default: SDPA)
+SDPA = {"name": "softmax", "cpu_eager_max_len": 0}  # softmax's SDPA path (short inputs take its explicit path)
 KERNELS = [pytest.param(name, id=name) for name in attnkit.available("attention")]
-KERNELS.append(pytest.param(EXPLICIT, id="softmax-explicit"))
+KERNELS.append(pytest.param(SDPA, id="softmax-sdpa"))
 AUTOTUNE = {"mode": "max-autotune-no-cudagraphs", "dynamic": False}
 TINY_VIT = (
     "task=vit",

@@ -14,16 +14,16 @@ from attnkit.registry import register
 class SoftmaxAttention(Attention):
     """Exact softmax(QKᵀ/√d)V on PyTorch's fused scaled_dot_product_attention.
 
-    On CPU, up to `cpu_eager_max_len` keys take the explicit matmul path instead (0, the default: never). With torch
-    2.14 SDPA's CPU kernel was as fast or faster in whole ViT steps (2 cores, `benchmarks/softmax_cpu_paths.py`; 65
-    tokens, batch 128: training 691 against 750 ms, inference 304 against 381 ms); earlier releases measured slower
-    there, which is what the option is for. Both paths compute the same function.
+    On CPU, up to `cpu_eager_max_len` keys take the explicit matmul path instead: inside training runs it measured
+    faster there than SDPA's CPU kernel (digits ViT runs, 2 cores: 17 tokens 26-36 against 38-47 ms a step), although
+    a single process alternating both paths sees them within 7% (`benchmarks/softmax_cpu_paths.py`). At 257 tokens
+    SDPA wins (1.6×). Set it to 0 to always use SDPA. Both paths compute the same function.
     """
 
     supports_bias = True
     supports_weights = True  # computed eagerly, only when asked for
 
-    def __init__(self, dropout: float = 0.0, scale: float | None = None, cpu_eager_max_len: int = 0) -> None:
+    def __init__(self, dropout: float = 0.0, scale: float | None = None, cpu_eager_max_len: int = 96) -> None:
         super().__init__()
         self.dropout = check_dropout("softmax", dropout)
         self.scale = scale
