@@ -80,7 +80,8 @@ class TaskModule(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         r = self.recipe
-        optimizer = adamw(param_groups(self.model, r.weight_decay), lr=r.lr, betas=self.betas)
+        mixed = "mixed" in str(self.trainer.precision)  # AMP: gradients clipped after unscaling, not fused
+        optimizer = adamw(param_groups(self.model, r.weight_decay), lr=r.lr, betas=self.betas, mixed_precision=mixed)
         total = int(self.trainer.estimated_stepping_batches)
         factor = warmup_cosine(total, self.warmup(total), r.min_lr_ratio)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
+from forked_cli import run_many
 from torch import nn
 
 from attnkit.train.optim import adamw, param_groups
@@ -29,8 +32,24 @@ def test_fused_on_cpu_and_the_same_update_as_the_looped_kernel() -> None:
     assert [g["weight_decay"] for g in fused.param_groups] == [0.1, 0.0]
 
 
+def test_mixed_precision_takes_the_multi_tensor_kernel() -> None:
+    optimizer = adamw(param_groups(_model(), 0.1), lr=1e-3, betas=(0.9, 0.999), mixed_precision=True)
+    assert not optimizer.defaults["fused"] and optimizer.defaults["foreach"]
+
+
+def test_bf16_mixed_training_clips_gradients(tmp_path) -> None:
+    """Lightning refuses to clip the gradients of a fused optimizer under mixed precision: bf16-mixed must train."""
+    args = ["task=vit", "model.dim=16", "model.depth=1", "heads=2", "task.attention_maps=0"]
+    args += ["trainer.precision=bf16-mixed", "trainer.gradient_clip_val=1.0", "trainer.fast_dev_run=true"]
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    done = run_many({"bf16": ([*args, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path, env)})["bf16"]
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "run" / "metrics.json").exists()
+
+
 def test_integer_parameters_keep_the_default_kernel() -> None:
     weight = nn.Parameter(torch.zeros(3, dtype=torch.float64))
     frozen = nn.Parameter(torch.zeros(2, dtype=torch.int64), requires_grad=False)
     optimizer = adamw([{"params": [weight, frozen]}], lr=1e-3, betas=(0.9, 0.999))
-    assert not optimizer.defaults["fused"]
+    assert not optimizer.defaults["fused"] and not optimizer.defaults["foreach"]
