@@ -152,6 +152,7 @@ def seq2seq_pair(shape: dict, device: str) -> tuple[nn.Module, nn.Module, Callab
         tie_embeddings=True,
         pos_enc="sinusoidal",
         ffn={"name": "mlp", "mlp_ratio": ff / dim},
+        dropout=0.0,
     )
     peer = TorchSeq2Seq(vocab, dim, heads, depth, ff)
     batch = shape["batch"]
