@@ -176,6 +176,13 @@ def is_timm_vit(state_dict: Mapping[str, Any]) -> bool:
     )
 
 
+def _split_qkv(out: dict[str, Tensor], layer: str, kind: str, fused: Tensor) -> None:
+    """A fused q/k/v projection's `weight` or `bias` (`kind`), stacked along dim 0, as attnkit's three projections of
+    `layer` (`<layer>.q_proj.<kind>`, ...), written into `out`."""
+    for part, chunk in zip("qkv", fused.chunk(3, dim=0), strict=True):
+        out[f"{layer}.{part}_proj.{kind}"] = chunk.clone()
+
+
 def timm_vit_state_dict(
     state_dict: Mapping[str, Tensor], *, no_embed_class: bool | None = None, strict: bool = True
 ) -> tuple[dict[str, Tensor], list[str]]:
@@ -204,8 +211,7 @@ def timm_vit_state_dict(
             kept.add(name)
             continue
         if m := re.fullmatch(r"(blocks\.\d+)\.attn\.qkv\.(weight|bias)", name):
-            for part, chunk in zip("qkv", value.chunk(3, dim=0), strict=True):
-                out[f"{m[1]}.attn.{part}_proj.{m[2]}"] = chunk.clone()
+            _split_qkv(out, f"{m[1]}.attn", m[2], value)
             continue
         if m := re.fullmatch(r"(blocks\.\d+)\.(attn\.proj|mlp\.fc2)\.(weight|bias)", name):
             gamma = gammas.get(f"{m[1]}.ls{1 if m[2] == 'attn.proj' else 2}.gamma")
@@ -521,8 +527,7 @@ def torch_transformer_state_dict(state_dict: Mapping[str, Tensor]) -> dict[str, 
             kept.add(name)
             continue
         if m := re.fullmatch(r"(.*)\.in_proj_(weight|bias)", name):
-            for part, chunk in zip("qkv", value.chunk(3, dim=0), strict=True):
-                out[f"{m[1]}.{part}_proj.{m[2]}"] = chunk.clone()
+            _split_qkv(out, m[1], m[2], value)
         else:
             out[name] = value
     _zero_missing_biases(out, kept)
