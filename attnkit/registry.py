@@ -23,7 +23,7 @@ from attnkit.errors import ConfigError, RegistryError
 
 T = TypeVar("T")
 
-KINDS: tuple[str, ...] = ("attention", "pos_enc", "norm", "ffn", "model", "task", "data")
+KINDS: tuple[str, ...] = ("attention", "pos_enc", "norm", "ffn", "copy", "model", "task", "data")
 
 _PLAIN = (int, float, bool, str, type(None))
 

@@ -2,10 +2,11 @@
 
 Works with any model that exposes `encode(src, src_padding_mask) -> memory`,
 `decode(tgt, memory, memory_padding_mask, cache=...) -> logits [B, N, V]` and `reorder_cache(cache, index)`, such as
-`attnkit.nn.EncoderDecoder`. The source is encoded once; with `use_cache`, each step feeds only the newest token, the
-decoder's self-attention keys and values grow in the cache (a kernel with a recurrent form, linear or performer,
-keeps a fixed-size state instead), and cross-attention keys and values are computed once per source. Sentences
-leave the batch as soon as they are finished.
+`attnkit.nn.EncoderDecoder`; a model whose `copies_source` is true also gets `src=`, the source ids, in `decode`. The
+source is encoded once; with `use_cache`, each step feeds only the newest token, the decoder's self-attention keys
+and values grow in the cache (a kernel with a recurrent form, linear or performer, keeps a fixed-size state instead),
+and cross-attention keys and values are computed once per source. Sentences leave the batch as soon as they are
+finished.
 
 Lengths: a sentence of n source tokens gets at most L = max_len_a · n + max_len_b target tokens (capped by `max_len`
 and by the model's `max_len`), then EOS is forced. The padding and BOS ids are never generated. Outputs are
@@ -131,6 +132,15 @@ def _repeated_ngrams(hyps: Tensor, n: int, vocab: int) -> Tensor:
     return hits > 0
 
 
+def _decode(
+    model: nn.Module, tgt: Tensor, memory: Tensor, memory_mask: Tensor | None, cache: dict | None, src: Tensor
+) -> Tensor:
+    """`model.decode`, given the source ids too when the model copies from the source (`copies_source`)."""
+    if getattr(model, "copies_source", False):
+        return model.decode(tgt, memory, memory_mask, cache=cache, src=src)
+    return model.decode(tgt, memory, memory_mask, cache=cache)
+
+
 def _longest(lengths: Tensor) -> int:
     return int(lengths.max()) if lengths.numel() else 0
 
@@ -172,11 +182,12 @@ def greedy(
             rows = rows[limits > 0]
         prefix = src.new_full((rows.numel(), 1), bos_id)  # BOS + tokens so far
         memory, memory_mask = memory[rows], None if memory_mask is None else memory_mask[rows]
+        source = src[rows]
         cache: dict[Any, Any] | None = {} if use_cache else None
         step = 0
         while rows.numel():
             tgt = prefix[:, -1:] if cache is not None else prefix
-            logits = model.decode(tgt, memory, memory_mask, cache=cache)[:, -1]
+            logits = _decode(model, tgt, memory, memory_mask, cache, source)[:, -1]
             logp = _next_log_probs(
                 logits,
                 prefix[:, 1:],
@@ -194,7 +205,7 @@ def greedy(
             done = token.eq(eos_id) if has_eos else limits[rows] <= step
             if done.any():
                 keep = (~done).nonzero().squeeze(1)
-                rows, prefix, memory = rows[keep], prefix[keep], memory[keep]
+                rows, prefix, memory, source = rows[keep], prefix[keep], memory[keep], source[keep]
                 memory_mask = None if memory_mask is None else memory_mask[keep]
                 if cache is not None and keep.numel():
                     model.reorder_cache(cache, keep)
@@ -232,7 +243,7 @@ def beam_search(
     with _inference(model):
         memory, mask, memory_mask = _prepare(model, src, src_padding_mask, pad_id)
         limits = max_lengths(model, mask, max_len_a=max_len_a, max_len_b=max_len_b, max_len=max_len, min_len=min_len)
-        search = _BeamSearch(model, memory, memory_mask, limits, beam, bos_id, eos_id, pad_id, length_penalty)
+        search = _BeamSearch(model, memory, memory_mask, src, limits, beam, bos_id, eos_id, pad_id, length_penalty)
         return search.run(min_len=min_len, no_repeat_ngram=no_repeat_ngram, use_cache=use_cache)
 
 
@@ -244,6 +255,7 @@ class _BeamSearch:
         model: nn.Module,
         memory: Tensor,
         memory_mask: Tensor | None,
+        src: Tensor,
         limits: Tensor,
         beam: int,
         bos_id: int,
@@ -251,7 +263,7 @@ class _BeamSearch:
         pad_id: int,
         length_penalty: float,
     ) -> None:
-        self.model, self.memory, self.memory_mask, self.limits = model, memory, memory_mask, limits
+        self.model, self.memory, self.memory_mask, self.src, self.limits = model, memory, memory_mask, src, limits
         self.beam, self.length_penalty = beam, length_penalty
         self.bos_id, self.eos_id, self.pad_id = bos_id, eos_id, pad_id
         bsz, device = memory.shape[0], memory.device
@@ -269,6 +281,7 @@ class _BeamSearch:
         self.k_rows = self.hyps.shape[1]
         rows = self.sent.repeat_interleave(self.k_rows)
         self.rows_memory = self.memory.index_select(0, rows)
+        self.rows_src = self.src.index_select(0, rows)
         self.rows_mask = None if self.memory_mask is None else self.memory_mask.index_select(0, rows)
 
     def _finish(self, where: Tensor, scores: Tensor, tokens: Tensor, lengths: Tensor) -> None:
@@ -319,7 +332,7 @@ class _BeamSearch:
                 tgt = flat[:, -1:] if t else flat.new_full((s * k, 1), self.bos_id)
             else:
                 tgt = torch.cat([flat.new_full((s * k, 1), self.bos_id), flat], dim=1)
-            logits = self.model.decode(tgt, self.rows_memory, self.rows_mask, cache=cache)[:, -1]
+            logits = _decode(self.model, tgt, self.rows_memory, self.rows_mask, cache, self.rows_src)[:, -1]
             logp = _next_log_probs(
                 logits,
                 flat,
@@ -375,7 +388,7 @@ def sequence_log_prob(
     with _inference(model):
         memory, _, memory_mask = _prepare(model, src, src_padding_mask, pad_id)
         tgt_in = torch.cat([tokens.new_full((tokens.shape[0], 1), bos_id), tokens[:, :-1]], dim=1)
-        logp = torch.log_softmax(model.decode(tgt_in, memory, memory_mask).float(), dim=-1)
+        logp = torch.log_softmax(_decode(model, tgt_in, memory, memory_mask, None, src).float(), dim=-1)
         picked = logp.gather(2, tokens[:, :, None]).squeeze(2)
         real = tokens.ne(pad_id)
         lengths = real.sum(dim=1).clamp_min(1)

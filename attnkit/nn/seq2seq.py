@@ -2,7 +2,8 @@
 
 Encoder self-attention, decoder self-attention and cross-attention each take a registered attention spec; each stack
 has its own positional encoding. `attention=` and `pos_enc=` set every stack at once; `encoder={...}` and
-`decoder={...}` override one stack, a missing or None value inheriting the model's.
+`decoder={...}` override one stack, a missing or None value inheriting the model's. `decoder={"copy": true}` adds
+copy attention (a registered `copy` head, `attnkit.nn.copy`): the decoder can then copy source tokens.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from attnkit.nn.layers import LayerEncodings, layer_encodings, layer_plan, summa
 from attnkit.nn.multihead import MultiHeadAttention
 from attnkit.registry import build_spec, did_you_mean, register
 
-# layer -> {"self": {"k", "v"} or {"state": {...}, "length"}, "cross": {"k", "v"}}; see attnkit.nn.multihead
-Cache = dict[int, dict[str, dict[str, Any]]]
+# layer -> {"self": {"k", "v"} or {"state": {...}, "length"}, "cross": {"k", "v"}}; see attnkit.nn.multihead;
+# with a copy head also "copy" -> its projected source keys
+Cache = dict[Any, dict[str, Any]]
 
 _STACK_KEYS = {
     "encoder": ("attention", "pos_enc", "layers"),
-    "decoder": ("attention", "cross_attention", "pos_enc", "layers"),
+    "decoder": ("attention", "cross_attention", "pos_enc", "layers", "copy"),
 }
 
 
@@ -200,8 +202,27 @@ class EncoderDecoder(nn.Module):
             }
         )
         self._init_weights()
+        self.copy = self._copy_head(dec.get("copy"), dim, share_vocab)  # after: it initialises itself
         if tie_embeddings:
             self.output.weight = self.tgt_embed.weight
+
+    @staticmethod
+    def _copy_head(spec: Any, dim: int, share_vocab: bool) -> nn.Module | None:
+        """The decoder's copy head from `model.decoder.copy`: false/None (none), true (pointer_generator), a name or
+        a spec; copying maps source ids to target ids, so it needs the joint vocabulary."""
+        if spec is None or spec is False:
+            return None
+        if not share_vocab:
+            raise ConfigError(
+                "model.decoder.copy needs one joint vocabulary: source ids must be target ids (set model.share_vocab="
+                "true and task.tokenizer.joint=true, or model.decoder.copy=false)"
+            )
+        return build_spec("copy", "pointer_generator" if spec is True else spec, dim=dim)
+
+    @property
+    def copies_source(self) -> bool:
+        """Whether `decode` needs the source token ids (`src=`): the model has a copy head."""
+        return self.copy is not None
 
     @property
     def supports_cache(self) -> bool:
@@ -261,8 +282,12 @@ class EncoderDecoder(nn.Module):
         memory_padding_mask: Tensor | None = None,
         *,
         cache: Cache | None = None,
+        src: Tensor | None = None,
     ) -> Tensor:
         """tgt `[B, Nt]`, memory `[B, Ns, dim]` -> logits `[B, Nt, tgt_vocab]`.
+
+        With a copy head (`copies_source`), `src` `[B, Ns]` (the source ids) is required and the result is the
+        log-probabilities of the mixed distribution, in float32 (log-softmax leaves them unchanged).
 
         With `cache` (a dict, filled in place), `tgt` holds only the new tokens: their positions continue after the
         cached ones, self-attention keys and values are appended (or, for a kernel with a recurrent form such as
@@ -283,12 +308,21 @@ class EncoderDecoder(nn.Module):
         for i, (block, bias) in enumerate(zip(self.decoder_blocks, biases, strict=True)):
             layer_cache = None if cache is None else cache.setdefault(i, {})
             x = block(x, memory, memory_padding_mask=memory_padding_mask, self_bias=bias, cache=layer_cache)
-        return self.output(self.decoder_norm(x))
+        x = self.decoder_norm(x)
+        if self.copy is None:
+            return self.output(x)
+        if src is None or src.shape != memory.shape[:2]:
+            raise ConfigError(
+                f"this model copies source tokens (model.decoder.copy): decode needs src=<source ids [B, Ns]> matching "
+                f"memory {tuple(memory.shape[:2])}; got {None if src is None else tuple(src.shape)}"
+            )
+        copy_cache = None if cache is None else cache.setdefault("copy", {})
+        return self.copy(x, self.output(x), memory, src, memory_padding_mask, copy_cache)
 
     def forward(self, src: Tensor, tgt_in: Tensor, src_padding_mask: Tensor | None = None) -> Tensor:
         """Teacher forcing: src `[B, Ns]`, tgt_in `[B, Nt]` (BOS + target, right-padded) -> logits `[B, Nt, V]`."""
         mask = self.padding_mask(src) if src_padding_mask is None else src_padding_mask
-        return self.decode(tgt_in, self.encode(src, mask), mask)
+        return self.decode(tgt_in, self.encode(src, mask), mask, src=src)
 
     @staticmethod
     def cached_length(cache: Cache | None) -> int:
