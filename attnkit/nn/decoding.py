@@ -93,21 +93,33 @@ def _next_log_probs(
     pad_id: int,
     min_len: int,
     no_repeat_ngram: int = 0,
+    word_starts: Tensor | None = None,
+    stutter_free: Tensor | None = None,
+    repetition_penalty: float = 1.0,
 ) -> Tensor:
     """Log-probabilities `[R, V]` of the next token after `hyps` `[R, step]`, with the search's constraints.
 
     Padding and BOS are never generated; EOS is forbidden before `min_len` tokens and forced once a row has
-    `limits` `[R]` tokens; `no_repeat_ngram` forbids a token that would repeat an n-gram of the hypothesis.
-    Constrained entries become -inf; the others keep their log-probability (no renormalisation).
+    `limits` `[R]` tokens; `no_repeat_ngram` forbids a token that would repeat an n-gram of the hypothesis (of
+    words when `word_starts` is given: see `_repeated_words`, also for `stutter_free`); `repetition_penalty` p > 1
+    divides the positive logits of the tokens the hypothesis already holds by p and multiplies the negative ones
+    (Keskar et al. 2019). Constrained entries become -inf; the others keep their log-probability.
     """
-    logp = torch.log_softmax(logits.float(), dim=-1)
+    scores = logits.float()
+    if repetition_penalty != 1.0 and hyps.shape[1]:
+        seen = scores.gather(1, hyps)
+        scores = scores.scatter(1, hyps, torch.where(seen > 0, seen / repetition_penalty, seen * repetition_penalty))
+    logp = torch.log_softmax(scores, dim=-1)
     vocab = logp.shape[-1]
     eos_logp = logp[:, eos_id].clone() if eos_id >= 0 else None
     for banned in {pad_id, bos_id} - {eos_id}:
         if banned < vocab:
             logp[:, banned] = NEG_INF
     if no_repeat_ngram > 0:
-        logp.masked_fill_(_repeated_ngrams(hyps, no_repeat_ngram, vocab), NEG_INF)
+        if word_starts is None:
+            logp.masked_fill_(_repeated_ngrams(hyps, no_repeat_ngram, vocab), NEG_INF)
+        else:
+            logp.masked_fill_(_repeated_words(hyps, no_repeat_ngram, word_starts, stutter_free), NEG_INF)
     if eos_id >= 0:
         if step < min_len:
             logp[:, eos_id] = NEG_INF
@@ -139,6 +151,45 @@ def _decode(
     if getattr(model, "copies_source", False):
         return model.decode(tgt, memory, memory_mask, cache=cache, src=src)
     return model.decode(tgt, memory, memory_mask, cache=cache)
+
+
+def _repeated_words(hyps: Tensor, n: int, word_starts: Tensor, stutter_free: Tensor | None = None) -> Tensor:
+    """`[R, V]` True for each piece that would make the last n words of a row of `hyps` `[R, T]` repeat n words the
+    row already holds, or would repeat the piece before it inside a word.
+
+    A word is a piece that starts one (`word_starts` `[V]` bool) and the pieces after it that do not; the word being
+    written counts with the pieces it has so far, so the piece that would complete a repeated word n-gram is banned
+    ("▁seek ing ▁seek ing ▁seek" cannot go on with "ing" for n = 2), while the same pieces inside different words
+    are free ("▁un do ... ▁un less"). A word that only begins like a repeated one is cut short at its last piece.
+    Inside a word a piece never follows itself ("▁m ust ust"), except the pieces `stutter_free` `[V]` marks (digits).
+    """
+    rows = hyps.shape[0]
+    banned = torch.zeros(rows, word_starts.numel(), dtype=torch.bool, device=hyps.device)
+    starts = word_starts.to(hyps.device)[hyps].tolist()
+    free = set() if stutter_free is None else set(stutter_free.nonzero().flatten().tolist())
+    for r, (tokens, is_start) in enumerate(zip(hyps.tolist(), starts, strict=True)):
+        words: list[tuple[int, ...]] = []
+        for token, start in zip(tokens, is_start, strict=True):
+            if start or not words:
+                words.append((token,))
+            else:
+                words[-1] = (*words[-1], token)
+        if not words:
+            continue
+        done, current = words[:-1], words[-1]
+        if len(current) > 1 and current[-1] not in free:  # inside a word: no piece twice in a row
+            banned[r, current[-1]] = True
+        # the piece continues `current`: an earlier n-gram of complete words whose last word is `current` + piece
+        for i in range(len(done) - n + 1):
+            context, word = done[i : i + n - 1], done[i + n - 1]
+            if context == done[len(done) - n + 1 :] and len(word) == len(current) + 1 and word[:-1] == current:
+                banned[r, word[-1]] = True
+        # the piece starts a word (`current` is complete): an earlier n-gram whose last word is that one piece
+        for i in range(len(words) - n + 1):
+            context, word = words[i : i + n - 1], words[i + n - 1]
+            if len(word) == 1 and context == words[len(words) - n + 1 :]:
+                banned[r, word[0]] = True
+    return banned
 
 
 def _longest(lengths: Tensor) -> int:
@@ -227,6 +278,9 @@ def beam_search(
     max_len_b: int = 10,
     max_len: int | None = None,
     no_repeat_ngram: int = 0,
+    word_starts: Tensor | None = None,
+    stutter_free: Tensor | None = None,
+    repetition_penalty: float = 1.0,
     use_cache: bool = True,
 ) -> Tensor:
     """Batched beam search: src `[B, Ns]` -> the best hypothesis per sentence `[B, T]` (no BOS, pad after EOS).
@@ -234,17 +288,34 @@ def beam_search(
     The B · beam hypotheses decode as one batch. A hypothesis that ends (EOS among the step's `beam` best
     candidates) is kept with the score log p(y|x) / len**length_penalty (len counts EOS, as in fairseq); a sentence
     is done once it holds `beam` finished hypotheses or reaches its maximum length, and leaves the batch.
+    `no_repeat_ngram` counts words when `word_starts` (`[V]` bool: the pieces that begin a word) is given, and a
+    piece then never follows itself inside a word unless `stutter_free` (`[V]` bool, e.g. digits) marks it; else it
+    counts tokens. `repetition_penalty` (1 = off) penalises tokens a hypothesis already holds.
     """
     if not isinstance(beam, int) or isinstance(beam, bool) or beam <= 0:
         raise ConfigError(f"beam={beam!r} must be a positive integer (1 = greedy)")
     if not isinstance(no_repeat_ngram, int) or no_repeat_ngram < 0:
         raise ConfigError(f"no_repeat_ngram={no_repeat_ngram!r} must be an integer >= 0 (0 = off)")
+    if (
+        isinstance(repetition_penalty, bool)
+        or not isinstance(repetition_penalty, (int, float))
+        or repetition_penalty <= 0
+    ):
+        raise ConfigError(f"repetition_penalty={repetition_penalty!r} must be a number > 0 (1 = off)")
+    if word_starts is not None and (word_starts.dim() != 1 or word_starts.dtype != torch.bool):
+        raise ConfigError(f"word_starts must be a [V] bool tensor; got {word_starts.dtype} {tuple(word_starts.shape)}")
     _check_ids(model, bos_id=bos_id, eos_id=eos_id, pad_id=pad_id)
     with _inference(model):
         memory, mask, memory_mask = _prepare(model, src, src_padding_mask, pad_id)
         limits = max_lengths(model, mask, max_len_a=max_len_a, max_len_b=max_len_b, max_len=max_len, min_len=min_len)
         search = _BeamSearch(model, memory, memory_mask, src, limits, beam, bos_id, eos_id, pad_id, length_penalty)
-        return search.run(min_len=min_len, no_repeat_ngram=no_repeat_ngram, use_cache=use_cache)
+        constraints = {
+            "no_repeat_ngram": no_repeat_ngram,
+            "word_starts": word_starts,
+            "stutter_free": stutter_free,
+            "repetition_penalty": float(repetition_penalty),
+        }
+        return search.run(min_len=min_len, use_cache=use_cache, **constraints)
 
 
 class _BeamSearch:
@@ -312,7 +383,9 @@ class _BeamSearch:
         if changed:
             self._rows_memory()
 
-    def run(self, *, min_len: int, no_repeat_ngram: int, use_cache: bool) -> Tensor:
+    def run(self, *, min_len: int, use_cache: bool, **constraints: Any) -> Tensor:
+        """Decode until every sentence is done; `constraints`: `_next_log_probs`' no_repeat_ngram, word_starts and
+        repetition_penalty."""
         cache: dict[Any, Any] | None = {} if use_cache else None
         has_eos, beam = self.eos_id >= 0, self.beam
         for step in range(self.width + 1):
@@ -342,7 +415,7 @@ class _BeamSearch:
                 eos_id=self.eos_id,
                 pad_id=self.pad_id,
                 min_len=min_len,
-                no_repeat_ngram=no_repeat_ngram,
+                **constraints,
             )
             vocab = logp.shape[-1]
             candidates = (self.scores[:, :, None] + logp.view(s, k, vocab)).view(s, k * vocab)

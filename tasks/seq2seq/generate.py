@@ -13,19 +13,55 @@ from torch import Tensor, nn
 from attnkit.errors import ConfigError
 from attnkit.tasks.seq2seq.batches import collate, encode_sources, source_limit
 from attnkit.tasks.seq2seq.data.base import OnLong
-from attnkit.tasks.seq2seq.tokenizer import Tokenizers
+from attnkit.tasks.seq2seq.tokenizer import TextTokenizer, Tokenizers
+
+UNITS = ("word", "piece")
+WORD_MARKS = {"Metaspace": "▁", "ByteLevel": "Ġ"}  # decoders whose pieces mark the start of a word
+
+
+def digit_pieces(tokenizer: TextTokenizer) -> Tensor:
+    """`[V]` bool: the pieces made of digits (after a word mark), which may follow themselves ("1 00 00")."""
+    marks = "".join(WORD_MARKS.values()) + "#"
+    digits = torch.zeros(tokenizer.vocab_size, dtype=torch.bool)
+    for token, index in tokenizer.tokenizer.get_vocab(with_added_tokens=True).items():
+        if index < digits.numel():
+            digits[index] = token.lstrip(marks).isdigit()
+    return digits
+
+
+def word_starts(tokenizer: TextTokenizer) -> Tensor:
+    """`[V]` bool: the pieces that begin a word (`▁x` / `Ġx` pieces of BPE, all but `##x` of WordPiece, spaces of
+    a character tokenizer, every token of a word tokenizer); special tokens count as words of their own."""
+    inner = tokenizer.tokenizer
+    kind = type(inner.decoder).__name__ if inner.decoder is not None else ""
+    starts = torch.ones(tokenizer.vocab_size, dtype=torch.bool)
+    special = {tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id, tokenizer.unk_id}
+    for token, index in inner.get_vocab(with_added_tokens=True).items():
+        if index >= starts.numel() or index in special:
+            continue
+        if kind in WORD_MARKS:
+            starts[index] = token.startswith(WORD_MARKS[kind])
+        elif kind == "WordPiece":
+            starts[index] = not token.startswith("##")
+        elif kind == "Fuse":  # characters: a word begins at a space
+            starts[index] = token.isspace()
+    return starts
 
 
 @dataclass(frozen=True)
 class DecodeOptions:
     """How to search: `beam` 1 is greedy; at least `min_len` and at most `max_len_a` · source length + `max_len_b`
-    target tokens (and at most `max_len`, when set); `no_repeat_ngram` n > 0 forbids repeating any n-gram."""
+    target tokens (and at most `max_len`, when set); `no_repeat_ngram` n > 0 forbids repeating any n-gram of
+    `no_repeat_unit`s: `word` (the tokenizer's words, whatever pieces they are made of) or `piece` (tokens);
+    `repetition_penalty` p > 1 makes tokens already written less likely (1 = off)."""
 
     beam: int = 5
     length_penalty: float = 1.0
     max_len_a: float = 1.5
     max_len_b: int = 10
     no_repeat_ngram: int = 0
+    no_repeat_unit: str = "word"
+    repetition_penalty: float = 1.0
     min_len: int = 0
     max_len: int | None = None
 
@@ -40,6 +76,13 @@ class DecodeOptions:
         ngram = self.no_repeat_ngram
         if isinstance(ngram, bool) or not isinstance(ngram, int) or ngram < 0:
             raise ConfigError(f"task.no_repeat_ngram={self.no_repeat_ngram!r} must be an int >= 0 (0 = off)")
+        if self.no_repeat_unit not in UNITS:
+            raise ConfigError(
+                f"task.no_repeat_unit={self.no_repeat_unit!r} must be one of {', '.join(UNITS)} (what an n-gram counts)"
+            )
+        penalty = self.repetition_penalty
+        if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or penalty <= 0:
+            raise ConfigError(f"task.repetition_penalty={penalty!r} must be a number > 0 (1 = off, 1.2 is common)")
         if isinstance(self.min_len, bool) or not isinstance(self.min_len, int) or self.min_len < 0:
             raise ConfigError(f"task.min_len={self.min_len!r} must be an int >= 0 (target tokens)")
         if self.max_len is not None and (
@@ -87,9 +130,10 @@ def generate_ids(
         "min_len": options.min_len,
         "use_cache": bool(getattr(model, "supports_cache", True)),
     }
-    if options.beam == 1 and options.no_repeat_ngram == 0:
+    if options.beam == 1 and options.no_repeat_ngram == 0 and options.repetition_penalty == 1.0:
         out = greedy(model, src, src_mask, **common)
     else:
+        by_words = options.no_repeat_ngram > 0 and options.no_repeat_unit == "word"
         out = beam_search(
             model,
             src,
@@ -97,9 +141,22 @@ def generate_ids(
             beam=options.beam,
             length_penalty=options.length_penalty,
             no_repeat_ngram=options.no_repeat_ngram,
+            **(_word_marks(tgt) if by_words else {}),
+            repetition_penalty=options.repetition_penalty,
             **common,
         )
     return [strip(row, tgt.eos_id, tgt.pad_id) for row in out.tolist()]
+
+
+def _word_marks(tokenizer: TextTokenizer) -> dict[str, Tensor]:
+    """beam_search's `word_starts` and `stutter_free` for the tokenizer, computed once per tokenizer."""
+    cached = getattr(tokenizer, "_word_marks", None)
+    if cached is None:
+        cached = tokenizer._word_marks = {
+            "word_starts": word_starts(tokenizer),
+            "stutter_free": digit_pieces(tokenizer),
+        }
+    return cached
 
 
 def strip(ids: list[int], eos_id: int, pad_id: int) -> list[int]:

@@ -47,7 +47,8 @@ class Seq2SeqTask(Task):
     Recipe: AdamW with `lr`, `weight_decay`, linear warm-up over `warmup_steps` then cosine decay to
     `min_lr_ratio`; label smoothing. Validation during training decodes with `val_beam` (1 = greedy, fast); the
     final validation and test decode with `beam`, `length_penalty`, at least `min_len` and at most `max_len_a` ·
-    source length + `max_len_b` tokens (and at most `max_len`), never repeating an n-gram if `no_repeat_ngram`.
+    source length + `max_len_b` tokens (and at most `max_len`), never repeating an n-gram of words (or of pieces,
+    `no_repeat_unit`) if `no_repeat_ngram`, with `repetition_penalty` on tokens already written.
     `test_checkpoint`: `best` (best validation score) or `last`; `samples`: rows of the sample table;
     `tokenizer`: how texts become tokens (see `TokenizerOptions`).
     """
@@ -68,6 +69,8 @@ class Seq2SeqTask(Task):
     max_len_a: float = 1.5
     max_len_b: int = 10
     no_repeat_ngram: int = 0
+    no_repeat_unit: Literal["word", "piece"] = "word"
+    repetition_penalty: float = 1.0
     min_len: int = 0
     max_len: int | None = None
     samples: int = 8

@@ -235,3 +235,70 @@ def test_a_source_must_be_a_batch(untrained) -> None:
     with pytest.raises(ConfigError) as exc:
         greedy(untrained, torch.tensor([3, 4, 5]), **IDS)
     assert "[B, Ns]" in one_line(exc)
+
+
+# --- n-grams of words, stutters and the repetition penalty ------------------------------------------------------
+
+# pieces of a toy BPE vocabulary: 3 ▁microsoft, 4 ▁seeking, 5 ▁deal, 6 ▁seek, 7 ing, 8 ▁m, 9 ust, 10 ▁2, 11 00, 12 ▁un
+STARTS = torch.tensor([True, True, True, True, True, True, True, False, True, False, True, False, True] + [True] * 7)
+DIGITS = torch.zeros(VOCAB, dtype=torch.bool)
+DIGITS[[10, 11]] = True
+
+
+def word_banned(pieces: list[int], n: int) -> set[int]:
+    from attnkit.nn.decoding import _repeated_words
+
+    banned = _repeated_words(torch.tensor([pieces]), n, STARTS, DIGITS)[0]
+    return set(banned.nonzero().flatten().tolist())
+
+
+@pytest.mark.parametrize(
+    ("pieces", "n", "banned"),
+    [
+        ([3, 4, 4], 2, {4}),  # "microsoft seeking seeking" + "seeking": the bigram (seeking, seeking) again
+        ([6, 7, 6, 7, 6], 2, {7}),  # "seek|ing seek|ing seek" + "ing": the same words made of two pieces each
+        ([6, 7, 6, 7, 6], 3, set()),  # ... but no word trigram repeats
+        ([3, 4, 5, 3, 4], 3, {5}),  # "microsoft seeking deal microsoft seeking" + "deal"
+        ([8, 9], 2, {9}),  # "m|ust" + "ust": a piece never follows itself inside a word
+        ([10, 11], 2, set()),  # "2|00" + "00" is a number
+        ([12, 9, 12], 2, set()),  # "un|ust un" + "ust": only the words so far count, not the pieces in them
+    ],
+)
+def test_no_repeat_ngram_counts_words_and_blocks_stutters(pieces, n, banned) -> None:
+    assert word_banned(pieces, n) == banned
+
+
+def test_piece_ngrams_let_a_stuttering_sequence_through_that_word_ngrams_block(untrained) -> None:
+    """The same pieces ("microsoft seeking seeking") pass the piece trigram rule but not the word one at n = 2,
+    and a forced stutter is blocked in the search's output."""
+    from attnkit.nn.decoding import _repeated_ngrams
+
+    assert not _repeated_ngrams(torch.tensor([[3, 4, 4]]), 3, VOCAB)[0, 4]
+    assert word_banned([3, 4, 4], 2) == {4}
+    src, _ = sources()
+    with torch.no_grad():
+        untrained.output.weight[9] += 5 * untrained.output.weight.std()  # "ust" everywhere
+    plain = beam_search(untrained, src, **IDS, max_len_a=0, max_len_b=10, beam=3)
+    words = beam_search(
+        untrained, src, **IDS, max_len_a=0, max_len_b=10, beam=3, no_repeat_ngram=2, word_starts=STARTS
+    )
+
+    def stutters(row: Tensor) -> bool:
+        tokens = row[row.ne(PAD)].tolist()
+        return any(a == b and not STARTS[a] for a, b in zip(tokens, tokens[1:], strict=False))
+
+    assert any(stutters(row) for row in plain)
+    assert not any(stutters(row) for row in words)
+
+
+def test_repetition_penalty_lowers_the_tokens_already_written() -> None:
+    from attnkit.nn.decoding import _next_log_probs
+
+    logits = torch.tensor([[2.0, -1.0, 0.5, 0.5, 0.5]])
+    hyps = torch.tensor([[0, 1]])
+    common = {"step": 2, "bos_id": 9, "eos_id": -1, "pad_id": 8, "min_len": 0}
+    plain = _next_log_probs(logits, hyps, torch.tensor([10]), **common)
+    penalised = _next_log_probs(logits, hyps, torch.tensor([10]), repetition_penalty=2.0, **common)
+    expected = torch.log_softmax(torch.tensor([[1.0, -2.0, 0.5, 0.5, 0.5]]), dim=-1)
+    torch.testing.assert_close(penalised, expected)
+    assert (penalised[0, 2:] > plain[0, 2:]).all()
