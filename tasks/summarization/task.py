@@ -56,6 +56,15 @@ class SummarizationTask(Seq2SeqTask):
         out["lead_words"] = words
         return out
 
+    def report(self, cfg: dict[str, Any], run_dir: Any, module: Any, setup: Any, metrics: dict, title: str) -> None:
+        """The run's report, then one warning line when the model scores below the lead baseline on test."""
+        line = below_lead(metrics, len(setup.data.train), copy=bool(getattr(setup.net, "copies_source", False)))
+        if line:
+            metrics["warnings"] = [*metrics.get("warnings", []), line]
+        super().report(cfg, run_dir, module, setup, metrics, title)
+        if line:
+            print(f"warning: {line}", file=sys.stderr, flush=True)
+
     def read_inputs(self, value: Any) -> list[str]:
         """One document: the text file `input=path/to/file.txt`, else all of stdin."""
         if value is None:
@@ -75,3 +84,20 @@ class SummarizationTask(Seq2SeqTask):
         if not text.strip():
             raise ConfigError(empty)
         return [text]
+
+
+def below_lead(metrics: dict[str, Any], pairs: int, *, copy: bool) -> str | None:
+    """What to say when the test ROUGE-L is below the lead baseline's (None when it is not, or either is missing)."""
+    model, baseline = metrics.get("test/rougeL"), metrics.get("test/lead_rougeL")
+    if model is None or baseline is None or model >= baseline:
+        return None
+    tips = ([] if copy else ["copy attention (model.decoder.copy=true)"]) + [
+        "pretraining on the documents (task.objective=denoise, then init_from=<that run>)",
+        "more epochs (trainer.max_epochs) or a smaller model (model.dim, model.depth) for so few pairs"
+        if pairs < 10_000
+        else "more epochs (trainer.max_epochs)",
+    ]
+    return (
+        f"the model's test ROUGE-L {model:.2f} is below the lead baseline's {baseline:.2f} "
+        f"({pairs:,} training pairs); try {'; '.join(tips)}"
+    )

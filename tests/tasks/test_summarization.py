@@ -135,6 +135,33 @@ def test_train_reports_rouge_beside_the_lead_baseline(trained):
     samples = (run_dir / "samples.md").read_text()
     assert "| document | reference | summary |" in samples and " …" in samples  # documents cut in the table
     assert len((run_dir / "test_outputs.jsonl").read_text().splitlines()) == 16
+    below = saved["test/rougeL"] < saved["test/lead_rougeL"]
+    assert below == any("below the lead baseline" in line for line in saved["warnings"])
+
+
+@pytest.mark.parametrize(
+    ("metrics", "pairs", "copy", "expected"),
+    [
+        (
+            {"test/rougeL": 6.3, "test/lead_rougeL": 20.2},
+            2000,
+            False,
+            ["6.30 is below", "20.20", "copy=true", "smaller"],
+        ),
+        ({"test/rougeL": 6.3, "test/lead_rougeL": 20.2}, 50_000, True, ["denoise", "more epochs"]),
+        ({"test/rougeL": 25.0, "test/lead_rougeL": 20.2}, 2000, False, None),
+        ({"test/lead_rougeL": 20.2}, 2000, False, None),
+    ],
+)
+def test_a_model_below_the_lead_baseline_gets_one_line_of_advice(metrics, pairs, copy, expected):
+    from attnkit.tasks.summarization.task import below_lead
+
+    line = below_lead(metrics, pairs, copy=copy)
+    if expected is None:
+        assert line is None
+    else:
+        assert "\n" not in line and all(fragment in line for fragment in expected), line
+        assert ("copy=true" in line) != copy
 
 
 def test_long_documents_are_truncated_and_counted_once(trained):
