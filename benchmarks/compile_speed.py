@@ -53,7 +53,11 @@ def vit_case(tiny: bool) -> tuple[nn.Module, Callable[[nn.Module], torch.Tensor]
 
     cfg = attnkit.compose("task=vit", *(("model.dim=16", "model.depth=1", "heads=2") if tiny else ()))
     batch = 8 if tiny else int(cfg["data"]["batch_size"])
-    net = build_spec("model", cfg["model"], image_size=(8, 8), in_channels=1, num_classes=10)
+    from attnkit.tasks.vit.recipe import choose_patches
+
+    patch, stride = choose_patches(8, 8)  # what task=vit chooses for the digits (model.patch_size: null)
+    spec = {**cfg["model"], "patch_size": patch, "patch_stride": stride}
+    net = build_spec("model", spec, image_size=(8, 8), in_channels=1, num_classes=10)
     images, labels = torch.randn(batch, 1, 8, 8), torch.randint(0, 10, (batch,))
 
     def loss(model: nn.Module) -> torch.Tensor:

@@ -4,7 +4,8 @@
   `weights_only=True`;
 - `RandomState`: the random generators' states saved in each checkpoint and restored on resume, so that a resumed
   run draws the same data order, dropout masks and random features as an uninterrupted one;
-- `InterruptNotice`: Ctrl-C ends with one line naming the last checkpoint and the command that resumes it;
+- `InterruptNotice`: Ctrl-C or SIGTERM ends with one line naming the last checkpoint and the command that resumes
+  it (SIGTERM: exit status 143, as a shell reports a process that the signal ended);
 - `ResumableCSVLogger`: Lightning's CSV logger, which on resume keeps the rows logged up to the checkpoint (instead
   of deleting metrics.csv) and flushes its rows whenever a checkpoint is written.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import random
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ import torch
 from lightning_fabric.plugins import TorchCheckpointIO
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from attnkit.train.checkpoints import save_whole
 
@@ -62,13 +65,20 @@ def _unflatten(values: list) -> tuple:
 
 
 class InterruptNotice(pl.Callback):
-    """On Ctrl-C: one line with the last checkpoint written and the command that resumes the run."""
+    """On Ctrl-C or SIGTERM: one line with the last checkpoint written and the command that resumes the run.
+
+    Lightning stops at the next batch on SIGTERM (a checkpoint being written is finished first, and checkpoints are
+    written whole anyway) by raising `SIGTERMException`, a `SystemExit` without a status, which would end the process
+    with status 0 as if the run had finished: it is given status 143 (128 + SIGTERM) here.
+    """
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        if not isinstance(exception, KeyboardInterrupt) or not trainer.is_global_zero:
+        if isinstance(exception, SIGTERMException) and exception.code in (None, 0):
+            exception.code = 128 + signal.SIGTERM  # on every rank: the process must not look like it finished
+        if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or not trainer.is_global_zero:
             return
         last = self.run_dir / "checkpoints" / "last.ckpt"
         if last.is_file():

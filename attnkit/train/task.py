@@ -51,7 +51,8 @@ CKPT_HINT = "give ckpt_path=outputs/<date>/<time>/checkpoints/best.ckpt (or last
 class Setup:
     """What `Task.setup` built: the data source (`source`, configured by `data_cfg`) and what it loaded (`data`), the
     model (`net`, built with `context`: what the data fixes, such as the vocabulary or the classes), and what the
-    checkpoint must carry for test and predict (`extras`)."""
+    checkpoint must carry for test and predict (`extras`), and the run's config with what the task chose for the
+    values it leaves to the data (`config`, e.g. the vit task's patches and epochs; None: nothing chosen)."""
 
     source: Any
     data: Any
@@ -61,6 +62,7 @@ class Setup:
     extras: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     overrides: list[str] = field(default_factory=list)
+    config: dict[str, Any] | None = None
 
 
 @dataclass
@@ -68,13 +70,14 @@ class Task:
     """Base of tasks: subclasses are registered dataclasses (fields = recipe) that implement the hooks.
 
     Class attributes: `name` (as registered), `title` (report headings), `monitor` (the validation metric that picks
-    the best checkpoint, higher is better). A `test_checkpoint` field ("last" or "best") says which weights are
-    tested after training.
+    the best checkpoint) and `monitor_mode` (`max`: higher is better, or `min`). A `test_checkpoint` field ("last" or
+    "best") says which weights are tested after training.
     """
 
     name: ClassVar[str] = "task"
     title: ClassVar[str] = "task"
     monitor: ClassVar[str] = "val/acc"
+    monitor_mode: ClassVar[str] = "max"
 
     # -- the recipe ----------------------------------------------------------------------------------------------
 
@@ -166,6 +169,7 @@ class Task:
         with reported_warnings() as seen:
             setup = self.setup(cfg, overrides, None)
         setup.warnings, setup.overrides = seen, list(overrides or [])
+        cfg = setup.config if setup.config is not None else cfg  # what the task chose from the data, filled in
         started = init_from.apply(cfg, setup.net, task=self.name, run_dir=run_dir)  # init_from=: weights that fit
         if getattr(setup.net, "plan", None) is not None:
             cfg = {**cfg, "plan": setup.net.plan}  # the resolved per-layer plan, in the run's config
@@ -187,6 +191,7 @@ class Task:
             cfg["trainer"],
             run_dir,
             monitor=self.monitor,
+            mode=self.monitor_mode,
             resumed_step=None if resumed is None else int(resumed.get("global_step", 0)),
             loggers=cfg.get("logger"),
             callbacks=cfg.get("callbacks"),

@@ -7,7 +7,7 @@ A source is its tokens then EOS; a target is fed as BOS + tokens (decoder input)
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -122,6 +122,7 @@ class LengthBatchSampler(Sampler[list[int]]):
     Training (`shuffle`) sorts pools of about 50 batches by length and shuffles the batches, reseeded every
     epoch (`set_epoch`, which Lightning calls); evaluation sorts everything by length. Under torch.distributed
     each process takes every world-size-th pair of that order; in training all take the same number of batches.
+    `on_epoch(epoch)`, when given, is called by `set_epoch` too (a dataset that noises its items per epoch).
     """
 
     def __init__(
@@ -133,13 +134,23 @@ class LengthBatchSampler(Sampler[list[int]]):
         shuffle: bool = False,
         seed: int = 0,
         pool: int = 50,
+        on_epoch: Callable[[int], None] | None = None,
     ) -> None:
         self.lengths, self.batch_size, self.max_tokens = list(lengths), batch_size, max_tokens
         self.shuffle, self.seed, self.pool, self.epoch = shuffle, seed, pool, 0
+        self.on_epoch = on_epoch
         self._cache: tuple[int, list[list[int]]] | None = None
+
+    @property
+    def sampler(self) -> LengthBatchSampler:
+        """Lightning calls `set_epoch` on `dataloader.sampler` and `dataloader.batch_sampler.sampler`, never on the
+        batch sampler itself: this makes it the batch sampler's own (without it every epoch had the same order)."""
+        return self
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        if self.on_epoch is not None:
+            self.on_epoch(epoch)
 
     def _batches(self) -> list[list[int]]:
         if self._cache is not None and self._cache[0] == self.epoch:

@@ -8,10 +8,12 @@
   spaces.
 - `chars`: one token per character, spaces included, so decoding restores the text exactly.
 
-`words` and `chars` keep the `vocab_size` - 4 most frequent units seen at least `min_frequency` times (ties in
+`words` and `chars` keep the `vocab_size` - 5 most frequent units seen at least `min_frequency` times (ties in
 code-point order); the rest read as `<unk>`. They change nothing but the case (`lowercase`). Every trained
-tokenizer puts the special tokens first: `<pad>` = 0, `<bos>` = 1, `<eos>` = 2, `<unk>` = 3, and is cached under a
-key made of the training data's digest and the tokenizer options, and reused by the next run on the same data.
+tokenizer puts the special tokens first: `<pad>` = 0, `<bos>` = 1, `<eos>` = 2, `<unk>` = 3, `<mask>` = 4 (what
+denoising pretraining, `task.objective=denoise`, puts in place of a masked span), and is cached under a key made of
+the training data's digest (and of any extra texts it was trained on) and the tokenizer options, and reused by the
+next run on the same data.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -35,7 +37,7 @@ from attnkit.tasks.seq2seq.data.base import TextPairs
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
+SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>", "<mask>")  # appended ones keep the older ids
 Kind = Literal["bpe", "words", "chars"]
 KINDS: tuple[str, ...] = get_args(Kind)
 # special token names accepted in a tokenizer.json given by path, by role
@@ -45,11 +47,13 @@ ALIASES = {
     "eos": ("<eos>", "</s>", "[EOS]", "[SEP]"),
     "unk": ("<unk>", "[UNK]"),
 }
-CACHE_VERSION = 1
+MASK_ALIASES = ("<mask>", "[MASK]")  # optional: only denoising needs it
+CACHE_VERSION = 2  # 2: <mask> added
 
 
 class TextTokenizer:
-    """A `tokenizers.Tokenizer` with the ids of its pad, bos, eos and unk tokens."""
+    """A `tokenizers.Tokenizer` with the ids of its pad, bos, eos and unk tokens (and of its mask token, None when it
+    has none: a tokenizer.json given by path, or one trained before attnkit added `<mask>`)."""
 
     def __init__(self, tokenizer: Tokenizer, origin: str = "trained") -> None:
         self.tokenizer, self.origin = tokenizer, origin
@@ -63,6 +67,8 @@ class TextTokenizer:
                 )
             ids[role] = found[0]
         self.pad_id, self.bos_id, self.eos_id, self.unk_id = ids["pad"], ids["bos"], ids["eos"], ids["unk"]
+        masks = [tokenizer.token_to_id(n) for n in MASK_ALIASES if tokenizer.token_to_id(n) is not None]
+        self.mask_id: int | None = masks[0] if masks else None
 
     @property
     def vocab_size(self) -> int:
@@ -166,7 +172,7 @@ class TokenizerOptions:
     """
 
     kind: Kind = "bpe"
-    vocab_size: int = 8000
+    vocab_size: int | None = 8000  # None: chosen by the task from the data (the text tasks' recipe)
     joint: bool = True
     path: str | None = None
     tgt_path: str | None = None
@@ -181,7 +187,9 @@ class TokenizerOptions:
                 f"choose one of {', '.join(KINDS)}"
             )
         vocab_size, min_frequency = self.vocab_size, self.min_frequency
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size <= len(SPECIAL_TOKENS):
+        if vocab_size is not None and (
+            isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size <= len(SPECIAL_TOKENS)
+        ):
             raise ConfigError(f"task.tokenizer.vocab_size={vocab_size!r} must be an int > {len(SPECIAL_TOKENS)}")
         if isinstance(min_frequency, bool) or not isinstance(min_frequency, int) or min_frequency < 1:
             raise ConfigError(f"task.tokenizer.min_frequency={min_frequency!r} must be an int >= 1")
@@ -234,12 +242,17 @@ class Tokenizers:
 
 
 def load_tokenizers(
-    pairs: TextPairs, options: TokenizerOptions | Mapping[str, Any] | None = None, **overrides: Any
+    pairs: TextPairs,
+    options: TokenizerOptions | Mapping[str, Any] | None = None,
+    *,
+    extra_texts: Sequence[str] = (),
+    **overrides: Any,
 ) -> Tokenizers:
     """Tokenizers for a data set, as `options` (or keywords: `load_tokenizers(pairs, kind="words")`) say: loaded
     from `path` (and `tgt_path` for a separate target vocabulary), or trained on the training split, joint or one
     per side, and cached in `cache_dir` (default `$ATTNKIT_CACHE/tokenizers`, else `~/.cache/attnkit/tokenizers`)
-    under the data digest and the options.
+    under the data digest and the options. `extra_texts` (unlabelled documents, for denoising pretraining) are
+    trained on too, on the source side.
     """
     opts = TokenizerOptions.of(options, **overrides)
     kind, vocab_size, joint, lowercase = opts.kind, opts.vocab_size, bool(opts.joint), opts.lowercase
@@ -250,12 +263,16 @@ def load_tokenizers(
         return Tokenizers(src, tgt, {"origin": "file", "path": str(src.origin)})
     options = {"vocab_size": vocab_size, "joint": joint, "min_frequency": opts.min_frequency, "lowercase": lowercase}
     keyed = options if kind == "bpe" else {"kind": kind, **options}  # BPE keeps the key it had before kinds
-    key = hashlib.sha256(
-        json.dumps({"data": pairs.fingerprint(), "version": CACHE_VERSION, **keyed}, sort_keys=True).encode()
-    ).hexdigest()[:20]
+    data = {"data": pairs.fingerprint()}
+    if extra_texts:
+        data["extra"] = hashlib.sha256("\x00".join(extra_texts).encode()).hexdigest()
+    blob = json.dumps({**data, "version": CACHE_VERSION, **keyed}, sort_keys=True).encode()
+    key = hashlib.sha256(blob).hexdigest()[:20]
     folder = cache_root(opts.cache_dir) / f"{kind}-{vocab_size}-{'joint' if joint else 'separate'}-{key}"
     names = ("joint.json",) if joint else ("src.json", "tgt.json")
     info = {"origin": "cache", "cache": str(folder), "kind": kind, **options}
+    if extra_texts:
+        info["extra_texts"] = len(extra_texts)
     if all((folder / n).is_file() for n in names):
         try:
             loaded = [TextTokenizer.from_file(folder / n) for n in names]
@@ -264,7 +281,7 @@ def load_tokenizers(
         except DataError:
             pass  # a damaged cache entry: train again and overwrite it
     start = time.perf_counter()
-    sources, targets = [s for s, _ in pairs.train], [t for _, t in pairs.train]
+    sources, targets = [s for s, _ in pairs.train] + list(extra_texts), [t for _, t in pairs.train]
     if joint:
         src = tgt = train_tokenizer(sources + targets, kind, vocab_size, opts.min_frequency, lowercase)
     else:

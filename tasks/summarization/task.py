@@ -40,7 +40,7 @@ class SummarizationTask(Seq2SeqTask):
     max_len_b: int = 32
     no_repeat_ngram: int = 3
     samples: int = 6
-    tokenizer: TokenizerOptions = field(default_factory=lambda: TokenizerOptions(vocab_size=2000))
+    tokenizer: TokenizerOptions = field(default_factory=lambda: TokenizerOptions(vocab_size=None))
 
     def scorer(self) -> RougeScorer:
         return RougeScorer()

@@ -26,7 +26,7 @@ class TranslationTask(Seq2SeqTask):
 
     lr: float = 2e-3
     warmup_steps: int = 300
-    tokenizer: TokenizerOptions = field(default_factory=lambda: TokenizerOptions(vocab_size=1000))
+    tokenizer: TokenizerOptions = field(default_factory=lambda: TokenizerOptions(vocab_size=None))
 
     def scorer(self) -> TranslationScorer:
         return TranslationScorer()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -11,6 +12,7 @@ import torch
 from attnkit.errors import ConfigError
 from attnkit.registry import build_spec, register
 from attnkit.tasks.vit.data.base import ImageData
+from attnkit.tasks.vit.recipe import Recipe, choose, describe
 from attnkit.train import run
 from attnkit.train.task import Setup, Task
 
@@ -32,24 +34,25 @@ def data_info(splits: Any) -> dict[str, Any]:
 class VitTask(Task):
     """ViT image classification: accuracy, learning curves and attention maps.
 
-    AdamW (`lr`, `weight_decay`) with linear warm-up over `warmup_epochs` then cosine decay to `min_lr_ratio`;
-    label smoothing; random affine augmentation (`random_shift` pixels, `random_rotate` degrees, `random_scale`
-    zoom fraction); evaluation with a moving average of the weights (`ema_decay`, 0 = off;
-    `ema_warmup`: null = only in runs too short to forget their initial weights); `test_checkpoint`:
-    the final weights (`last`) or the best validation accuracy (`best`); `attention_maps`: images in the PNG.
-    """
+    AdamW (`lr`, `weight_decay`) with linear warm-up over `warmup_epochs` then cosine decay to `min_lr_ratio`; label
+    smoothing; random affine augmentation (`random_shift` pixels, `random_rotate` degrees, `random_scale` zoom
+    fraction); evaluation with a moving average of the weights (`ema_decay`, 0 = off; `ema_warmup`: null = only in
+    runs too short to forget their initial weights); `test_checkpoint`: the final weights (`last`) or the best
+    validation accuracy (`best`); `attention_maps`: images in the PNG. `warmup_epochs`, `random_rotate` and
+    `random_scale` null (the default): chosen from the data when training starts, with the patches and epochs (see
+    recipe.py)."""
 
     name: ClassVar[str] = "vit"
     title: ClassVar[str] = "ViT"
 
     lr: float = 3e-3
     weight_decay: float = 0.1
-    warmup_epochs: float = 5.0
+    warmup_epochs: float | None = None
     min_lr_ratio: float = 0.01
     label_smoothing: float = 0.1
     random_shift: float = 1.0
-    random_rotate: float = 10.0
-    random_scale: float = 0.1
+    random_rotate: float | None = None
+    random_scale: float | None = None
     ema_decay: float = 0.998
     ema_warmup: bool | None = None
     attention_maps: int = 4
@@ -80,8 +83,56 @@ class VitTask(Task):
             "in_channels": splits.in_channels,
             "num_classes": splits.num_classes,
         }
-        net, context = self.build_model(cfg, context, checkpoint)
-        return Setup(source, splits, data_cfg, context, net, extras={"data": data_cfg, "data_info": info})
+        resolved = None
+        if checkpoint is None:  # training: what the config leaves to the data (null), chosen now and recorded
+            chosen = self.size_recipe(cfg, splits, int(source.batch_size))
+            print(describe(chosen), flush=True)
+            model = {
+                "patch_size": chosen.patch_size,
+                "patch_stride": chosen.patch_stride,
+                "drop_path": chosen.drop_path,
+            }
+            task = {key: getattr(chosen, key) for key in ("warmup_epochs", "random_rotate", "random_scale")}
+            resolved = {
+                **cfg,
+                "model": {**cfg["model"], **model},
+                "trainer": {**cfg["trainer"], "max_epochs": chosen.epochs},
+                "task": {**cfg.get("task", self.recipe()), **task},
+            }
+        net, context = self.build_model(resolved or cfg, context, checkpoint)
+        extras = {"data": data_cfg, "data_info": info}
+        return Setup(source, splits, data_cfg, context, net, extras=extras, config=resolved)
+
+    def size_recipe(self, cfg: dict[str, Any], splits: Any, batch_size: int) -> Recipe:
+        """Patches, epochs, warm-up and regularisation for this data (recipe.py): the config's values where it gives
+        them, those of the run being resumed where it recorded them, else the rule's."""
+        model, trainer = cfg["model"], cfg["trainer"]
+        recorded = None
+        if cfg.get("resume"):
+            from attnkit.train.checkpoints import load_checkpoint
+
+            payload = load_checkpoint(cfg["resume"], self.name)
+            hparams, config = payload["hyper_parameters"], payload["attnkit"].get("config", {})
+            recorded = {
+                **{key: hparams["model"].get(key) for key in ("patch_size", "patch_stride", "drop_path")},
+                **{key: hparams["task"].get(key) for key in ("warmup_epochs", "random_rotate", "random_scale")},
+                "max_epochs": config.get("trainer", {}).get("max_epochs"),
+            }
+        max_steps = trainer.get("max_steps")
+        return choose(
+            splits.image_size,
+            len(splits.train),
+            batch_size,
+            patch_size=model.get("patch_size"),
+            patch_stride=model.get("patch_stride"),
+            max_epochs=trainer.get("max_epochs"),
+            max_steps=max_steps if isinstance(max_steps, int) and max_steps > 0 else None,
+            warmup_epochs=self.warmup_epochs,
+            random_rotate=self.random_rotate,
+            random_scale=self.random_scale,
+            drop_path=model.get("drop_path"),
+            recorded=recorded,
+        )
 
     def example(self, setup: Setup) -> Any:
         image = setup.data.train[0][0][None].clone()  # [1, C, H, W], not a view of the whole split
@@ -105,7 +156,12 @@ class VitTask(Task):
                 num_workers=0,
             )
 
-        return self.make_module(ImageClassifier, cfg, setup, checkpoint), SplitsDataModule(loader)
+        task = self
+        if setup.config is not None:  # what setup chose for this data (Task.train passes it already)
+            cfg = {**cfg, **{key: setup.config[key] for key in ("model", "trainer", "task")}}
+            chosen = {key: setup.config["task"][key] for key in ("warmup_epochs", "random_rotate", "random_scale")}
+            task = dataclasses.replace(self, **chosen)
+        return task.make_module(ImageClassifier, cfg, setup, checkpoint), SplitsDataModule(loader)
 
     def predict(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
         """Classify one image file: print the top classes with their probabilities."""

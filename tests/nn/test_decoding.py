@@ -279,9 +279,7 @@ def test_piece_ngrams_let_a_stuttering_sequence_through_that_word_ngrams_block(u
     with torch.no_grad():
         untrained.output.weight[9] += 5 * untrained.output.weight.std()  # "ust" everywhere
     plain = beam_search(untrained, src, **IDS, max_len_a=0, max_len_b=10, beam=3)
-    words = beam_search(
-        untrained, src, **IDS, max_len_a=0, max_len_b=10, beam=3, no_repeat_ngram=2, word_starts=STARTS
-    )
+    words = beam_search(untrained, src, **IDS, max_len_a=0, max_len_b=10, beam=3, no_repeat_ngram=2, word_starts=STARTS)
 
     def stutters(row: Tensor) -> bool:
         tokens = row[row.ne(PAD)].tolist()

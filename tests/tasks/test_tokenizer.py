@@ -12,6 +12,7 @@ from checks import one_line
 from attnkit.errors import ConfigError
 from attnkit.tasks.seq2seq.data.base import TextPairs
 from attnkit.tasks.seq2seq.tokenizer import (
+    CACHE_VERSION,
     KINDS,
     SPECIAL_TOKENS,
     TokenizerOptions,
@@ -40,7 +41,7 @@ def load(rows, tmp_path, **options) -> Tokenizers:
 @pytest.mark.parametrize("kind", KINDS)
 def test_special_tokens_come_first_in_every_kind(kind, tmp_path):
     tok = load(LISTOPS, tmp_path, kind=kind, vocab_size=100).src
-    assert [tok.tokenizer.token_to_id(t) for t in SPECIAL_TOKENS] == [0, 1, 2, 3]
+    assert [tok.tokenizer.token_to_id(t) for t in SPECIAL_TOKENS] == [0, 1, 2, 3, 4]  # <mask> last: old ids stay
     assert (tok.pad_id, tok.bos_id, tok.eos_id, tok.unk_id) == (0, 1, 2, 3)
 
 
@@ -66,8 +67,9 @@ def test_words_vocabulary_keeps_the_most_frequent_within_the_cap(tmp_path):
     # counts over sources and labels: the 3, cat 2, sat 2, a 3, on 1, mat 1, dog 1, b 1
     tok = load(WORDS, tmp_path, kind="words", vocab_size=len(SPECIAL_TOKENS) + 4).src
     vocab = tok.tokenizer.get_vocab()
-    assert tok.vocab_size == 8
-    assert [w for w, _ in sorted(vocab.items(), key=lambda kv: kv[1])][4:] == ["a", "the", "cat", "sat"]
+    assert tok.vocab_size == len(SPECIAL_TOKENS) + 4
+    ranked = [w for w, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
+    assert ranked[len(SPECIAL_TOKENS) :] == ["a", "the", "cat", "sat"]
     assert tok.encode(["the mat"])[0] == [vocab["the"], tok.unk_id]
     rare = load(WORDS, tmp_path, kind="words", vocab_size=100, min_frequency=2).src
     assert set(rare.tokenizer.get_vocab()) == set(SPECIAL_TOKENS) | {"the", "a", "cat", "sat"}
@@ -93,7 +95,8 @@ def test_chars_decode_restores_the_text_exactly(tmp_path):
 
 def test_chars_vocabulary_cap(tmp_path):
     tok = load([("aaab", "ba"), ("ccd", "a")], tmp_path, kind="chars", vocab_size=len(SPECIAL_TOKENS) + 2).src
-    assert [t for t, _ in sorted(tok.tokenizer.get_vocab().items(), key=lambda kv: kv[1])][4:] == ["a", "b"]
+    ranked = [t for t, _ in sorted(tok.tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
+    assert ranked[len(SPECIAL_TOKENS) :] == ["a", "b"] and ranked[: len(SPECIAL_TOKENS)] == list(SPECIAL_TOKENS)
     assert tok.encode(["abc"])[0][2] == tok.unk_id
 
 
@@ -123,7 +126,7 @@ def test_bpe_cache_key_is_the_one_it_had_before_kinds(tmp_path):
     pairs = pairs_of(WORDS)
     toks = load_tokenizers(pairs, vocab_size=60, min_frequency=1, cache_dir=str(tmp_path))
     options = {"vocab_size": 60, "joint": True, "min_frequency": 1, "lowercase": False}
-    blob = json.dumps({"data": pairs.fingerprint(), "version": 1, **options}, sort_keys=True).encode()
+    blob = json.dumps({"data": pairs.fingerprint(), "version": CACHE_VERSION, **options}, sort_keys=True).encode()
     assert Path(toks.info["cache"]).name == f"bpe-60-joint-{hashlib.sha256(blob).hexdigest()[:20]}"
 
 
@@ -149,7 +152,7 @@ def test_options_object_mapping_and_keywords_agree(tmp_path):
         ),
         ({"kind": "sentencepiece"}, "choose one of bpe, words, chars"),
         ({"kinds": "words"}, "task.tokenizer has no option 'kinds' (did you mean 'kind'?)"),
-        ({"vocab_size": 4}, "task.tokenizer.vocab_size=4 must be an int > 4"),
+        ({"vocab_size": 5}, "task.tokenizer.vocab_size=5 must be an int > 5"),
         ({"min_frequency": 0}, "task.tokenizer.min_frequency=0 must be an int >= 1"),
         ({"tgt_path": "x.json"}, "task.tokenizer.tgt_path needs task.tokenizer.path"),
         ("words", "task.tokenizer='words' must be a mapping of options"),

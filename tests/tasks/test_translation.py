@@ -110,7 +110,8 @@ def test_task_is_registered_with_its_preset():
     assert cfg["data"]["name"] == "number_words" and cfg["model"]["name"] == "transformer"
     assert cfg["model"]["heads"] == cfg["heads"] and cfg["model"]["pos_enc"]["name"] == "sinusoidal"
     task = make_task(cfg)
-    assert task.decode.beam == cfg["task"]["beam"] and task.tokenizer.vocab_size == 1000
+    assert task.decode.beam == cfg["task"]["beam"] and task.tokenizer.vocab_size is None  # chosen from the data
+    assert cfg["model"]["dim"] is None and cfg["trainer"]["max_epochs"] is None
 
 
 def test_per_stack_attention_overrides_reach_the_model():
@@ -121,6 +122,7 @@ def test_per_stack_attention_overrides_reach_the_model():
         "model.decoder.cross_attention=softmax",
         "model.dim=16",
         "model.depth=1",
+        "model.dropout=0.0",
         "heads=2",
     )
     net = registry.build_spec("model", cfg["model"], src_vocab=30, tgt_vocab=30, pad_id=0, share_vocab=True)
@@ -274,6 +276,7 @@ def test_a_small_model_learns_to_translate_unseen_numbers(tmp_path):
         "data.batch_size=32",
         "model.dim=64",
         "model.depth=2",
+        "model.dropout=0.1",
         "heads=4",
         "task.lr=3e-3",
         "task.warmup_steps=50",

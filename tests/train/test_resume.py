@@ -106,7 +106,9 @@ def test_resume_mistakes_are_one_line(tmp_path) -> None:
         assert proc.returncode == 2 and err.startswith("error: ") and fragment in err and "\n" not in err
 
 
-def test_ctrl_c_says_where_the_last_checkpoint_is_and_how_to_resume(tmp_path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_says_where_the_last_checkpoint_is_and_how_to_resume(tmp_path, stop) -> None:
+    """Ctrl-C (SIGINT) or SIGTERM (a scheduler's or `kill`'s stop): one line, a failing exit status, whole files."""
     run_dir = tmp_path / "run"
     args = [*TINY_VIT, "trainer.max_epochs=1000", f"hydra.run.dir={run_dir}"]
     proc = cli(*args, cwd=tmp_path)
@@ -115,10 +117,13 @@ def test_ctrl_c_says_where_the_last_checkpoint_is_and_how_to_resume(tmp_path) ->
     while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode not in (0, None)
+    if stop == signal.SIGTERM:
+        assert proc.returncode == 128 + signal.SIGTERM  # what a shell reports for a process that SIGTERM ended
     lines = [line for line in err.splitlines() if line.startswith("interrupted")]
     assert lines == [f"interrupted: the last checkpoint is {last}; resume with: python -m attnkit resume={run_dir}"]
     assert "Traceback" not in err
     torch.load(last, map_location="cpu", weights_only=True)  # whole
+    assert not [p.name for p in run_dir.rglob("*.tmp")] and not (run_dir / "metrics.json").exists()

@@ -8,7 +8,7 @@ from checks import compose, make_task
 
 import attnkit
 from attnkit import registry
-from attnkit.train.task import PeakMemory, Task
+from attnkit.train.task import PeakMemory, Task, _flat
 
 SMALL = {  # keep each task's data small: the recipe does not depend on it
     "vit": [],
@@ -33,9 +33,11 @@ def test_the_recipe_is_declared_once(name, tmp_path, monkeypatch) -> None:
     task = make_task(cfg)
     assert task.recipe() == cfg["task"]
     setup = task.setup(cfg, [], None)
-    module, _ = task.lightning(cfg, setup, None)
-    assert module.hparams["task"] == cfg["task"]
-    assert module.hparams["model"] == cfg["model"] and module.hparams["context"] == setup.context
+    chosen = setup.config or cfg  # with the values a task chooses from the data filled in, as Task.train passes it
+    module, _ = task.lightning(chosen, setup, None)
+    assert _flat(chosen["task"]).keys() == _flat(cfg["task"]).keys()  # values filled in, no key added or lost
+    assert module.hparams["task"] == chosen["task"]
+    assert module.hparams["model"] == chosen["model"] and module.hparams["context"] == setup.context
 
 
 def test_a_command_line_change_reaches_the_module(tmp_path, monkeypatch) -> None:
