@@ -24,6 +24,7 @@ TINY_VIT = (
     "model.dim=16",
     "model.depth=1",
     "heads=2",
+    "model.patch_size=4",
     "model.patch_stride=4",
     "ffn.mlp_ratio=2",
     "task.attention_maps=0",
