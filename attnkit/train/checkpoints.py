@@ -61,6 +61,14 @@ def load_checkpoint(ckpt: str | os.PathLike[str], task: str) -> dict[str, Any]:
     return payload
 
 
+def resumed_epoch(checkpoint: dict[str, Any]) -> int:
+    """The epoch a run resumed from `checkpoint` trains next (Lightning's processed epochs; `epoch` if absent)."""
+    try:
+        return int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+    except (KeyError, TypeError):
+        return int(checkpoint.get("epoch", 0))
+
+
 def load_weights(module: nn.Module, state: dict[str, Any], ckpt: str | os.PathLike[str]) -> None:
     """`module.load_state_dict(state)`, with a mismatch (another model size or layout) said in one line."""
     try:

@@ -31,7 +31,7 @@ from torch import nn
 
 from attnkit.errors import ConfigError, DataError
 from attnkit.train import init_from, provenance, run
-from attnkit.train.checkpoints import load_checkpoint, load_weights
+from attnkit.train.checkpoints import load_checkpoint, load_weights, resumed_epoch
 from attnkit.train.compile import compile_module
 
 # (recipe key, lowest, highest, highest allowed): checked for every task that has the key
@@ -174,6 +174,10 @@ class Task:
         if getattr(setup.net, "plan", None) is not None:
             cfg = {**cfg, "plan": setup.net.plan}  # the resolved per-layer plan, in the run's config
         module, datamodule = self.lightning(cfg, setup, None)
+        from attnkit.train.datamodule import SplitsDataModule
+
+        if resumed is not None and isinstance(datamodule, SplitsDataModule):
+            datamodule.first_epoch = resumed_epoch(resumed)
         if resume:
             warn_if_config_changed(run_dir / "config.yaml", cfg)
         if len(datamodule.train_dataloader()) == 0:

@@ -205,7 +205,11 @@ def make_trainer(
     if checkpoints:
         folder = run_dir / "checkpoints"
         common = {"dirpath": folder, "auto_insert_metric_name": False, "enable_version_counter": False}
-        listed.append(ModelCheckpoint(filename="best", monitor=monitor, mode=mode, save_last=True, **common))
+        listed.append(ModelCheckpoint(filename="best", monitor=monitor, mode=mode, **common))
+        # last.ckpt at every validation (or epoch end), whatever the score: Lightning's own save_last writes it only
+        # when the best checkpoint is written too, so a run whose score stopped improving would resume from its
+        # best epoch, not its last
+        listed.append(ModelCheckpoint(filename="last", monitor=None, save_top_k=1, **common))
         if every_n_steps:
             steps = {"every_n_train_steps": every_n_steps, "save_top_k": 0, "save_last": True}
             listed.append(ModelCheckpoint(**steps, **common))  # last.ckpt within long epochs too
