@@ -135,7 +135,9 @@ class Seq2SeqTask(Task):
         source = text_pair_source(data_cfg, self.name)
         pairs = source.load()
         chosen = None
-        if saved is None:  # the values the config leaves null, chosen from the training pairs
+        if saved is None:  # the values the config leaves null: init_from's sizes, else chosen from the pairs
+            started = self._init_checkpoint(cfg)
+            cfg = self._sizes_of(cfg, *started) if started else cfg
             cfg, chosen = self._size_recipe(cfg, pairs, overrides)
         extra = read_texts(self.denoise.texts) if self.denoising and saved is None else []
         pretrained = None
@@ -391,19 +393,11 @@ class Seq2SeqTask(Task):
         metrics.json as `pretrained`) and, under `_tokenizers`, its tokenizers, which this run reuses (the weights
         it starts from were trained for them); None for any other `init_from` (a state dict: `init_from.apply`
         reads it, or refuses it in one line)."""
-        value = cfg.get("init_from")
-        if value in (None, ""):
+        started = self._init_checkpoint(cfg)
+        if started is None:
             return None
-        path = init_from.resolve(value, self.name)
-        if path.suffix.lower() == ".safetensors":
-            return None
-        try:
-            payload = read(path, self.name)
-        except DataError:
-            return None
-        marker = payload.get("attnkit") if isinstance(payload, dict) else None
-        if not isinstance(marker, dict) or marker.get("task") != self.name or not marker.get("tokenizers"):
-            return None
+        value, (path, payload) = cfg.get("init_from"), started
+        marker = payload["attnkit"]
         recipe = (payload.get("hyper_parameters") or {}).get("task") or {}
         theirs, mine = recipe.get("tokenizer") or {}, dataclasses.asdict(self.tokenizer)
         for key in mine:
@@ -423,6 +417,39 @@ class Seq2SeqTask(Task):
         print(f"init_from: {describe_pretrained(info)}", flush=True)
         return {**info, "_tokenizers": tokenizers}
 
+    def _init_checkpoint(self, cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]] | None:
+        """(path, checkpoint) if `init_from` is a checkpoint of a run of this task (with its tokenizers), else None."""
+        value = cfg.get("init_from")
+        if value in (None, ""):
+            return None
+        path = init_from.resolve(value, self.name)
+        if path.suffix.lower() == ".safetensors":
+            return None
+        try:
+            payload = read(path, self.name)
+        except DataError:
+            return None
+        marker = payload.get("attnkit") if isinstance(payload, dict) else None
+        if not isinstance(marker, dict) or marker.get("task") != self.name or not marker.get("tokenizers"):
+            return None
+        return path, payload
+
+    def _sizes_of(self, cfg: dict[str, Any], path: Path, payload: dict[str, Any]) -> dict[str, Any]:
+        """`cfg` with the model sizes it leaves null (`model.dim`, `model.depth`, `model.decoder_depth`) taken from the
+        `init_from` checkpoint, whose weights must fit, instead of the size rule's (said in one line); the
+        vocabulary is the checkpoint's already (its tokenizers are reused)."""
+        theirs = (payload.get("hyper_parameters") or {}).get("model") or {}
+        mine = dict(cfg.get("model") or {})
+        taken = {key: theirs[key] for key in SIZES if mine.get(key) is None and theirs.get(key) is not None}
+        vocab_size = ((payload["hyper_parameters"].get("task") or {}).get("tokenizer") or {}).get("vocab_size")
+        if self.tokenizer.vocab_size is None and vocab_size is not None:
+            self.tokenizer = dataclasses.replace(self.tokenizer, vocab_size=int(vocab_size))
+        if not taken:
+            return cfg
+        sizes = ", ".join(f"model.{key}={value}" for key, value in taken.items())
+        print(f"init_from: {sizes} as in {path} (its weights must fit; give them to choose yourself)", flush=True)
+        return {**cfg, "model": {**mine, **taken}}
+
     def _check_model(self, model_cfg: Any) -> None:
         name = model_cfg.get("name") if isinstance(model_cfg, dict) else model_cfg
         if not callable(getattr(get("model", name), "decode", None)):
@@ -430,6 +457,7 @@ class Seq2SeqTask(Task):
 
 
 OBJECTIVES = ("supervised", "denoise")
+SIZES = ("dim", "depth", "decoder_depth")  # model keys an init_from checkpoint fixes when the config leaves them
 
 
 def _run_record(path: Path, payload: dict[str, Any]) -> dict[str, Any]:

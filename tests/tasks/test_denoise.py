@@ -192,6 +192,8 @@ TINY = (
     "trainer.enable_progress_bar=false",
 )
 
+LEFT_TO_RULE = tuple(arg for arg in TINY if not arg.startswith(("model.dim=", "model.depth=", "task.tokenizer.")))
+
 
 def sentence(rng: random.Random) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 6))).capitalize() + rng.choice(".!?")
@@ -255,6 +257,7 @@ def test_fine_tuning_reuses_the_pretrained_tokenizers_and_weights(pretrained):
     root = pretrained
     commands = {
         "fine": cli([*TINY, "init_from=pre", "hydra.run.dir=fine"], root),
+        "sized": cli([*LEFT_TO_RULE, "init_from=pre", "hydra.run.dir=sized"], root),
         "test": cli(["mode=test", "ckpt_path=pre/checkpoints/best.ckpt", "hydra.run.dir=pre_test"], root),
         "tokenizer_set": cli([*TINY, "init_from=pre", "task.tokenizer.vocab_size=90", "hydra.run.dir=bad1"], root),
         "missing_text": cli(
@@ -276,6 +279,12 @@ def test_fine_tuning_reuses_the_pretrained_tokenizers_and_weights(pretrained):
     assert metrics["tokenizer"]["origin"] == "init_from" and metrics["pretrained"]["objective"] == "denoise"
     assert metrics["pretrained"]["epochs"] == 2 and metrics["pretrained"]["denoise"]["documents"]["train"] == 68
     assert metrics["init_from"]["copied"] == len(report["copied"])
+
+    # width and depth left null: the checkpoint's (16, 1), not the size rule's (128, 2 for 48 pairs), so all fits
+    proc = ok(done["sized"])
+    assert "init_from: model.dim=16, model.depth=1 as in" in proc.stdout
+    report = json.loads((root / "sized" / "init_from.json").read_text())
+    assert report["copied"] == json.loads((root / "fine" / "init_from.json").read_text())["copied"]
 
     tested = json.loads((root / "pre_test" / "metrics.json").read_text())
     trained = json.loads((root / "pre" / "metrics.json").read_text())
