@@ -25,6 +25,10 @@ class PatchEmbed(nn.Module):
 
     stride = patch_size (the default) gives ViT's non-overlapping patches; a smaller stride gives overlapping
     patches, padded by (patch_size - stride) / 2 so that the grid is H / stride × W / stride.
+    `stem="conv"`: a convolutional stem instead (Xiao et al. 2021, "Early convolutions help transformers see
+    better"): log2(stride) 3×3 convolutions of stride 2, each with batch norm and ReLU, channels doubling up to `dim`
+    (dim / 2, dim for stride 4), then a 1×1 convolution to `dim`; the same grid, `patch_size` unused. The stride must
+    be a power of two.
     """
 
     def __init__(
@@ -34,6 +38,7 @@ class PatchEmbed(nn.Module):
         in_channels: int,
         dim: int,
         stride: int | None = None,
+        stem: Literal["patch", "conv"] = "patch",
     ) -> None:
         super().__init__()
         h, w = _pair(image_size)
@@ -50,12 +55,35 @@ class PatchEmbed(nn.Module):
                 f"{h}x{w}; choose one of {sizes}"
             )
         self.grid = (h // stride, w // stride)
-        self.proj = nn.Conv2d(
-            in_channels, dim, kernel_size=patch_size, stride=stride, padding=(patch_size - stride) // 2
-        )
+        if stem == "patch":
+            self.proj: nn.Module = nn.Conv2d(
+                in_channels, dim, kernel_size=patch_size, stride=stride, padding=(patch_size - stride) // 2
+            )
+        elif stem == "conv":
+            self.proj = conv_stem(in_channels, dim, stride)
+        else:
+            raise ConfigError(f"model.stem={stem!r} is not a stem; choose 'patch' or 'conv'")
 
     def forward(self, x: Tensor) -> Tensor:
         return self.proj(x).flatten(2).transpose(1, 2)
+
+
+def conv_stem(in_channels: int, dim: int, stride: int) -> nn.Sequential:
+    """3×3 convolutions of stride 2 (batch norm, ReLU) down to `stride`, then 1×1 to `dim`: `[B, C, H, W]` ->
+    `[B, dim, H / stride, W / stride]`."""
+    layers = stride.bit_length() - 1
+    if stride < 2 or 1 << layers != stride:
+        raise ConfigError(
+            f"model.stem=conv needs a patch stride that is a power of two (2, 4, 8, ...), not {stride}; "
+            f"set model.patch_size (or model.patch_stride) to one, or use model.stem=patch"
+        )
+    modules: list[nn.Module] = []
+    channels = in_channels
+    for i in range(layers):
+        out = max(8, dim >> (layers - 1 - i))
+        modules += [nn.Conv2d(channels, out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU()]
+        channels = out
+    return nn.Sequential(*modules, nn.Conv2d(channels, dim, kernel_size=1))
 
 
 @register("model", "vit")
@@ -70,6 +98,7 @@ class ViT(nn.Module):
         *,
         patch_size: int = 2,
         patch_stride: int | None = None,
+        stem: Literal["patch", "conv"] = "patch",
         dim: int = 64,
         depth: int = 4,
         heads: int = 4,
@@ -85,7 +114,8 @@ class ViT(nn.Module):
         ffn: Any = "mlp",
         layers: Any = None,
     ) -> None:
-        """`layers`: per-layer attention, heads, kv_heads and rotary/bias pos_enc (see attnkit.nn.layers).
+        """`stem`: `patch` (ViT's linear patch embedding) or `conv` (a convolutional stem, see `PatchEmbed`).
+        `layers`: per-layer attention, heads, kv_heads and rotary/bias pos_enc (see attnkit.nn.layers).
 
         `norm_after_pool`: apply the final norm to the pooled vector instead of to every token before pooling (timm's
         `fc_norm`, its default for mean pooling); the same parameter (`norm`) either way, and no change for pool='cls'.
@@ -96,7 +126,7 @@ class ViT(nn.Module):
         if pool not in ("cls", "mean"):
             raise ConfigError(f"model.pool={pool!r} is not a pooling; choose 'cls' or 'mean'")
         self.pool, self.num_classes, self.norm_after_pool = pool, num_classes, bool(norm_after_pool)
-        self.patch_embed = PatchEmbed(image_size, patch_size, in_channels, dim, stride=patch_stride)
+        self.patch_embed = PatchEmbed(image_size, patch_size, in_channels, dim, stride=patch_stride, stem=stem)
         n_tokens = self.patch_embed.grid[0] * self.patch_embed.grid[1] + (pool == "cls")
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if pool == "cls" else None
         pos_enc = "none" if pos_enc is None else pos_enc

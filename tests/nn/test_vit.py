@@ -43,6 +43,32 @@ def test_patch_embed_shape_and_grid() -> None:
     assert embed(torch.randn(2, 1, 8, 12)).shape == (2, 6, 6)
 
 
+@pytest.mark.parametrize(("stride", "convs"), [(2, 1), (4, 2), (8, 3)])
+def test_conv_stem_gives_the_patch_grid(stride, convs) -> None:
+    embed = PatchEmbed((16, 24), patch_size=stride, in_channels=3, dim=32, stem="conv")
+    assert embed.grid == (16 // stride, 24 // stride)
+    assert embed(torch.randn(2, 3, 16, 24)).shape == (2, embed.grid[0] * embed.grid[1], 32)
+    strided = [m for m in embed.proj.modules() if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2)]
+    assert len(strided) == convs and strided[-1].out_channels == 32  # channels double up to the width
+
+
+def test_vit_with_a_conv_stem_trains_and_evaluates() -> None:
+    model = ViT(**{**TINY, "stem": "conv"})
+    model(images()).sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    assert model.eval()(images()).shape == (2, 5) and model.attention_maps(images()).shape == (2, 2, 4, 4)
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [({"image_size": 12, "patch_size": 6}, "power of two"), ({"stem": "unet"}, "model.stem='unet'")],
+)
+def test_conv_stem_mistakes_are_one_line(options, fragment) -> None:
+    with pytest.raises(ConfigError) as exc:
+        ViT(**{**TINY, "stem": "conv", **options})
+    assert fragment in one_line(exc)
+
+
 def test_non_square_images() -> None:
     model = ViT(**{**TINY, "image_size": (4, 8)}).eval()
     assert model(images(h=4, w=8)).shape == (2, 5)
