@@ -43,7 +43,7 @@ def measure(overrides: list[str]) -> tuple[dict, float]:
     task = attnkit.build_spec("task", cfg["task"])
     with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stdout(io.StringIO()):
         report = task.info(cfg, run_dir=Path(folder) / "info")
-        setup = task.setup(cfg, [], None)
+        cfg, task, setup = task.prepare(cfg)
         module, datamodule = task.lightning(cfg, setup, None)
         trainer = make_trainer(cfg["trainer"], Path(folder) / "run", monitor=task.monitor, checkpoints=False)
         before = _rss()

@@ -3,7 +3,8 @@
     python -m attnkit plugins=[examples/my_task.py] task=majority model=classifier attention=linear
 
 The recipe is the dataclass's fields (task.lr=..., task.length=...); attnkit's Task base does the training,
-testing, checkpoints, run directory and reports; this file only makes the data and picks the Lightning module.
+testing, checkpoints, run directory and reports; this file only makes the data (`load`), the model (`setup`) and
+picks the Lightning module (`lightning`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import attnkit
-from attnkit.train.task import Setup, Task
+from attnkit.train.task import Given, LoadedData, Setup, Task
 
 
 @attnkit.register("task", "majority")
@@ -36,17 +37,19 @@ class MajorityTask(Task):
     examples: int = 3000
     batch_size: int = 64
 
-    def setup(self, cfg: dict[str, Any], overrides: list[str] | None, checkpoint: dict[str, Any] | None) -> Setup:
+    def load(self, cfg: dict[str, Any], given: Given) -> LoadedData:
         generator = torch.Generator().manual_seed(cfg["seed"])
         tokens = torch.randint(1, self.symbols + 1, (self.examples, self.length), generator=generator)  # 0 = padding
         counts = torch.stack([(tokens == s).sum(1) for s in range(1, self.symbols + 1)], dim=1)
         data = TensorDataset(tokens, torch.zeros_like(tokens, dtype=torch.bool), counts.argmax(1))
         n = self.examples // 10
         parts = torch.utils.data.random_split(data, [n, n, len(data) - 2 * n])
-        splits = dict(zip(("test", "val", "train"), parts, strict=True))
+        return LoadedData(None, dict(zip(("test", "val", "train"), parts, strict=True)), {"name": "random symbols"})
+
+    def setup(self, cfg: dict[str, Any], loaded: LoadedData, given: Given) -> Setup:
         context = {"vocab_size": self.symbols + 1, "num_classes": self.symbols, "pad_id": 0}
-        net, context = self.build_model(cfg, context, checkpoint)
-        return Setup(None, splits, {"name": "random symbols"}, context, net)
+        net, context = self.build_model(cfg, context, given.checkpoint)
+        return Setup(loaded, context, net)
 
     def lightning(self, cfg: dict[str, Any], setup: Setup, checkpoint: dict[str, Any] | None) -> tuple[Any, Any]:
         from attnkit.train.classification import ClassifierModule

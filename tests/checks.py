@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ import torch
 
 from attnkit import registry
 from attnkit.nn.attention import repeat_kv
+from attnkit.text import TextPairs
 
 
 def compose(*overrides: str) -> dict:
@@ -62,3 +64,35 @@ def restored_registry() -> Iterator[None]:
         for kind, table in saved.items():
             registry._registry[kind].clear()
             registry._registry[kind].update(table)
+
+
+# -- text pairs shared by the text tests ------------------------------------------------------------------------
+
+DE_EN = [
+    ("Ein Hund läuft im Park.", "A dog runs in the park."),
+    ("Zwei Kinder spielen Fußball.", "Two children play football."),
+    ("Eine Frau liest ein Buch.", "A woman reads a book."),
+    ("Ein Mann fährt Fahrrad.", "A man rides a bike."),
+    ("Drei Hunde schlafen.", "Three dogs sleep."),
+    ("Ein Kind isst einen Apfel.", "A child eats an apple."),
+    ("Die Sonne scheint hell.", "The sun shines brightly."),
+    ("Ein Vogel singt laut.", "A bird sings loudly."),
+    ("Zwei Frauen gehen spazieren.", "Two women go for a walk."),
+    ("Der Zug kommt spät.", "The train is late."),
+]
+
+
+def write_jsonl(path, rows) -> str:
+    """JSON lines (None: an empty line) at `path`; the path as a string."""
+    path.write_text("".join((json.dumps(r, ensure_ascii=False) if r is not None else "") + "\n" for r in rows))
+    return str(path)
+
+
+def hf_rows(pairs):
+    """Rows in the Hugging Face translation layout."""
+    return [{"id": i, "translation": {"de": de, "en": en}} for i, (de, en) in enumerate(pairs)]
+
+
+def text_pairs(train) -> TextPairs:
+    """`train` as the training split (and its first two pairs as val and test)."""
+    return TextPairs(train=list(train), val=list(train[:2]), test=list(train[:2]), src="de", tgt="en")

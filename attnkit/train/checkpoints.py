@@ -46,7 +46,11 @@ def read(path: str | os.PathLike[str], task: str) -> dict[str, Any]:
 
 def load_checkpoint(ckpt: str | os.PathLike[str], task: str) -> dict[str, Any]:
     """A checkpoint's contents, refused with one line unless a `task=<task>` run of attnkit wrote it."""
-    payload = read(ckpt, task)
+    return check_checkpoint(read(ckpt, task), ckpt, task)
+
+
+def check_checkpoint(payload: Any, ckpt: str | os.PathLike[str], task: str) -> dict[str, Any]:
+    """`payload` (what checkpoint file `ckpt` holds), refused with one line unless a `task=<task>` run wrote it."""
     marker = payload.get("attnkit") if isinstance(payload, dict) else None
     if not isinstance(marker, dict) or "state_dict" not in payload or "hyper_parameters" not in payload:
         raise ConfigError(

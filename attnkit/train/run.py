@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import torch
+from omegaconf import OmegaConf
 
 from attnkit.errors import ConfigError, DataError
 
@@ -21,16 +25,12 @@ def user_path(value: Any, what: str, fix: str) -> Path:
 
 def seed(value: int) -> None:
     """Seed Python's and torch's generators."""
-    import torch
-
     random.seed(value)
     torch.manual_seed(value)
 
 
 def save_config(cfg: dict[str, Any], run_dir: Path) -> None:
     """The resolved config as `<run_dir>/config.yaml`."""
-    from omegaconf import OmegaConf
-
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(cfg), run_dir / "config.yaml")
 
@@ -42,3 +42,23 @@ def overridden(overrides: list[str] | None, key: str) -> bool:
         if name == key or name.startswith(key + "."):
             return True
     return False
+
+
+def value(cfg: Mapping[str, Any], key: str) -> Any:
+    """The value at a dotted key of a config (`data.batch_size`); None where a part is missing."""
+    node: Any = cfg
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node
+
+
+def with_values(cfg: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `cfg` with `values` (dotted key -> value) set; the nodes on their paths are copied, not changed."""
+    out = dict(cfg)
+    for key, new in values.items():
+        node, *path, last = [out, *key.split(".")]
+        for part in path:
+            node[part] = dict(node.get(part) or {})
+            node = node[part]
+        node[last] = new
+    return out

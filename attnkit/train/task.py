@@ -1,18 +1,26 @@
-"""The task protocol and its base: what `python -m attnkit mode=train|test|predict` runs, written once.
+"""The task protocol and its base: what `python -m attnkit mode=train|test|predict|info` runs, written once.
 
 A task is a registered dataclass whose fields are its recipe (learning rate, schedule, augmentation, decoding, ...).
 The config node `task.*`, the YAML defaults (a task's preset pulls the node in, it does not restate it) and the
 LightningModule's saved hyperparameters all come from those fields. The CLI builds the task with
 `build_spec("task", cfg["task"])` and calls `task.<mode>(cfg, run_dir=..., overrides=...)`, which returns the
-metrics it reported. A subclass implements:
+metrics it reported.
 
-- `setup(cfg, overrides, checkpoint)` -> `Setup`: data and model, built before Lightning is imported (bad options
-  fail in seconds, with one line); `checkpoint` is given in test mode;
-- `lightning(cfg, setup, checkpoint)` -> (LightningModule, LightningDataModule);
-- `predict(cfg, run_dir=..., overrides=...)`: what a prediction is depends on the task;
+From a config to what is trained, `Task.prepare` goes one way, through four hooks:
 
-and may change `evaluate` (what is scored after training), `metrics` (extra entries of metrics.json),
-`artifacts` (files beside them) and `summary` (the table printed at the end).
+1. `load(cfg, given)` -> `LoadedData`: the data source and its splits;
+2. `resolve(cfg, loaded, given)` -> `Resolved`: the one step that turns (config, data statistics) into the run's
+   config, everything a size rule chooses filled in and said in `lines` (default: the config as it is). It is pure:
+   it reads the data and the checkpoints in `given`, and changes nothing in place. The run's `config.yaml` records
+   its result, and a new task is built from its `task` node: nothing after it changes the config or the task;
+3. `setup(cfg, loaded, given)` -> `Setup`: the model (and whatever the task encodes from the data), from the
+   resolved config alone; all this happens before Lightning is imported (bad options fail in seconds, in one line);
+4. `lightning(cfg, setup, checkpoint)` -> (LightningModule, LightningDataModule).
+
+A task implements `load`, `setup` and `lightning`, may implement `resolve` and `predict`, and may change `evaluate`
+(what is scored after training), `metrics` (extra entries of metrics.json), `artifacts` (files beside them) and
+`summary` (the table printed at the end). `inherits` names the model keys an `init_from` checkpoint of the same
+task fixes where the config leaves them null (attnkit/train/init_from.py).
 """
 
 from __future__ import annotations
@@ -27,12 +35,18 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
+from attnkit.data.warning import reported_warnings
 from attnkit.errors import ConfigError, DataError
+from attnkit.registry import build_spec
 from attnkit.train import init_from, provenance, run
 from attnkit.train.checkpoints import load_checkpoint, load_weights, resumed_epoch
 from attnkit.train.compile import compile_module
+from attnkit.train.info import describe
+from attnkit.train.reports import plot_learning_curves, print_summary, print_table, read_metrics_csv, write_json
+from attnkit.train.trainer import check_loggers, check_trainer_config, make_trainer
 
 # (recipe key, lowest, highest, highest allowed): checked for every task that has the key
 RANGES = (
@@ -47,22 +61,63 @@ RANGES = (
 CKPT_HINT = "give ckpt_path=outputs/<date>/<time>/checkpoints/best.ckpt (or last.ckpt)"
 
 
+@dataclass(frozen=True)
+class Given:
+    """What a mode knows besides the config, each read once: the command line's overrides, the checkpoint a test
+    evaluates (`checkpoint`: its recipe, data and weights), the checkpoint a resumed run continues from (`resumed`)
+    and the weights `init_from` names (`start`)."""
+
+    overrides: list[str] = field(default_factory=list)
+    checkpoint: dict[str, Any] | None = None
+    resumed: dict[str, Any] | None = None
+    start: init_from.Start | None = None
+
+
 @dataclass
-class Setup:
-    """What `Task.setup` built: the data source (`source`, configured by `data_cfg`) and what it loaded (`data`), the
-    model (`net`, built with `context`: what the data fixes, such as the vocabulary or the classes), and what the
-    checkpoint must carry for test and predict (`extras`), and the run's config with what the task chose for the
-    values it leaves to the data (`config`, e.g. the vit task's patches and epochs; None: nothing chosen)."""
+class LoadedData:
+    """What `Task.load` read: the data source (`source`, built from the data config `cfg`) and its splits (`data`)."""
 
     source: Any
     data: Any
-    data_cfg: dict[str, Any]
+    cfg: dict[str, Any]
+
+
+@dataclass
+class Resolved:
+    """What the resolve step made of a config: the run's config (`config`, every value it chose filled in), what it
+    chose (`recipe`, the task's own record of it; None: nothing chosen) and the lines that say so when a run starts."""
+
+    config: dict[str, Any]
+    recipe: Any = None
+    lines: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Setup:
+    """What `Task.setup` built from the resolved config: the model (`net`, built with `context`: what the data fixes,
+    such as the vocabulary or the classes) over the loaded data (`loaded`), the splits as the model reads them
+    (`encoded`: token ids, for tasks that encode), the tokenizers (text tasks), what the checkpoint must carry for
+    test and predict (`extras`) and the data warnings counted while it was built (`warnings`)."""
+
+    loaded: LoadedData
     context: dict[str, Any]
     net: nn.Module
     extras: dict[str, Any] = field(default_factory=dict)
+    encoded: dict[str, Any] = field(default_factory=dict)
+    tokenizers: Any = None
     warnings: list[str] = field(default_factory=list)
-    overrides: list[str] = field(default_factory=list)
-    config: dict[str, Any] | None = None
+
+    @property
+    def source(self) -> Any:
+        return self.loaded.source
+
+    @property
+    def data(self) -> Any:
+        return self.loaded.data
+
+    @property
+    def data_cfg(self) -> dict[str, Any]:
+        return self.loaded.cfg
 
 
 @dataclass
@@ -70,14 +125,18 @@ class Task:
     """Base of tasks: subclasses are registered dataclasses (fields = recipe) that implement the hooks.
 
     Class attributes: `name` (as registered), `title` (report headings), `monitor` (the validation metric that picks
-    the best checkpoint) and `monitor_mode` (`max`: higher is better, or `min`). A `test_checkpoint` field ("last" or
-    "best") says which weights are tested after training.
+    the best checkpoint), `monitor_mode` (`max`: higher is better, or `min`), `inherits` (model keys taken from an
+    `init_from` checkpoint of this task where the config leaves them null) and `batches_shard` (its batch sampler
+    shards the data across processes itself, so Lightning must not add a distributed sampler). A `test_checkpoint`
+    field ("last" or "best") says which weights are tested after training.
     """
 
     name: ClassVar[str] = "task"
     title: ClassVar[str] = "task"
     monitor: ClassVar[str] = "val/acc"
     monitor_mode: ClassVar[str] = "max"
+    inherits: ClassVar[tuple[str, ...]] = ()
+    batches_shard: ClassVar[bool] = False
 
     # -- the recipe ----------------------------------------------------------------------------------------------
 
@@ -99,7 +158,14 @@ class Task:
 
     # -- what a task implements ----------------------------------------------------------------------------------
 
-    def setup(self, cfg: dict[str, Any], overrides: list[str] | None, checkpoint: dict[str, Any] | None) -> Setup:
+    def load(self, cfg: dict[str, Any], given: Given) -> LoadedData:
+        raise NotImplementedError(f"{type(self).__name__} must implement load()")
+
+    def resolve(self, cfg: dict[str, Any], loaded: LoadedData, given: Given) -> Resolved:
+        """The run's config for this data (default: the config as it is); see the module docstring."""
+        return Resolved(cfg)
+
+    def setup(self, cfg: dict[str, Any], loaded: LoadedData, given: Given) -> Setup:
         raise NotImplementedError(f"{type(self).__name__} must implement setup()")
 
     def lightning(self, cfg: dict[str, Any], setup: Setup, checkpoint: dict[str, Any] | None) -> tuple[Any, Any]:
@@ -149,6 +215,29 @@ class Task:
             rows["evaluated weights"] = f"moving average, decay {ema['decay']:g} {how}, {ema['updates']:,} updates"
         return rows
 
+    # -- from a config to a model: the one path every mode takes -------------------------------------------------
+
+    def prepare(self, cfg: dict[str, Any], given: Given | None = None) -> tuple[dict[str, Any], Task, Setup]:
+        """(the run's config, the task built from it, its setup): the data loaded, the config resolved for it and its
+        lines printed, the model built. With `given.checkpoint` (test mode) nothing is chosen: this task is the
+        checkpoint's recipe and the model is the checkpoint's."""
+        given = given or Given()
+        cfg = {**cfg, "task": self.recipe()}
+        run.seed(cfg["seed"])  # data that a task generates or splits at random comes out the same in every mode
+        with reported_warnings() as seen:
+            loaded = self.load(cfg, given)
+            task = self
+            if given.checkpoint is None:
+                cfg, line = init_from.inherit(cfg, given.start, self.inherits)
+                resolved = self.resolve(cfg, loaded, given)
+                for text in ([line] if line else []) + resolved.lines:
+                    print(text, flush=True)
+                cfg = resolved.config
+                task = self if cfg["task"] == self.recipe() else build_spec("task", cfg["task"])
+            setup = task.setup(cfg, loaded, given)
+        setup.warnings = seen
+        return cfg, task, setup
+
     # -- modes -----------------------------------------------------------------------------------------------------
 
     def train(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
@@ -158,27 +247,22 @@ class Task:
         from it in the same run directory: weights, optimizer, schedule, moving average, epoch, data order and
         random state, as if it had never stopped.
         """
-        from attnkit.data.warning import reported_warnings
-        from attnkit.train.trainer import check_loggers, check_trainer_config
-
         check_trainer_config(cfg["trainer"])
         check_loggers(cfg.get("logger"))
         resume = cfg.get("resume")
-        resumed = load_checkpoint(resume, self.name) if resume else None
-        run.seed(cfg["seed"])
-        with reported_warnings() as seen:
-            setup = self.setup(cfg, overrides, None)
-        setup.warnings, setup.overrides = seen, list(overrides or [])
-        cfg = setup.config if setup.config is not None else cfg  # what the task chose from the data, filled in
-        started = init_from.apply(cfg, setup.net, task=self.name, run_dir=run_dir)  # init_from=: weights that fit
+        given = Given(
+            list(overrides or []),
+            resumed=load_checkpoint(resume, self.name) if resume else None,
+            start=init_from.read(cfg, task=self.name, run_dir=run_dir),
+        )
+        cfg, task, setup = self.prepare(cfg, given)
+        started = init_from.apply(given.start, setup.net, task=task.name, run_dir=run_dir)
         if getattr(setup.net, "plan", None) is not None:
-            cfg = {**cfg, "plan": setup.net.plan}  # the resolved per-layer plan, in the run's config
-        module, datamodule = self.lightning(cfg, setup, None)
-        from attnkit.train.datamodule import SplitsDataModule
-
-        if resumed is not None and isinstance(datamodule, SplitsDataModule):
-            datamodule.first_epoch = resumed_epoch(resumed)
-        if resume:
+            cfg = {**cfg, "plan": setup.net.plan}  # the per-layer plan the model built, recorded beside the config
+        module, datamodule = task.lightning(cfg, setup, None)
+        if given.resumed is not None:
+            if hasattr(datamodule, "first_epoch"):  # attnkit's SplitsDataModule: see attnkit/train/datamodule.py
+                datamodule.first_epoch = resumed_epoch(given.resumed)
             warn_if_config_changed(run_dir / "config.yaml", cfg)
         if len(datamodule.train_dataloader()) == 0:
             raise DataError(
@@ -189,14 +273,12 @@ class Task:
         run.save_config(cfg, run_dir)
         provenance.record(run_dir, setup.data_cfg, provenance.content_digest(setup.data))
 
-        from attnkit.train.trainer import make_trainer
-
         trainer = make_trainer(
-            cfg["trainer"],
+            task.trainer_config(cfg),
             run_dir,
-            monitor=self.monitor,
-            mode=self.monitor_mode,
-            resumed_step=None if resumed is None else int(resumed.get("global_step", 0)),
+            monitor=task.monitor,
+            mode=task.monitor_mode,
+            resumed_step=None if given.resumed is None else int(given.resumed.get("global_step", 0)),
             loggers=cfg.get("logger"),
             callbacks=cfg.get("callbacks"),
         )
@@ -211,20 +293,20 @@ class Task:
         callback = trainer.checkpoint_callback
         best = callback.best_model_path if callback else ""
         best_score = callback.best_model_score if callback else None
-        tested = best if self.test_checkpoint_choice() == "best" and best else None  # None: the weights as trained
-        results = self.evaluate(trainer, module, datamodule, tested)
+        tested = best if task.test_checkpoint_choice() == "best" and best else None  # None: the weights as trained
+        results = task.evaluate(trainer, module, datamodule, tested)
         if not trainer.is_global_zero:
             return {}
         metrics = {
             **results,
-            **self.metrics(setup, module),
+            **task.metrics(setup, module),
             "params": count_params(module.model),
             "train_time_s": round(fit_s, 2),
             "epochs": trainer.current_epoch if not trainer.fast_dev_run else 1,
             "steps": trainer.global_step,
             **{f"train_{k}_per_s": round(n / fit_s, 1) if fit_s > 0 else 0.0 for k, n in trained.items()},
             "peak_memory_mb": memory.mb,
-            f"best_{self.monitor.replace('/', '_')}": float("nan") if best_score is None else float(best_score),
+            f"best_{task.monitor.replace('/', '_')}": float("nan") if best_score is None else float(best_score),
             "best_checkpoint": str(best),
             "tested": "best" if tested else "last",
             **({"ema": ema_report(module.ema)} if module.ema is not None else {}),
@@ -232,29 +314,20 @@ class Task:
             **({"init_from": started} if started else {}),
             "warnings": list(setup.warnings),
         }
-        self.report(cfg, run_dir, module, setup, metrics, title=f"{self.title} — trained")
+        task.report(cfg, run_dir, module, setup, metrics, title=f"{task.title} — trained")
         return metrics
 
     def test(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
         """Evaluate a checkpoint on the test split of its own data (or of `data=...` given on the command line), with
         the recipe it was trained with (and the `task.<key>=...` of the command line on top)."""
-        from attnkit.data.warning import reported_warnings
-        from attnkit.registry import build_spec
-
         ckpt, payload = self.checkpoint(cfg)
         for change in provenance.compare(Path(ckpt).resolve().parent.parent):
             print(f"warning: {change}; its scores may differ from the run's", file=sys.stderr, flush=True)
-        recipe = self.saved_recipe(payload, overrides)
-        task, cfg = build_spec("task", recipe), {**cfg, "task": recipe}
-        run.seed(cfg["seed"])  # data that a task generates or splits at random comes out as in training
-        with reported_warnings() as seen:
-            setup = task.setup(cfg, overrides, payload)
-        setup.warnings, setup.overrides = seen, list(overrides or [])
+        task = build_spec("task", self.saved_recipe(payload, overrides))
+        cfg, task, setup = task.prepare(cfg, Given(list(overrides or []), checkpoint=payload))
         module, datamodule = task.lightning(cfg, setup, payload)
 
-        from attnkit.train.trainer import make_trainer
-
-        trainer_cfg = {**cfg["trainer"], "max_epochs": 1}
+        trainer_cfg = {**task.trainer_config(cfg), "max_epochs": 1}
         trainer = make_trainer(trainer_cfg, run_dir, monitor=task.monitor.replace("val/", "test/"), checkpoints=False)
         results = floats(trainer.test(module, datamodule=datamodule, verbose=False))
         if not trainer.is_global_zero:
@@ -275,14 +348,8 @@ class Task:
     def info(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
         """Parameters per component, FLOPs per sample and the memory training keeps, per layer, without training;
         printed and written to info.json."""
-        from attnkit.data.warning import reported_warnings
-        from attnkit.train.info import describe
-        from attnkit.train.reports import print_table, write_json
-
-        run.seed(cfg["seed"])
-        with reported_warnings():
-            setup = self.setup(cfg, overrides, None)
-        report = describe(setup.net, self.example(setup), int(getattr(setup.source, "batch_size", 1) or 1))
+        cfg, task, setup = self.prepare(cfg, Given(list(overrides or [])))
+        report = describe(setup.net, task.example(setup), int(getattr(setup.source, "batch_size", 1) or 1))
         report["plan"] = getattr(setup.net, "plan", None)
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "info.json", report)
@@ -293,7 +360,7 @@ class Task:
             "activation_mb": "activations (MB)",
             "attention_mb": "of which attention (MB)",
         }
-        print_table(f"{self.name}: {cfg['model']['name']} at batch {report['batch_size']}", report["layers"], columns)
+        print_table(f"{task.name}: {cfg['model']['name']} at batch {report['batch_size']}", report["layers"], columns)
         totals = {
             "parameters": report["params"],
             "FLOPs per sample (forward)": report["flops_per_sample"],
@@ -306,6 +373,10 @@ class Task:
 
     # -- pieces every task shares ----------------------------------------------------------------------------------
 
+    def trainer_config(self, cfg: dict[str, Any]) -> dict[str, Any]:
+        """The Lightning Trainer's arguments: the config's, without a distributed sampler where `batches_shard`."""
+        return {**cfg["trainer"], "use_distributed_sampler": False} if self.batches_shard else cfg["trainer"]
+
     def test_checkpoint_choice(self) -> str:
         """`last` or `best`: the task's `test_checkpoint` field, when it has one."""
         choice = getattr(self, "test_checkpoint", "last")
@@ -317,8 +388,6 @@ class Task:
         self, cfg: dict[str, Any], context: dict[str, Any], checkpoint: dict[str, Any] | None
     ) -> tuple[nn.Module, dict[str, Any]]:
         """(model, context): from the config and the data's context, or as the checkpoint recorded them."""
-        from attnkit.registry import build_spec
-
         if checkpoint is not None:
             hparams = checkpoint["hyper_parameters"]
             model_cfg, context = hparams["model"], hparams["context"]
@@ -343,8 +412,6 @@ class Task:
 
     def write_prediction(self, run_dir: Path | None, result: dict[str, Any]) -> None:
         """`prediction.json` in the run directory (none from the Python API, which passes no run directory)."""
-        from attnkit.train.reports import write_json
-
         if run_dir is not None:
             run_dir.mkdir(parents=True, exist_ok=True)
             write_json(run_dir / "prediction.json", result)
@@ -364,8 +431,6 @@ class Task:
         self, cfg: dict[str, Any], run_dir: Path, module: Any, setup: Setup, metrics: dict[str, Any], title: str
     ) -> None:
         """metrics.json, the learning curves, the task's own files, and the summary table on the terminal."""
-        from attnkit.train.reports import plot_learning_curves, print_summary, read_metrics_csv, write_json
-
         rows = self.artifacts(cfg, run_dir, module, setup, metrics)
         write_json(run_dir / "metrics.json", metrics)
         plot_learning_curves(
@@ -379,8 +444,6 @@ class Task:
 
 def warn_if_config_changed(saved: Path, cfg: dict[str, Any]) -> None:
     """One warning line naming the settings in which a resumed run's config differs from the one it started with."""
-    from omegaconf import OmegaConf
-
     if not saved.is_file():
         return
     before, after = _flat(OmegaConf.to_container(OmegaConf.load(saved))), _flat(cfg)

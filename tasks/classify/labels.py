@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from attnkit.tasks.seq2seq.data.base import Pair, TextPairs
+from attnkit.text.pairs import Pair, TextPairs
 
 
 @dataclass(frozen=True)

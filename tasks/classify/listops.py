@@ -32,7 +32,7 @@ from attnkit.data.checks import check_int
 from attnkit.data.messages import one_line
 from attnkit.errors import ConfigError, DataError
 from attnkit.tasks.classify.labels import majority_baseline
-from attnkit.tasks.seq2seq.data.base import OnLong, TextPairData, TextPairs
+from attnkit.text.pairs import OnLong, TextPairData, TextPairs
 
 OPERATORS = ("[MAX", "[MIN", "[MED", "[SM")
 CLOSE = "]"

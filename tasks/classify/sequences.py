@@ -11,8 +11,8 @@ from torch.utils.data import Dataset
 
 from attnkit.data.warning import warn
 from attnkit.errors import DataError
-from attnkit.tasks.seq2seq.data.base import OnLong, Pair
-from attnkit.tasks.seq2seq.tokenizer import TextTokenizer
+from attnkit.text.pairs import OnLong, Pair
+from attnkit.text.tokenizer import TextTokenizer
 
 
 def label_names(labels: Sequence[str]) -> list[str]:

@@ -13,16 +13,16 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
+from torch.utils.data import DataLoader
 
 from attnkit.errors import ConfigError
 from attnkit.registry import register
 from attnkit.tasks.classify.labels import majority_baseline
 from attnkit.tasks.classify.sequences import collate, encode_labelled, label_names
-from attnkit.tasks.seq2seq.data.base import text_pair_source
-from attnkit.tasks.seq2seq.tokenizer import TokenizerOptions, Tokenizers, load_tokenizers
+from attnkit.text import LengthBatchSampler, TokenizerOptions, Tokenizers, load_tokenizers, text_pair_source
 from attnkit.train import run
 from attnkit.train.checkpoints import model_from_checkpoint
-from attnkit.train.task import Setup, Task
+from attnkit.train.task import Given, LoadedData, Setup, Task
 
 
 @register("task", "classify")
@@ -39,6 +39,7 @@ class ClassifyTask(Task):
 
     name: ClassVar[str] = "classify"
     title: ClassVar[str] = "sequence classification"
+    batches_shard: ClassVar[bool] = True
 
     lr: float = 1e-3
     weight_decay: float = 0.05
@@ -56,11 +57,16 @@ class ClassifyTask(Task):
         super().__post_init__()
         self.tokenizer = TokenizerOptions.of(self.tokenizer)
 
-    def setup(self, cfg: dict[str, Any], overrides: list[str] | None, checkpoint: dict[str, Any] | None) -> Setup:
-        saved = checkpoint["attnkit"] if checkpoint is not None else None
-        data_cfg = saved["data"] if saved is not None and not run.overridden(overrides, "data") else cfg["data"]
+    def load(self, cfg: dict[str, Any], given: Given) -> LoadedData:
+        """The labelled-text source of the data config (a test's: the checkpoint's) and its texts."""
+        saved = given.checkpoint["attnkit"] if given.checkpoint is not None else None
+        data_cfg = saved["data"] if saved is not None and not run.overridden(given.overrides, "data") else cfg["data"]
         source = text_pair_source(data_cfg, self.name, "labelled-text")
-        pairs = source.load()
+        return LoadedData(source, source.load(), data_cfg)
+
+    def setup(self, cfg: dict[str, Any], loaded: LoadedData, given: Given) -> Setup:
+        source, pairs = loaded.source, loaded.data
+        saved = given.checkpoint["attnkit"] if given.checkpoint is not None else None
         if saved is None:
             tokenizer = load_tokenizers(pairs, self.tokenizer).src
             classes = label_names([label for _, label in pairs.train])
@@ -73,7 +79,7 @@ class ClassifyTask(Task):
             tokenizer = Tokenizers.from_state(saved["tokenizers"]).src
             classes = list(saved["classes"])
         context = {"vocab_size": tokenizer.vocab_size, "num_classes": len(classes), "pad_id": tokenizer.pad_id}
-        net, context = self.build_model(cfg, context, checkpoint)
+        net, context = self.build_model(cfg, context, given.checkpoint)
         stages = ("train", "val", "test") if saved is None else ("test",)
         limit = source.max_source_len or getattr(net, "max_len", None)
         key = "data.max_source_len" if source.max_source_len else "model.max_len"
@@ -86,14 +92,12 @@ class ClassifyTask(Task):
             limit_key=key,
         )
         extras = {
-            "data": data_cfg,
+            "data": loaded.cfg,
             "classes": classes,
             "tokenizers": Tokenizers(tokenizer, tokenizer, {}).to_state(),
             "max_len": limit,
         }
-        setup = Setup(source, pairs, data_cfg, context, net, extras=extras)
-        setup.encoded = encoded
-        return setup
+        return Setup(loaded, context, net, extras=extras, encoded=encoded)
 
     def example(self, setup: Setup) -> Any:
         data = setup.encoded["train"]
@@ -102,10 +106,8 @@ class ClassifyTask(Task):
         return lambda: setup.net(tokens, mask)
 
     def lightning(self, cfg: dict[str, Any], setup: Setup, checkpoint: dict[str, Any] | None) -> tuple[Any, Any]:
-        from torch.utils.data import DataLoader
-
+        # Lightning is imported only when a run starts: it takes seconds, which --help and mode=list do not pay
         from attnkit.tasks.classify.module import SequenceClassifierModule
-        from attnkit.tasks.seq2seq.batches import LengthBatchSampler
         from attnkit.train.datamodule import SplitsDataModule
 
         pad = functools.partial(collate, pad_id=setup.context["pad_id"])
@@ -119,14 +121,6 @@ class ClassifyTask(Task):
             return DataLoader(data, batch_sampler=sampler, collate_fn=pad, num_workers=0)
 
         return self.make_module(SequenceClassifierModule, cfg, setup, checkpoint), SplitsDataModule(loader)
-
-    def train(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
-        trainer = {**cfg["trainer"], "use_distributed_sampler": False}  # the batch sampler shards by itself
-        return super().train({**cfg, "trainer": trainer}, run_dir=run_dir, overrides=overrides)
-
-    def test(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
-        trainer = {**cfg["trainer"], "use_distributed_sampler": False}
-        return super().test({**cfg, "trainer": trainer}, run_dir=run_dir, overrides=overrides)
 
     def metrics(self, setup: Setup, module: Any) -> dict[str, Any]:
         baseline = majority_baseline(setup.data, "test")

@@ -1,9 +1,9 @@
-"""What text-to-text tasks share (translation, summarization): text-pair data sources, BPE tokenizers, batching,
-the Lightning module and a base task with train/test/predict. A concrete task subclasses `Seq2SeqTask` with its
-metrics and registers itself.
+"""What encoder-decoder (text-to-text) tasks share: pair encoding and collation, decoding options, denoising
+pretraining, the size rule, the Lightning module and the base task `Seq2SeqTask` with train/test/predict. A concrete
+task (translation, summarization) subclasses it with its metrics and registers itself.
 
-Importing this package registers the data sources `text_files` and `hf_text`; Lightning, tokenizers and datasets
-load only when a task runs.
+Text sources, tokenizers and batching are every text task's and live in `attnkit.text` (importing it registers the
+data sources `text_files` and `hf_text`); Lightning loads only when a task runs.
 """
 
-from attnkit.tasks.seq2seq import data  # noqa: F401  (registration)
+import attnkit.text  # noqa: F401  (registers the text sources, which every text-to-text task reads)

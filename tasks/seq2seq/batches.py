@@ -1,23 +1,22 @@
-"""From text pairs to padded batches: encoding with length limits, length-bucketed batch sampling, collation.
+"""From text pairs to an encoder-decoder's padded batches: encoding with length limits, and collation.
 
 A source is its tokens then EOS; a target is fed as BOS + tokens (decoder input) and scored as tokens + EOS
-(labels). Batches group pairs of similar length, so that little compute goes to padding.
+(labels). Batches group pairs of similar length (attnkit.text.batching), so that little compute goes to padding.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from attnkit.data.warning import warn
 from attnkit.errors import ConfigError, DataError
-from attnkit.tasks.seq2seq.data.base import OnLong, Pair
-from attnkit.tasks.seq2seq.tokenizer import Tokenizers
+from attnkit.text.pairs import OnLong, Pair
+from attnkit.text.tokenizer import Tokenizers
 
 
 @dataclass
@@ -116,93 +115,6 @@ def encode_splits(
     return encoded
 
 
-class LengthBatchSampler(Sampler[list[int]]):
-    """Batches of pairs of similar length: at most `batch_size` pairs and, if set, `max_tokens` padded tokens.
-
-    Training (`shuffle`) sorts pools of about 50 batches by length and shuffles the batches, reseeded every
-    epoch (`set_epoch`, which Lightning calls); evaluation sorts everything by length. Under torch.distributed
-    each process takes every world-size-th pair of that order; in training all take the same number of batches.
-    `on_epoch(epoch)`, when given, is called by `set_epoch` too (a dataset that noises its items per epoch).
-    """
-
-    def __init__(
-        self,
-        lengths: Sequence[int],
-        *,
-        batch_size: int,
-        max_tokens: int | None = None,
-        shuffle: bool = False,
-        seed: int = 0,
-        pool: int = 50,
-        on_epoch: Callable[[int], None] | None = None,
-    ) -> None:
-        self.lengths, self.batch_size, self.max_tokens = list(lengths), batch_size, max_tokens
-        self.shuffle, self.seed, self.pool, self.epoch = shuffle, seed, pool, 0
-        self.on_epoch = on_epoch
-        self._cache: tuple[int, list[list[int]]] | None = None
-
-    @property
-    def sampler(self) -> LengthBatchSampler:
-        """Lightning calls `set_epoch` on `dataloader.sampler` and `dataloader.batch_sampler.sampler`, never on the
-        batch sampler itself: this makes it the batch sampler's own (without it every epoch had the same order)."""
-        return self
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        if self.on_epoch is not None:
-            self.on_epoch(epoch)
-
-    def _batches(self) -> list[list[int]]:
-        if self._cache is not None and self._cache[0] == self.epoch:
-            return self._cache[1]
-        order = list(range(len(self.lengths)))
-        rng = random.Random(self.seed + self.epoch)
-        if self.shuffle:
-            rng.shuffle(order)
-            size = self.pool * self.batch_size
-            order = [i for k in range(0, len(order), size) for i in sorted(order[k : k + size], key=self._length)]
-        else:
-            order.sort(key=self._length)
-        world, rank = _world()
-        # every process packs every process's share (the same computation everywhere), so that training can give
-        # each the same number of steps; evaluation keeps every pair
-        shares = [self._pack(order[r::world]) for r in range(world)]
-        if self.shuffle:
-            for share in shares:
-                rng.shuffle(share)
-            steps = min(len(share) for share in shares)
-            shares = [share[:steps] for share in shares]
-        self._cache = (self.epoch, shares[rank])
-        return shares[rank]
-
-    def _pack(self, order: list[int]) -> list[list[int]]:
-        """Consecutive runs of `order` as batches within `batch_size` and `max_tokens`."""
-        batches: list[list[int]] = []
-        batch: list[int] = []
-        longest = 0
-        for i in order:
-            n = self.lengths[i]
-            too_many = len(batch) >= self.batch_size
-            too_long = self.max_tokens is not None and max(longest, n) * (len(batch) + 1) > self.max_tokens
-            if batch and (too_many or too_long):
-                batches.append(batch)
-                batch, longest = [], 0
-            batch.append(i)
-            longest = max(longest, n)
-        if batch:
-            batches.append(batch)
-        return batches
-
-    def _length(self, i: int) -> int:
-        return self.lengths[i]
-
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self._batches())
-
-    def __len__(self) -> int:
-        return len(self._batches())
-
-
 def collate(
     items: list[tuple[int, list[int], list[int]]], *, pad_id: int, bos_id: int, eos_id: int
 ) -> dict[str, Tensor]:
@@ -224,9 +136,3 @@ def collate(
     index = torch.as_tensor([i for i, _, _ in items], dtype=torch.long)
     src_mask = torch.arange(ns) >= torch.as_tensor([len(s) for _, s, _ in items]).unsqueeze(1)
     return {"index": index, "src": src, "src_mask": src_mask, "tgt_in": tgt_in, "tgt_out": tgt_out}
-
-
-def _world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_world_size(), torch.distributed.get_rank()
-    return 1, 0

@@ -24,6 +24,9 @@ from torch.utils.data import Dataset
 from attnkit.data.warning import warn
 from attnkit.errors import ConfigError, DataError
 from attnkit.registry import did_you_mean
+from attnkit.tasks.seq2seq.batches import source_limit
+from attnkit.train import run
+from attnkit.train.init_from import Start
 
 SENTENCE_END = ".!?"
 
@@ -79,6 +82,7 @@ class DenoiseOptions:
 
 
 OPTIONS = tuple(f.name for f in dataclasses.fields(DenoiseOptions))
+OPTION_KEYS = ("mask_ratio", "span_mean", "permute_sentences")  # the noise itself (what `describe` says)
 
 
 # -- the noise: pure functions --------------------------------------------------------------------------------------
@@ -246,8 +250,6 @@ def encode_documents(
     """Each split's documents as `DenoisingPairs`. A document is cut to what both sides hold: `max_source_len` (else
     `max_len`) - 1 source tokens and `max_len` - 1 target tokens; the cut ones are counted in one warning, or refused
     with `on_long="error"`."""
-    from attnkit.tasks.seq2seq.batches import source_limit
-
     src_tok, tgt_tok = tokenizers.src, tokenizers.tgt
     if src_tok.mask_id is None:
         raise DataError(
@@ -317,3 +319,37 @@ def read_texts(paths: Sequence[str]) -> list[str]:
             raise DataError(f"task.denoise.texts: {str(path)!r} holds no text; {fix}")
         documents.extend(found)
     return documents
+
+
+def pretrained_info(start: Start, tokenizers: Any) -> dict[str, Any]:
+    """What the `init_from` run of a text-to-text task was (kept in metrics.json as `pretrained`): its objective, its
+    denoising options and documents, how long it trained and its losses, and the tokenizers this run reuses."""
+    payload = start.checkpoint or {}
+    objective = (run.value(payload, "hyper_parameters.task") or {}).get("objective", "supervised")
+    info: dict[str, Any] = {"path": str(start.path), "objective": objective}
+    if objective == "denoise":
+        info["denoise"] = payload["attnkit"].get("denoise", {})
+    info.update(start.record())
+    info["tokenizers"] = f"reused ({tokenizers.src.vocab_size:,} tokens{', joint' if tokenizers.joint else ''})"
+    return info
+
+
+def describe_pretrained(info: dict[str, Any]) -> str:
+    """One line: the run an `init_from` checkpoint comes from, as `pretrained_info` records it."""
+    parts = []
+    denoise = info.get("denoise") or {}
+    if denoise:
+        train = (denoise.get("documents") or {}).get("train")
+        extra = denoise.get("extra_documents", 0)
+        if train is not None:
+            parts.append(f"{train:,} documents" + (f" ({extra:,} from task.denoise.texts)" if extra else ""))
+    for key, label in (("epochs", "epochs"), ("steps", "steps")):
+        if key in info:
+            parts.append(f"{info[key]:,} {label}")
+    for key in ("val/loss", "best val/loss", "test/loss"):
+        if key in info:
+            parts.append(f"{key} {info[key]:.4f}")
+    if denoise:
+        parts.append(DenoiseOptions.of({k: v for k, v in denoise.items() if k in OPTION_KEYS}).describe())
+    kind = "a denoising (self-supervised) run" if info.get("objective") == "denoise" else "a supervised run"
+    return f"starts from {kind} ({'; '.join(parts)}), {info['path']}; tokenizers {info.get('tokenizers', 'reused')}"

@@ -12,8 +12,8 @@ from torch import Tensor, nn
 
 from attnkit.errors import ConfigError
 from attnkit.tasks.seq2seq.batches import collate, encode_sources, source_limit
-from attnkit.tasks.seq2seq.data.base import OnLong
-from attnkit.tasks.seq2seq.tokenizer import TextTokenizer, Tokenizers
+from attnkit.text.pairs import OnLong
+from attnkit.text.tokenizer import TextTokenizer, Tokenizers
 
 UNITS = ("word", "piece")
 WORD_MARKS = {"Metaspace": "▁", "ByteLevel": "Ġ"}  # decoders whose pieces mark the start of a word

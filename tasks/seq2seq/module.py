@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from attnkit.tasks.seq2seq.batches import EncodedPairs
 from attnkit.tasks.seq2seq.generate import DecodeOptions, generate_ids
-from attnkit.tasks.seq2seq.tokenizer import Tokenizers
+from attnkit.text.tokenizer import Tokenizers
 from attnkit.train.module import TaskModule
 
 Scorer = Callable[[list[str], list[str]], dict[str, float]]

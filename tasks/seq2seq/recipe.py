@@ -18,12 +18,13 @@ Values the config sets (the command line, an experiment file or the task's prese
 
 from __future__ import annotations
 
-import copy
 import math
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from attnkit.train.run import overridden, value, with_values
 
 TARGET_STEPS = 750
 EPOCHS = (4, 60)
@@ -104,45 +105,31 @@ KEYS = {
 }
 
 
-def _get(cfg: dict[str, Any], key: str) -> Any:
-    node: Any = cfg
-    for part in key.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
-
-
-def _set(cfg: dict[str, Any], key: str, value: Any) -> None:
-    *parents, last = key.split(".")
-    node = cfg
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[last] = value
-
-
 def fill(
-    cfg: dict[str, Any], train: list[tuple[str, str]], *, lowercase: bool, overrides: list[str] | None
+    cfg: dict[str, Any],
+    train: list[tuple[str, str]],
+    *,
+    batch_size: int,
+    lowercase: bool,
+    overrides: list[str] | None,
 ) -> tuple[dict[str, Any], TextRecipe | None, str | None]:
-    """A copy of `cfg` with the values it leaves null chosen by the rule for the `train` pairs, the recipe, and the
-    line to print (None when the config chose everything). The recipe's warm-up is capped at a third of the run
-    unless the command line set it; with the epochs chosen, validation is spaced and stops early."""
-    from attnkit.train.run import overridden
-
-    chosen = [key for key in KEYS if _get(cfg, key) is None]
+    """A copy of `cfg` with the values it leaves null chosen by the rule for the `train` pairs in batches of
+    `batch_size`, the recipe, and the line to print (None when the config chose everything). The recipe's warm-up is
+    capped at a third of the run unless the command line set it; with the epochs chosen, validation is spaced and
+    stops early."""
+    chosen = [key for key in KEYS if value(cfg, key) is None]
     if not chosen:
         return cfg, None, None
-    batch_size = int(_get(cfg, "data.batch_size") or 64)
     types = word_types((text for pair in train for text in pair), lowercase)
-    recipe = text_recipe(len(train), types, batch_size, int(_get(cfg, "task.warmup_steps") or 0))
-    out = copy.deepcopy(cfg)
-    for key in chosen:
-        _set(out, key, getattr(recipe, KEYS[key]))
+    recipe = text_recipe(len(train), types, batch_size, int(value(cfg, "task.warmup_steps") or 0))
+    values = {key: getattr(recipe, KEYS[key]) for key in chosen}
     if "trainer.max_epochs" in chosen:
         if not overridden(overrides, "trainer.check_val_every_n_epoch"):
-            _set(out, "trainer.check_val_every_n_epoch", recipe.check_val_every_n_epoch)
-        if recipe.patience and not _get(out, "callbacks.early_stopping"):
-            _set(out, "callbacks.early_stopping", {"patience": recipe.patience, "min_delta": 0.0})
-    warmup = _get(out, "task.warmup_steps")
+            values["trainer.check_val_every_n_epoch"] = recipe.check_val_every_n_epoch
+        if recipe.patience and not value(cfg, "callbacks.early_stopping"):
+            values["callbacks.early_stopping"] = {"patience": recipe.patience, "min_delta": 0.0}
+    warmup = value(cfg, "task.warmup_steps")
     if not overridden(overrides, "task.warmup_steps") and warmup is not None and recipe.warmup_steps < warmup:
-        _set(out, "task.warmup_steps", recipe.warmup_steps)
+        values["task.warmup_steps"] = recipe.warmup_steps
         chosen.append("task.warmup_steps")
-    return out, recipe, describe(recipe, chosen)
+    return with_values(cfg, values), recipe, describe(recipe, chosen)

@@ -7,8 +7,6 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from attnkit.train.reports import epoch_curves
-
 COLUMNS = ("source", "reference", "hypothesis")
 
 
@@ -47,31 +45,3 @@ def write_outputs(path: Path, sources: Sequence[str], references: Sequence[str],
     with path.open("w", encoding="utf-8") as f:
         for row in zip(sources, references, outputs, strict=True):
             f.write(json.dumps(dict(zip(COLUMNS, row, strict=True)), ensure_ascii=False) + "\n")
-
-
-def plot_curves(rows: list[dict[str, float]], path: Path, metric: str, title: str) -> bool:
-    """Loss, next-token accuracy and `metric` (e.g. bleu) against epoch as a PNG; False when nothing was logged."""
-    curves = epoch_curves(rows)
-    if not curves:
-        return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = ("loss", "acc", metric)
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
-    for ax, panel in zip(axes, panels, strict=True):
-        for key in sorted(k for k in curves if k.endswith("/" + panel)):
-            xs, ys = zip(*curves[key], strict=True)
-            ax.plot([x + 1 for x in xs], ys, label=key, marker="." if len(xs) < 30 else None)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(panel)
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True

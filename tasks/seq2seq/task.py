@@ -14,17 +14,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from attnkit.data.warning import warn
-from attnkit.errors import ConfigError, DataError
+from torch.utils.data import DataLoader
+
+from attnkit.data.warning import reported_warnings, warn
+from attnkit.errors import ConfigError
 from attnkit.registry import did_you_mean, get
-from attnkit.tasks.seq2seq.batches import encode_splits, source_limit
-from attnkit.tasks.seq2seq.data.base import TextPairs, text_pair_source
-from attnkit.tasks.seq2seq.denoise import DenoiseOptions, encode_documents, read_texts
-from attnkit.tasks.seq2seq.generate import DecodeOptions
-from attnkit.tasks.seq2seq.tokenizer import TokenizerOptions, Tokenizers, load_tokenizers
-from attnkit.train import init_from, run
-from attnkit.train.checkpoints import model_from_checkpoint, read
-from attnkit.train.task import Setup, Task, floats
+from attnkit.tasks.seq2seq.batches import collate, encode_splits, source_limit
+from attnkit.tasks.seq2seq.denoise import (
+    OPTION_KEYS,
+    DenoiseOptions,
+    describe_pretrained,
+    encode_documents,
+    pretrained_info,
+    read_texts,
+)
+from attnkit.tasks.seq2seq.generate import DecodeOptions, translate
+from attnkit.tasks.seq2seq.recipe import fill
+from attnkit.tasks.seq2seq.reports import print_samples, sample_rows, write_outputs, write_samples
+from attnkit.text import LengthBatchSampler, TextPairs, TokenizerOptions, Tokenizers, load_tokenizers, text_pair_source
+from attnkit.train import run
+from attnkit.train.checkpoints import model_from_checkpoint
+from attnkit.train.task import Given, LoadedData, Resolved, Setup, Task, floats
 
 
 class Scorer:
@@ -64,6 +74,8 @@ class Seq2SeqTask(Task):
     title: ClassVar[str] = "text to text"
     sample_columns: ClassVar[tuple[str, ...]] = ("source", "reference", "hypothesis")
     sample_source_chars: ClassVar[int | None] = None  # sources in the sample table are cut to this many characters
+    inherits: ClassVar[tuple[str, ...]] = ("dim", "depth", "decoder_depth")  # an init_from run's, where left null
+    batches_shard: ClassVar[bool] = True
 
     lr: float = 5e-4
     weight_decay: float = 1e-4
@@ -127,38 +139,65 @@ class Seq2SeqTask(Task):
 
     # -- the hooks of Task ---------------------------------------------------------------------------------------
 
-    def setup(self, cfg: dict[str, Any], overrides: list[str] | None, checkpoint: dict[str, Any] | None) -> Setup:
-        """Data, tokenizers (trained, cached, from the checkpoint, or from the `init_from` run's checkpoint), the
-        model and the encoded splits (text pairs; or noised documents and their originals with `objective=denoise`)."""
-        saved = checkpoint["attnkit"] if checkpoint is not None else None
-        data_cfg = saved["data"] if saved is not None and not run.overridden(overrides, "data") else cfg["data"]
+    def load(self, cfg: dict[str, Any], given: Given) -> LoadedData:
+        """The text-pair source of the data config (a test's: the checkpoint's) and its pairs."""
+        saved = given.checkpoint["attnkit"] if given.checkpoint is not None else None
+        data_cfg = saved["data"] if saved is not None and not run.overridden(given.overrides, "data") else cfg["data"]
         source = text_pair_source(data_cfg, self.name)
-        pairs = source.load()
-        chosen = None
-        if saved is None:  # the values the config leaves null: init_from's sizes, else chosen from the pairs
-            started = self._init_checkpoint(cfg)
-            cfg = self._sizes_of(cfg, *started) if started else cfg
-            cfg, chosen = self._size_recipe(cfg, pairs, overrides)
-        extra = read_texts(self.denoise.texts) if self.denoising and saved is None else []
-        pretrained = None
-        if saved is None:
-            self._check_model(cfg["model"])
-            pretrained = self._pretrained(cfg, overrides)
-            tokenizers = (
-                pretrained.pop("_tokenizers")
-                if pretrained
-                else load_tokenizers(pairs, self.tokenizer, extra_texts=extra)
-            )
+        return LoadedData(source, source.load(), data_cfg)
+
+    def resolve(self, cfg: dict[str, Any], loaded: LoadedData, given: Given) -> Resolved:
+        """What the config leaves null (vocabulary, width, depth, dropout, epochs) chosen for the training pairs by
+        the rule of `attnkit.tasks.seq2seq.recipe`; with `init_from` a run of this task, the vocabulary is that run's
+        (its tokenizers are reused)."""
+        _check_model(cfg["model"], self.name)
+        pretrained = given.start.checkpoint if given.start is not None else None
+        if pretrained is not None:
+            theirs = run.value(pretrained, "hyper_parameters.task.tokenizer") or {}
+            for key, mine in dataclasses.asdict(self.tokenizer).items():
+                if run.overridden(given.overrides, f"task.tokenizer.{key}") and theirs.get(key, mine) != mine:
+                    raise ConfigError(
+                        f"task.tokenizer.{key}={mine} differs from the {theirs[key]} of init_from={cfg['init_from']}, "
+                        f"whose tokenizers this run reuses (the weights it starts from were trained for them); drop "
+                        f"the task.tokenizer.{key} override"
+                    )
+            if self.tokenizer.vocab_size is None and theirs.get("vocab_size") is not None:
+                cfg = run.with_values(cfg, {"task.tokenizer.vocab_size": int(theirs["vocab_size"])})
+        filled, recipe, line = fill(
+            cfg,
+            loaded.data.train,
+            batch_size=int(loaded.source.batch_size),
+            lowercase=self.tokenizer.lowercase,
+            overrides=given.overrides,
+        )
+        return Resolved(filled, recipe, [line] if line else [])
+
+    def setup(self, cfg: dict[str, Any], loaded: LoadedData, given: Given) -> Setup:
+        """Tokenizers (trained, cached, from the checkpoint, or from the `init_from` run's checkpoint), the model and
+        the encoded splits (text pairs; or noised documents and their originals with `objective=denoise`)."""
+        source, pairs, saved = loaded.source, loaded.data, given.checkpoint
+        marker = saved["attnkit"] if saved is not None else None
+        pretrained = given.start.checkpoint if given.start is not None else None
+        extra = read_texts(self.denoise.texts) if self.denoising and marker is None else []
+        extras: dict[str, Any] = {}
+        if marker is not None:
+            tokenizers = Tokenizers.from_state(marker["tokenizers"])
+            if "pretrained" in marker:
+                extras["pretrained"] = marker["pretrained"]
+        elif pretrained is not None:  # the weights it starts from were trained for its tokenizers
+            tokenizers = Tokenizers.from_state(pretrained["attnkit"]["tokenizers"])
+            tokenizers.info = {"origin": "init_from", "path": str(given.start.path)}
+            extras["pretrained"] = pretrained_info(given.start, tokenizers)
+            print(f"init_from: {describe_pretrained(extras['pretrained'])}", flush=True)
         else:
-            tokenizers = Tokenizers.from_state(saved["tokenizers"])
-        net, context = self.build_model(cfg, vocab(tokenizers), checkpoint)
-        stages = ("train", "val", "test") if saved is None else ("test",)
+            tokenizers = load_tokenizers(pairs, self.tokenizer, extra_texts=extra)
+        net, context = self.build_model(cfg, vocab(tokenizers), saved)
+        stages = ("train", "val", "test") if marker is None else ("test",)
         limits = {
             "max_len": getattr(net, "max_len", None),
             "on_long": source.on_long,
             "max_source_len": source.max_source_len,
         }
-        extras: dict[str, Any] = {}
         if self.denoising:
             documents = {name: [document for document, _ in pairs.split(name)] for name in stages}
             if "train" in documents:
@@ -173,51 +212,23 @@ class Seq2SeqTask(Task):
             }
         else:
             encoded = encode_splits({name: pairs.split(name) for name in stages}, tokenizers, **limits)
-        if pretrained:
-            extras["pretrained"] = pretrained
-        elif saved is not None and "pretrained" in saved:
-            extras["pretrained"] = saved["pretrained"]
         extras = {
             "tokenizers": tokenizers.to_state(),
-            "data": data_cfg,
+            "data": loaded.cfg,
             "on_long": source.on_long,
             "max_source_len": source.max_source_len,
             **extras,
         }
-        setup = Setup(source, pairs, data_cfg, context, net, extras=extras, config=cfg if chosen else None)
-        setup.tokenizers, setup.encoded = tokenizers, encoded
-        return setup
-
-    def _size_recipe(
-        self, cfg: dict[str, Any], pairs: TextPairs, overrides: list[str] | None
-    ) -> tuple[dict[str, Any], Any]:
-        """`cfg` with what it leaves null (vocabulary, width, depth, dropout, epochs) chosen for the training pairs by
-        the rule of `attnkit.tasks.seq2seq.recipe`, said in one line; the task's fields follow."""
-        from attnkit.tasks.seq2seq.recipe import fill
-
-        task_cfg = {**dict(cfg.get("task") or {}), **self.recipe()}
-        filled, recipe, line = fill(
-            {**cfg, "task": task_cfg}, pairs.train, lowercase=self.tokenizer.lowercase, overrides=overrides
-        )
-        if recipe is None:
-            return cfg, None
-        print(line, flush=True)
-        self.tokenizer = TokenizerOptions.of(filled["task"]["tokenizer"])
-        self.warmup_steps = int(filled["task"]["warmup_steps"])
-        return filled, recipe
+        return Setup(loaded, context, net, extras=extras, encoded=encoded, tokenizers=tokenizers)
 
     def example(self, setup: Setup) -> Any:
-        from attnkit.tasks.seq2seq.batches import collate
-
         data, tok = setup.encoded["train"], setup.tokenizers.tgt
         longest = max(range(len(data)), key=lambda i: data.lengths()[i])
         batch = collate([data[longest]], pad_id=tok.pad_id, bos_id=tok.bos_id, eos_id=tok.eos_id)
         return lambda: setup.net(batch["src"], batch["tgt_in"], batch["src_mask"])
 
     def lightning(self, cfg: dict[str, Any], setup: Setup, checkpoint: dict[str, Any] | None) -> tuple[Any, Any]:
-        from torch.utils.data import DataLoader
-
-        from attnkit.tasks.seq2seq.batches import LengthBatchSampler, collate
+        # Lightning is imported only when a run starts: it takes seconds, which --help and mode=list do not pay
         from attnkit.tasks.seq2seq.module import Seq2SeqModule
         from attnkit.train.datamodule import SplitsDataModule
 
@@ -243,14 +254,6 @@ class Seq2SeqTask(Task):
             return DataLoader(data, batch_sampler=sampler, collate_fn=pad, num_workers=0)
 
         return module, SplitsDataModule(loader)
-
-    def train(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
-        trainer = {**cfg["trainer"], "use_distributed_sampler": False}  # the batch sampler shards by itself
-        return super().train({**cfg, "trainer": trainer}, run_dir=run_dir, overrides=overrides)
-
-    def test(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
-        trainer = {**cfg["trainer"], "use_distributed_sampler": False}
-        return super().test({**cfg, "trainer": trainer}, run_dir=run_dir, overrides=overrides)
 
     def evaluate(self, trainer: Any, module: Any, datamodule: Any, ckpt_path: str | None) -> dict[str, float]:
         """Validation and test, both with the final decoding."""
@@ -293,8 +296,6 @@ class Seq2SeqTask(Task):
 
     def artifacts(self, cfg: dict[str, Any], run_dir: Path, module: Any, setup: Setup, metrics: dict) -> dict:
         """<stage>_outputs.jsonl with every generated text, and samples.md (also printed)."""
-        from attnkit.tasks.seq2seq.reports import print_samples, sample_rows, write_outputs, write_samples
-
         rows: list[tuple] = []
         for stage, (indices, texts) in module.outputs.items():
             data = setup.encoded[stage]
@@ -313,7 +314,7 @@ class Seq2SeqTask(Task):
             docs = denoise["documents"]
             counted = ", ".join(f"{docs[name]:,} {name}" for name in ("train", "val", "test") if name in docs)
             extra = f" ({denoise['extra_documents']:,} from task.denoise.texts)" if denoise["extra_documents"] else ""
-            options = DenoiseOptions.of({k: denoise[k] for k in ("mask_ratio", "span_mean", "permute_sentences")})
+            options = DenoiseOptions.of({k: denoise[k] for k in OPTION_KEYS})
             return {"objective": f"denoise: {counted} documents{extra}; {options.describe()}"}
         for name, signature in metrics["signatures"].items():
             print(f"{name} signature: {signature}")
@@ -331,9 +332,6 @@ class Seq2SeqTask(Task):
 
     def predict(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
         """Generate an output for each text of `read_inputs` (one output line each), saved to prediction.json."""
-        from attnkit.data.warning import reported_warnings
-        from attnkit.tasks.seq2seq.generate import translate
-
         ckpt, payload = self.checkpoint(cfg)
         saved = payload["attnkit"]
         texts = self.read_inputs(cfg.get("input"))
@@ -376,8 +374,6 @@ class Seq2SeqTask(Task):
 
     def _noise_samples(self, run_dir: Path, setup: Setup) -> None:
         """samples.md of a denoising run: what the encoder reads (the noise of epoch 0) beside the document."""
-        from attnkit.tasks.seq2seq.reports import sample_rows, write_samples
-
         data = setup.encoded.get("test")
         if data is None or not self.samples:
             return
@@ -388,124 +384,14 @@ class Seq2SeqTask(Task):
             rows = [tuple(shorten(text, self.sample_source_chars) for text in row) for row in rows]
         write_samples(run_dir / "samples.md", f"{self.title}: denoising, test samples", rows, ("noised", "document"))
 
-    def _pretrained(self, cfg: dict[str, Any], overrides: list[str] | None) -> dict[str, Any] | None:
-        """With `init_from=<a checkpoint of a task=<this task> run>`: what that run was (printed in one line, kept in
-        metrics.json as `pretrained`) and, under `_tokenizers`, its tokenizers, which this run reuses (the weights
-        it starts from were trained for them); None for any other `init_from` (a state dict: `init_from.apply`
-        reads it, or refuses it in one line)."""
-        started = self._init_checkpoint(cfg)
-        if started is None:
-            return None
-        value, (path, payload) = cfg.get("init_from"), started
-        marker = payload["attnkit"]
-        recipe = (payload.get("hyper_parameters") or {}).get("task") or {}
-        theirs, mine = recipe.get("tokenizer") or {}, dataclasses.asdict(self.tokenizer)
-        for key in mine:
-            if run.overridden(overrides, f"task.tokenizer.{key}") and key in theirs and theirs[key] != mine[key]:
-                raise ConfigError(
-                    f"task.tokenizer.{key}={mine[key]} differs from the {theirs[key]} of init_from={value}, whose "
-                    f"tokenizers this run reuses (the weights it starts from were trained for them); drop the "
-                    f"task.tokenizer.{key} override"
-                )
-        tokenizers = Tokenizers.from_state(marker["tokenizers"])
-        tokenizers.info = {"origin": "init_from", "path": str(path)}
-        info: dict[str, Any] = {"path": str(path), "objective": recipe.get("objective", "supervised")}
-        if info["objective"] == "denoise":
-            info["denoise"] = marker.get("denoise", {})
-        info.update(_run_record(path, payload))
-        info["tokenizers"] = f"reused ({tokenizers.src.vocab_size:,} tokens{', joint' if tokenizers.joint else ''})"
-        print(f"init_from: {describe_pretrained(info)}", flush=True)
-        return {**info, "_tokenizers": tokenizers}
 
-    def _init_checkpoint(self, cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]] | None:
-        """(path, checkpoint) if `init_from` is a checkpoint of a run of this task (with its tokenizers), else None."""
-        value = cfg.get("init_from")
-        if value in (None, ""):
-            return None
-        path = init_from.resolve(value, self.name)
-        if path.suffix.lower() == ".safetensors":
-            return None
-        try:
-            payload = read(path, self.name)
-        except DataError:
-            return None
-        marker = payload.get("attnkit") if isinstance(payload, dict) else None
-        if not isinstance(marker, dict) or marker.get("task") != self.name or not marker.get("tokenizers"):
-            return None
-        return path, payload
-
-    def _sizes_of(self, cfg: dict[str, Any], path: Path, payload: dict[str, Any]) -> dict[str, Any]:
-        """`cfg` with the model sizes it leaves null (`model.dim`, `model.depth`, `model.decoder_depth`) taken from the
-        `init_from` checkpoint, whose weights must fit, instead of the size rule's (said in one line); the
-        vocabulary is the checkpoint's already (its tokenizers are reused)."""
-        theirs = (payload.get("hyper_parameters") or {}).get("model") or {}
-        mine = dict(cfg.get("model") or {})
-        taken = {key: theirs[key] for key in SIZES if mine.get(key) is None and theirs.get(key) is not None}
-        vocab_size = ((payload["hyper_parameters"].get("task") or {}).get("tokenizer") or {}).get("vocab_size")
-        if self.tokenizer.vocab_size is None and vocab_size is not None:
-            self.tokenizer = dataclasses.replace(self.tokenizer, vocab_size=int(vocab_size))
-        if not taken:
-            return cfg
-        sizes = ", ".join(f"model.{key}={value}" for key, value in taken.items())
-        print(f"init_from: {sizes} as in {path} (its weights must fit; give them to choose yourself)", flush=True)
-        return {**cfg, "model": {**mine, **taken}}
-
-    def _check_model(self, model_cfg: Any) -> None:
-        name = model_cfg.get("name") if isinstance(model_cfg, dict) else model_cfg
-        if not callable(getattr(get("model", name), "decode", None)):
-            raise ConfigError(f"model={name} is not an encoder-decoder; task={self.name} needs model=transformer")
+def _check_model(model_cfg: Any, task: str) -> None:
+    name = model_cfg.get("name") if isinstance(model_cfg, dict) else model_cfg
+    if not callable(getattr(get("model", name), "decode", None)):
+        raise ConfigError(f"model={name} is not an encoder-decoder; task={task} needs model=transformer")
 
 
 OBJECTIVES = ("supervised", "denoise")
-SIZES = ("dim", "depth", "decoder_depth")  # model keys an init_from checkpoint fixes when the config leaves them
-
-
-def _run_record(path: Path, payload: dict[str, Any]) -> dict[str, Any]:
-    """How long the run that wrote checkpoint `path` trained and its final losses: from the metrics.json of its run
-    directory when there is one, else from the checkpoint (steps and the best val/loss its checkpoint callback saw)."""
-    import json
-
-    record: dict[str, Any] = {}
-    metrics_file = path.parent.parent / "metrics.json" if path.parent.name == "checkpoints" else None
-    try:
-        saved = json.loads(metrics_file.read_text()) if metrics_file is not None else {}
-    except (OSError, ValueError):
-        saved = {}
-    for key in ("epochs", "steps", "val/loss", "test/loss", "train_time_s"):
-        if isinstance(saved.get(key), (int, float)):
-            record[key] = saved[key]
-    if "steps" not in record and isinstance(payload.get("global_step"), int):
-        record["steps"] = payload["global_step"]
-    if "val/loss" not in record:
-        for key, state in (payload.get("callbacks") or {}).items():
-            monitor = state.get("monitor") if isinstance(state, dict) else None
-            if str(key).startswith("ModelCheckpoint") and monitor == "val/loss" and state.get("best_model_score"):
-                record["best val/loss"] = round(float(state["best_model_score"]), 4)
-    return record
-
-
-def describe_pretrained(info: dict[str, Any]) -> str:
-    """One line: the run an `init_from` checkpoint comes from, as `Seq2SeqTask._pretrained` records it."""
-    parts = []
-    denoise = info.get("denoise") or {}
-    if denoise:
-        train = (denoise.get("documents") or {}).get("train")
-        extra = denoise.get("extra_documents", 0)
-        if train is not None:
-            parts.append(f"{train:,} documents" + (f" ({extra:,} from task.denoise.texts)" if extra else ""))
-    for key, label in (("epochs", "epochs"), ("steps", "steps")):
-        if key in info:
-            parts.append(f"{info[key]:,} {label}")
-    for key in ("val/loss", "best val/loss", "test/loss"):
-        if key in info:
-            parts.append(f"{key} {info[key]:.4f}")
-    if denoise:
-        options = DenoiseOptions.of(
-            {k: v for k, v in denoise.items() if k in ("mask_ratio", "span_mean", "permute_sentences")}
-        )
-        parts.append(options.describe())
-    kind = "a denoising (self-supervised) run" if info.get("objective") == "denoise" else "a supervised run"
-    return f"starts from {kind} ({'; '.join(parts)}), {info['path']}; tokenizers {info.get('tokenizers', 'reused')}"
 
 
 def shorten(text: str, chars: int) -> str:

@@ -13,7 +13,7 @@ import random
 
 import attnkit
 from attnkit.data.checks import check_int
-from attnkit.tasks.seq2seq.data.base import OnLong, TextPairData, TextPairs
+from attnkit.text.pairs import OnLong, TextPairData, TextPairs
 
 TOWNS = (
     "Ashby", "Brampton", "Corbridge", "Dunmere", "Eastwick", "Fallowfield", "Glenholme", "Harwood", "Ingleby",

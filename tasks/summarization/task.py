@@ -9,10 +9,10 @@ from typing import Any, ClassVar
 
 from attnkit.errors import ConfigError
 from attnkit.registry import register
-from attnkit.tasks.seq2seq.data.base import TextPairs
 from attnkit.tasks.seq2seq.task import Scorer, Seq2SeqTask
-from attnkit.tasks.seq2seq.tokenizer import TokenizerOptions
 from attnkit.tasks.summarization.metrics import RougeScorer, lead, lead_length
+from attnkit.text.pairs import TextPairs
+from attnkit.text.tokenizer import TokenizerOptions
 from attnkit.train import run
 
 

@@ -12,7 +12,7 @@ import random
 import attnkit
 from attnkit.data.checks import check_int
 from attnkit.errors import ConfigError
-from attnkit.tasks.seq2seq.data.base import OnLong, TextPairData, TextPairs
+from attnkit.text.pairs import OnLong, TextPairData, TextPairs
 
 
 @attnkit.register("data", "number_words")

@@ -7,8 +7,8 @@ from typing import ClassVar
 
 from attnkit.registry import register
 from attnkit.tasks.seq2seq.task import Seq2SeqTask
-from attnkit.tasks.seq2seq.tokenizer import TokenizerOptions
 from attnkit.tasks.translation.metrics import TranslationScorer
+from attnkit.text.tokenizer import TokenizerOptions
 
 
 @register("task", "translation")

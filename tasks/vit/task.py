@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
+from torch.utils.data import DataLoader
 
 from attnkit.errors import ConfigError
 from attnkit.registry import build_spec, register
 from attnkit.tasks.vit.data.base import ImageData
-from attnkit.tasks.vit.recipe import Recipe, choose, describe
+from attnkit.tasks.vit.data.images import read_image
+from attnkit.tasks.vit.plots import plot_attention_maps
+from attnkit.tasks.vit.recipe import KEYS, choose, describe
 from attnkit.train import run
-from attnkit.train.task import Setup, Task
+from attnkit.train.checkpoints import model_from_checkpoint
+from attnkit.train.reports import print_summary
+from attnkit.train.task import Given, LoadedData, Resolved, Setup, Task
+
+CHOICES = {**KEYS, "patch_stride": "model.patch_stride"}  # what the size rule chooses -> where the config has it
 
 
 def data_info(splits: Any) -> dict[str, Any]:
@@ -58,9 +64,10 @@ class VitTask(Task):
     attention_maps: int = 4
     test_checkpoint: Literal["last", "best"] = "last"
 
-    def setup(self, cfg: dict[str, Any], overrides: list[str] | None, checkpoint: dict[str, Any] | None) -> Setup:
-        saved = checkpoint["attnkit"] if checkpoint is not None else None
-        data_cfg = saved["data"] if saved is not None and not run.overridden(overrides, "data") else cfg["data"]
+    def load(self, cfg: dict[str, Any], given: Given) -> LoadedData:
+        """The image source of the data config (a test's: the checkpoint's, with its normalisation) and its splits."""
+        saved = given.checkpoint["attnkit"] if given.checkpoint is not None else None
+        data_cfg = saved["data"] if saved is not None and not run.overridden(given.overrides, "data") else cfg["data"]
         source = build_spec("data", data_cfg)
         if not isinstance(source, ImageData):
             raise ConfigError(
@@ -70,77 +77,50 @@ class VitTask(Task):
         if saved is not None:  # the checkpoint's normalisation, not the new data's
             source.mean, source.std = list(saved["data_info"]["mean"]), list(saved["data_info"]["std"])
         splits = source.load()
-        info = data_info(splits)
         if saved is not None:
-            check_compatible(saved["data_info"], info)
+            check_compatible(saved["data_info"], data_info(splits))
         elif splits.num_classes < 2:
             raise ConfigError(
                 f"data={data_cfg['name']} has {splits.num_classes} class ({', '.join(splits.class_names)}); a "
                 f"classifier needs at least two: check the folder layout (one subfolder per class) or data.label_column"
             )
+        return LoadedData(source, splits, data_cfg)
+
+    def resolve(self, cfg: dict[str, Any], loaded: LoadedData, given: Given) -> Resolved:
+        """Patches, epochs, warm-up and regularisation for this data (recipe.py): the config's values where it gives
+        them, those of the run being resumed where it recorded them, else the rule's."""
+        recorded = None
+        if given.resumed is not None:
+            saved = given.resumed["attnkit"].get("config", {})
+            recorded = {name: run.value(saved, key) for name, key in CHOICES.items()}
+        max_steps = run.value(cfg, "trainer.max_steps")
+        recipe = choose(
+            loaded.data.image_size,
+            len(loaded.data.train),
+            int(loaded.source.batch_size),
+            max_steps=max_steps if isinstance(max_steps, int) and max_steps > 0 else None,
+            recorded=recorded,
+            **{name: run.value(cfg, key) for name, key in CHOICES.items()},
+        )
+        chosen = {key: getattr(recipe, "epochs" if name == "max_epochs" else name) for name, key in CHOICES.items()}
+        return Resolved(run.with_values(cfg, chosen), recipe, [describe(recipe)])
+
+    def setup(self, cfg: dict[str, Any], loaded: LoadedData, given: Given) -> Setup:
+        splits = loaded.data
         context = {
             "image_size": splits.image_size,
             "in_channels": splits.in_channels,
             "num_classes": splits.num_classes,
         }
-        resolved = None
-        if checkpoint is None:  # training: what the config leaves to the data (null), chosen now and recorded
-            chosen = self.size_recipe(cfg, splits, int(source.batch_size))
-            print(describe(chosen), flush=True)
-            model = {
-                "patch_size": chosen.patch_size,
-                "patch_stride": chosen.patch_stride,
-                "drop_path": chosen.drop_path,
-            }
-            task = {key: getattr(chosen, key) for key in ("warmup_epochs", "random_rotate", "random_scale")}
-            resolved = {
-                **cfg,
-                "model": {**cfg["model"], **model},
-                "trainer": {**cfg["trainer"], "max_epochs": chosen.epochs},
-                "task": {**cfg.get("task", self.recipe()), **task},
-            }
-        net, context = self.build_model(resolved or cfg, context, checkpoint)
-        extras = {"data": data_cfg, "data_info": info}
-        return Setup(source, splits, data_cfg, context, net, extras=extras, config=resolved)
-
-    def size_recipe(self, cfg: dict[str, Any], splits: Any, batch_size: int) -> Recipe:
-        """Patches, epochs, warm-up and regularisation for this data (recipe.py): the config's values where it gives
-        them, those of the run being resumed where it recorded them, else the rule's."""
-        model, trainer = cfg["model"], cfg["trainer"]
-        recorded = None
-        if cfg.get("resume"):
-            from attnkit.train.checkpoints import load_checkpoint
-
-            payload = load_checkpoint(cfg["resume"], self.name)
-            hparams, config = payload["hyper_parameters"], payload["attnkit"].get("config", {})
-            recorded = {
-                **{key: hparams["model"].get(key) for key in ("patch_size", "patch_stride", "drop_path")},
-                **{key: hparams["task"].get(key) for key in ("warmup_epochs", "random_rotate", "random_scale")},
-                "max_epochs": config.get("trainer", {}).get("max_epochs"),
-            }
-        max_steps = trainer.get("max_steps")
-        return choose(
-            splits.image_size,
-            len(splits.train),
-            batch_size,
-            patch_size=model.get("patch_size"),
-            patch_stride=model.get("patch_stride"),
-            max_epochs=trainer.get("max_epochs"),
-            max_steps=max_steps if isinstance(max_steps, int) and max_steps > 0 else None,
-            warmup_epochs=self.warmup_epochs,
-            random_rotate=self.random_rotate,
-            random_scale=self.random_scale,
-            drop_path=model.get("drop_path"),
-            recorded=recorded,
-        )
+        net, context = self.build_model(cfg, context, given.checkpoint)
+        return Setup(loaded, context, net, extras={"data": loaded.cfg, "data_info": data_info(splits)})
 
     def example(self, setup: Setup) -> Any:
         image = setup.data.train[0][0][None].clone()  # [1, C, H, W], not a view of the whole split
         return lambda: setup.net(image)
 
     def lightning(self, cfg: dict[str, Any], setup: Setup, checkpoint: dict[str, Any] | None) -> tuple[Any, Any]:
-        from torch.utils.data import DataLoader
-
+        # Lightning is imported only when a run starts: it takes seconds, which --help and mode=list do not pay
         from attnkit.tasks.vit.module import ImageClassifier
         from attnkit.train.datamodule import SplitsDataModule
 
@@ -156,19 +136,10 @@ class VitTask(Task):
                 num_workers=0,
             )
 
-        task = self
-        if setup.config is not None:  # what setup chose for this data (Task.train passes it already)
-            cfg = {**cfg, **{key: setup.config[key] for key in ("model", "trainer", "task")}}
-            chosen = {key: setup.config["task"][key] for key in ("warmup_epochs", "random_rotate", "random_scale")}
-            task = dataclasses.replace(self, **chosen)
-        return task.make_module(ImageClassifier, cfg, setup, checkpoint), SplitsDataModule(loader)
+        return self.make_module(ImageClassifier, cfg, setup, checkpoint), SplitsDataModule(loader)
 
     def predict(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
         """Classify one image file: print the top classes with their probabilities."""
-        from attnkit.tasks.vit.data.images import read_image
-        from attnkit.train.checkpoints import model_from_checkpoint
-        from attnkit.train.reports import print_summary
-
         ckpt, payload = self.checkpoint(cfg)
         image_path = run.user_path(cfg.get("input"), "input", "give input=path/to/image.png")
         info = payload["attnkit"]["data_info"]
@@ -200,8 +171,6 @@ class VitTask(Task):
         return {}
 
     def _attention_maps(self, module: Any, splits: Any, path: Path) -> Path | None:
-        from attnkit.tasks.vit.plots import plot_attention_maps
-
         model = module.eval_model.cpu().eval()
         attn = model.blocks[-1].attn.attention if hasattr(model, "blocks") else None
         if self.attention_maps <= 0 or attn is None or not getattr(attn, "supports_weights", False):

@@ -114,7 +114,7 @@ def test_lightning_reaches_the_batch_samplers_epoch():
     from lightning_fabric.utilities.data import _set_sampler_epoch
     from torch.utils.data import DataLoader
 
-    from attnkit.tasks.seq2seq.batches import LengthBatchSampler
+    from attnkit.text import LengthBatchSampler
 
     seen = []
     sampler = LengthBatchSampler([3] * 20, batch_size=4, shuffle=True, on_epoch=seen.append)
@@ -123,8 +123,8 @@ def test_lightning_reaches_the_batch_samplers_epoch():
 
 
 def test_sentence_ends_of_a_trained_tokenizer(tmp_path):
-    from attnkit.tasks.seq2seq.data.base import TextPairs
-    from attnkit.tasks.seq2seq.tokenizer import SPECIAL_TOKENS, load_tokenizers
+    from attnkit.text.pairs import TextPairs
+    from attnkit.text.tokenizer import SPECIAL_TOKENS, load_tokenizers
 
     rows = [("The cat sat. Did it? Yes sir! e.g. fine", "cat")] * 3
     pairs = TextPairs(train=rows, val=rows, test=rows, src="a", tgt="b")

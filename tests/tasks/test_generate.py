@@ -7,9 +7,9 @@ import pytest
 from checks import one_line
 
 from attnkit.errors import ConfigError
-from attnkit.tasks.seq2seq.data.base import TextPairs
 from attnkit.tasks.seq2seq.generate import DecodeOptions, digit_pieces, word_starts
-from attnkit.tasks.seq2seq.tokenizer import load_tokenizers
+from attnkit.text.pairs import TextPairs
+from attnkit.text.tokenizer import load_tokenizers
 
 TEXTS = [("microsoft seeking a deal in 2000", "microsoft seeking deal"), ("seeking seekers seek deals", "deals")] * 5
 

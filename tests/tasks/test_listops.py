@@ -21,7 +21,7 @@ from attnkit.tasks.classify.listops import (
     longest_length,
     sample_tree,
 )
-from attnkit.tasks.seq2seq.data.base import TextPairs
+from attnkit.text.pairs import TextPairs
 
 SMALL = {"min_length": 20, "max_length": 60, "max_depth": 6, "max_args": 5}
 TOKEN = re.compile(r"\[(MAX|MIN|MED|SM)|\]|[0-9]")

@@ -13,6 +13,7 @@ from PIL import Image
 import attnkit
 from attnkit import ConfigError
 from attnkit.tasks.vit.recipe import KEYS, MAX_EPOCHS, choose, describe
+from attnkit.train.task import Given
 
 TINY = ("model.dim=16", "model.depth=1", "heads=2", "task.attention_maps=0", "trainer.enable_progress_bar=false")
 
@@ -139,8 +140,8 @@ TODAY = (  # the digits recipe as conf/task/vit.yaml and VitTask gave it before 
 def test_the_main_job_gets_exactly_the_digits_recipe_and_says_so(capsys) -> None:
     cfg = compose("task=vit", "heads=8")
     assert all(cfg[key.split(".")[0]][key.split(".")[1].split("=")[0]] is None for key in TODAY)
-    setup = make_task(cfg).setup(cfg, [], None)
-    assert setup.config == compose("task=vit", "heads=8", *TODAY)
+    resolved, _, _ = make_task(cfg).prepare(cfg)
+    assert resolved == compose("task=vit", "heads=8", *TODAY)
     assert capsys.readouterr().out.splitlines() == [
         "recipe: 8x8 images, 1,257 training images -> 4x4 patches every 2 px (4x4 grid, 16 tokens), 150 epochs "
         "(2,850 steps of 64: the cap), warm-up 5 epochs (a tenth of the run, at most 5), rotation ±10°, zoom ±10%, "
@@ -151,11 +152,10 @@ def test_the_main_job_gets_exactly_the_digits_recipe_and_says_so(capsys) -> None
 
 def test_command_line_values_win_and_reach_the_module(capsys) -> None:
     cfg = compose("task=vit", *TINY, "model.patch_size=2", "trainer.max_epochs=3", "task.random_scale=0.2")
-    task = make_task(cfg)
-    setup = task.setup(cfg, [], None)
-    module, _ = task.lightning(cfg, setup, None)
+    resolved, task, setup = make_task(cfg).prepare(cfg)
+    module, _ = task.lightning(resolved, setup, None)
     assert module.hparams["model"]["patch_size"] == 2 and module.hparams["model"]["patch_stride"] is None
-    assert module.hparams["model"]["drop_path"] == 0.0 and setup.config["trainer"]["max_epochs"] == 3
+    assert module.hparams["model"]["drop_path"] == 0.0 and resolved["trainer"]["max_epochs"] == 3
     assert {k: module.hparams["task"][k] for k in ("warmup_epochs", "random_rotate", "random_scale")} == {
         "warmup_epochs": 0.3, "random_rotate": 0.0, "random_scale": 0.2,
     }  # fmt: skip
@@ -197,6 +197,7 @@ def test_a_trained_run_records_the_choices_for_test_and_resume(icons, tmp_path, 
     assert tested["test/acc"] == pytest.approx(metrics["test/acc"])
 
     resumed = compose(*args[:-1], f"resume={last}")  # max_epochs left to the rule: the run's own is recorded
-    splits = attnkit.build_spec("data", resumed["data"]).load()
-    recipe = make_task(resumed).size_recipe(resumed, splits, 64)
+    task = make_task(resumed)
+    given = Given(resumed=torch.load(last, map_location="cpu", weights_only=True))
+    recipe = task.resolve(resumed, task.load(resumed, given), given).recipe
     assert chosen(recipe) == (8, 4, 1, 0.1, NONE) and set(recipe.why.values()) == {"recorded"}

@@ -50,8 +50,10 @@ def env(cwd: Path) -> dict[str, str]:
     return out
 
 
-def apply(tmp_path: Path, net: torch.nn.Module, value: object, **cfg: object) -> dict | None:
-    return init_from.apply({"init_from": value, **cfg}, net, task="vit", run_dir=tmp_path / "run")
+def apply(tmp_path: Path, net: torch.nn.Module, value: object, task: str = "vit", **cfg: object) -> dict | None:
+    """What a run of `task` with `init_from=value` (and `cfg`) does before training: read the file, copy into `net`."""
+    start = init_from.read({"init_from": value, **cfg}, task=task, run_dir=tmp_path / "run")
+    return init_from.apply(start, net, task=task, run_dir=tmp_path / "run")
 
 
 # -- reading and loading, without the command line ----------------------------------------------------------------
@@ -108,7 +110,7 @@ def test_a_vit_state_dict_fits_no_encoder_decoder(tmp_path) -> None:
     torch.save(ViT(**DIGITS_VIT).state_dict(), tmp_path / "vit.pt")
     net = EncoderDecoder(12, 12, dim=16, depth=1, heads=2)
     with pytest.raises(ConfigError, match="fits the model of task=translation"):
-        init_from.apply({"init_from": str(tmp_path / "vit.pt")}, net, task="translation", run_dir=tmp_path)
+        apply(tmp_path, net, str(tmp_path / "vit.pt"), task="translation")
 
 
 def test_resume_conflicts_unless_it_is_the_runs_own_start(tmp_path) -> None:

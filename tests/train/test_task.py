@@ -32,9 +32,8 @@ def test_the_recipe_is_declared_once(name, tmp_path, monkeypatch) -> None:
     assert cfg["task"] == registry.defaults("task", name)
     task = make_task(cfg)
     assert task.recipe() == cfg["task"]
-    setup = task.setup(cfg, [], None)
-    chosen = setup.config or cfg  # with the values a task chooses from the data filled in, as Task.train passes it
-    module, _ = task.lightning(chosen, setup, None)
+    chosen, resolved, setup = task.prepare(cfg)  # the values a task chooses from the data filled in, as in train
+    module, _ = resolved.lightning(chosen, setup, None)
     assert _flat(chosen["task"]).keys() == _flat(cfg["task"]).keys()  # values filled in, no key added or lost
     assert module.hparams["task"] == chosen["task"]
     assert module.hparams["model"] == chosen["model"] and module.hparams["context"] == setup.context
@@ -43,7 +42,8 @@ def test_the_recipe_is_declared_once(name, tmp_path, monkeypatch) -> None:
 def test_a_command_line_change_reaches_the_module(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("ATTNKIT_CACHE", str(tmp_path / "cache"))
     cfg = compose("task=vit", "task.lr=0.5", "task.random_rotate=0")
-    module, _ = make_task(cfg).lightning(cfg, make_task(cfg).setup(cfg, [], None), None)
+    cfg, task, setup = make_task(cfg).prepare(cfg)
+    module, _ = task.lightning(cfg, setup, None)
     assert module.recipe.lr == 0.5 and module.recipe.random_rotate == 0
 
 

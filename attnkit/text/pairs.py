@@ -1,8 +1,8 @@
-"""What every text-pair data source shares: the splits it returns, its base class, cleaning and carving.
+"""What every text data source shares: the splits it returns, its base class, cleaning and carving.
 
 A data source turns some storage (generated numbers, local files, a Hugging Face dataset) into `TextPairs`:
-three lists of (source text, target text). Tokenizing and batching are the task's business, so a summarization
-task reads the same sources as translation.
+three lists of (source text, target text); a labelled text is a pair whose target is its label. Tokenizing and
+batching are the task's business, so summarization reads the same sources as translation and classification.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from attnkit.data.checks import check_choice, check_int
 from attnkit.data.splits import SPLITS
 from attnkit.data.warning import warn
 from attnkit.errors import ConfigError, DataError
+from attnkit.registry import available, build_spec, get
 
 Pair = tuple[str, str]
 OnEmpty = Literal["skip", "error"]
@@ -150,8 +151,6 @@ def carve(parts: dict[str, list[Pair]], val_fraction: float, test_fraction: floa
 def text_pair_source(data_cfg: Any, task: str, what: str = "text-pair") -> TextPairData:
     """The data source that `data_cfg` names, refused with one line unless it gives text pairs (`what` names them
     in the message: "labelled-text" for a classification task)."""
-    from attnkit.registry import available, build_spec, get
-
     source = build_spec("data", data_cfg)
     if not isinstance(source, TextPairData):
         name = data_cfg.get("name") if isinstance(data_cfg, dict) else data_cfg

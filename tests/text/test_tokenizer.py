@@ -1,4 +1,4 @@
-"""Tokenizer kinds (tasks/seq2seq/tokenizer.py): bpe, words and chars; options, checkpoints and the cache."""
+"""Tokenizer kinds (attnkit/text/tokenizer.py): bpe, words and chars; options, checkpoints and the cache."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from checks import one_line
+from checks import DE_EN, one_line, text_pairs
 
-from attnkit.errors import ConfigError
-from attnkit.tasks.seq2seq.data.base import TextPairs
-from attnkit.tasks.seq2seq.tokenizer import (
+from attnkit.errors import ConfigError, DataError
+from attnkit.text.pairs import TextPairs
+from attnkit.text.tokenizer import (
     CACHE_VERSION,
     KINDS,
     SPECIAL_TOKENS,
@@ -173,3 +173,72 @@ def test_encode_gives_the_ids_of_encode_batch(kind, tmp_path):
     texts = [text for text, _ in WORDS + LISTOPS] + ["the unseen <unk> word", ""]
     expected = [e.ids for e in tok.tokenizer.encode_batch(texts, add_special_tokens=False)]
     assert tok.encode(texts) == expected
+
+
+# -- BPE: trained, cached, by path --------------------------------------------------------------------------------
+
+
+def test_trained_bpe_has_special_tokens_first_and_round_trips(tmp_path):
+    toks = load_tokenizers(text_pairs(DE_EN), vocab_size=300, min_frequency=1, cache_dir=str(tmp_path))
+    assert toks.joint and toks.info["origin"] == "trained"
+    tok = toks.src
+    assert (tok.pad_id, tok.bos_id, tok.eos_id, tok.unk_id) == (0, 1, 2, 3)
+    texts = [de for de, _ in DE_EN] + [en for _, en in DE_EN]
+    ids = tok.encode(texts)
+    assert all(4 <= i < tok.vocab_size for row in ids for i in row)
+    assert tok.decode(ids) == texts
+    assert tok.decode([[*ids[0], 2, 0, 0]]) == [texts[0]]  # special tokens are dropped
+
+
+def test_tokenizer_cache_is_reused_and_keyed_by_data_and_options(tmp_path):
+    first = load_tokenizers(text_pairs(DE_EN), vocab_size=300, min_frequency=1, cache_dir=str(tmp_path))
+    again = load_tokenizers(text_pairs(DE_EN), vocab_size=300, min_frequency=1, cache_dir=str(tmp_path))
+    assert again.info["origin"] == "cache" and again.src.to_json() == first.src.to_json()
+    other_size = load_tokenizers(text_pairs(DE_EN), vocab_size=200, min_frequency=1, cache_dir=str(tmp_path))
+    other_data = load_tokenizers(text_pairs(DE_EN[:8]), vocab_size=300, min_frequency=1, cache_dir=str(tmp_path))
+    assert other_size.info["origin"] == other_data.info["origin"] == "trained"
+    assert len(list(tmp_path.iterdir())) == 3
+
+
+def test_tokenizer_cache_dir_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTNKIT_CACHE", str(tmp_path))
+    toks = load_tokenizers(text_pairs(DE_EN), vocab_size=300, min_frequency=1)
+    assert toks.info["cache"].startswith(str(tmp_path / "tokenizers"))
+
+
+def test_separate_vocabularies(tmp_path):
+    toks = load_tokenizers(text_pairs(DE_EN), vocab_size=300, joint=False, min_frequency=1, cache_dir=str(tmp_path))
+    assert not toks.joint
+    assert "▁football" in toks.tgt.tokenizer.get_vocab() and "▁football" not in toks.src.tokenizer.get_vocab()
+    restored = Tokenizers.from_state(toks.to_state())
+    assert restored.src.to_json() == toks.src.to_json() and restored.tgt.to_json() == toks.tgt.to_json()
+    joint = Tokenizers.from_state(
+        load_tokenizers(text_pairs(DE_EN), vocab_size=300, cache_dir=str(tmp_path)).to_state()
+    )
+    assert joint.joint
+
+
+def test_tokenizer_json_by_path(tmp_path):
+    toks = load_tokenizers(text_pairs(DE_EN), vocab_size=300, min_frequency=1, cache_dir=str(tmp_path / "c"))
+    (tmp_path / "tok.json").write_text(toks.src.to_json())
+    loaded = load_tokenizers(text_pairs(DE_EN[:3]), path=str(tmp_path / "tok.json"))
+    assert loaded.info["origin"] == "file" and loaded.src.to_json() == toks.src.to_json()
+    with pytest.raises(DataError) as exc:
+        load_tokenizers(text_pairs(DE_EN), path=str(tmp_path / "missing.json"))
+    assert "missing.json" in one_line(exc)
+    from tokenizers import Tokenizer, models
+
+    Tokenizer(models.WordLevel({"a": 0, "b": 1}, unk_token="b")).save(str(tmp_path / "bare.json"))
+    with pytest.raises(DataError) as exc:
+        load_tokenizers(text_pairs(DE_EN), path=str(tmp_path / "bare.json"))
+    assert "no pad token" in one_line(exc)
+
+
+def test_tokenizer_options_are_checked():
+    with pytest.raises(ConfigError) as exc:
+        check_tokenizer_options({"vocab": 100})
+    assert "did you mean 'vocab_size'" in one_line(exc)
+    with pytest.raises(ConfigError):
+        load_tokenizers(text_pairs(DE_EN), vocab_size=3)
+    with pytest.raises(ConfigError):
+        load_tokenizers(text_pairs(DE_EN), tgt_path="x.json")

@@ -11,8 +11,8 @@ from attnkit.data.hf import builder_for, first_file, load_splits
 from attnkit.data.paths import resolve, resolve_files
 from attnkit.data.splits import find_split
 from attnkit.errors import ConfigError, DataError
-from attnkit.tasks.seq2seq.data.base import OnEmpty, OnLong, TextPairData, TextPairs, carve
-from attnkit.tasks.seq2seq.data.records import rows_to_pairs
+from attnkit.text.pairs import OnEmpty, OnLong, TextPairData, TextPairs, carve
+from attnkit.text.records import rows_to_pairs
 
 # data_files extension -> Hugging Face builder, when `dataset` is not given
 BUILDERS = ((".jsonl", "json"), (".json", "json"), (".csv", "csv"), (".tsv", "csv"), (".parquet", "parquet"))

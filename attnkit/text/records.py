@@ -15,7 +15,7 @@ from typing import Any
 
 from attnkit.data.messages import one_line
 from attnkit.errors import DataError
-from attnkit.tasks.seq2seq.data.base import OnEmpty, Pair, clean_pairs
+from attnkit.text.pairs import OnEmpty, Pair, clean_pairs
 
 FORMATS = ("jsonl", "csv", "tsv")
 EXTENSIONS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv", ".tab": "tsv"}

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 from attnkit.data.messages import one_line
 from attnkit.errors import ConfigError, DataError
 from attnkit.registry import did_you_mean
-from attnkit.tasks.seq2seq.data.base import TextPairs
+from attnkit.text.pairs import TextPairs
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer

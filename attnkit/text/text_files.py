@@ -10,8 +10,8 @@ from attnkit.data.checks import check_choice, check_fractions, check_int
 from attnkit.data.paths import resolve
 from attnkit.data.splits import SPLIT_ALIASES
 from attnkit.errors import ConfigError, DataError
-from attnkit.tasks.seq2seq.data.base import OnEmpty, OnLong, TextPairData, TextPairs, carve
-from attnkit.tasks.seq2seq.data.records import EXTENSIONS, detect_format, read_rows, rows_to_pairs
+from attnkit.text.pairs import OnEmpty, OnLong, TextPairData, TextPairs, carve
+from attnkit.text.records import EXTENSIONS, detect_format, read_rows, rows_to_pairs
 
 # split -> file stems looked for in `path` (the first found wins)
 SPLIT_STEMS = {"train": ("train",), **SPLIT_ALIASES}
