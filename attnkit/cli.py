@@ -13,12 +13,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+import hydra
+import torch
+import yaml
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import OmegaConf
 
 from attnkit import config, registry
 from attnkit.errors import AttnkitError, ConfigError
 from attnkit.plugins import load_plugins
 from attnkit.train import summary
+from attnkit.train.checkpoints import resume_target
+from attnkit.train.trainer import strategy_name
 
 # Hydra flags that take a value, and flags after which attnkit does not check the overrides itself.
 _VALUE_FLAGS = {
@@ -68,9 +78,6 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def plugin_specs(overrides: list[str]) -> list[str]:
     """The values of `plugins=...` on the command line (a list or a single name)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
     specs: list[str] = []
     for text in overrides:
         if text.lstrip("+~").split("=", 1)[0] != "plugins" or "=" not in text:
@@ -95,8 +102,6 @@ def task_from_checkpoint(overrides: list[str]) -> str | None:
     run_config = Path(values["ckpt_path"].strip("'\"")).expanduser().resolve().parent.parent / "config.yaml"
     if not run_config.is_file():
         return None
-    from omegaconf import OmegaConf
-
     try:
         name = OmegaConf.select(OmegaConf.load(run_config), "task.name")
     except Exception:  # not a run's config: the task itself will judge the checkpoint
@@ -163,8 +168,6 @@ def check_multirun_job(cfg: Any, launcher: str | None = None) -> None:
     """A multirun's jobs run in this process (or a launcher's workers): a trainer that launches processes of its
     own (DDP or FSDP on several devices) cannot be one of them. A SLURM launcher (submitit) is the exception: it
     starts one task per device, and Lightning makes each one a rank."""
-    from attnkit.train.trainer import strategy_name
-
     if launcher is not None and "slurm" in launcher:  # hydra/launcher=slurm or submitit_slurm
         return
     trainer = cfg.trainer
@@ -205,10 +208,6 @@ def reserve_dir(root: Path) -> Path:
 def resume_argv(value: str, argv: list[str]) -> list[str]:
     """The command line that continues a run: the run's own overrides, then the other overrides given now, in its
     own run directory and launch directory (where its relative paths point), with `resume=<its checkpoint>`."""
-    import yaml
-
-    from attnkit.train.checkpoints import resume_target
-
     run_dir, ckpt = resume_target(value)
     recorded = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
     hydra_cfg = (
@@ -228,8 +227,6 @@ def resume_argv(value: str, argv: list[str]) -> list[str]:
 
 
 def _hydra_app() -> Any:
-    import hydra
-
     app = hydra.main(config_path=f"pkg://{config.CONFIG_MODULE}", config_name=config.CONFIG_NAME, version_base=None)(
         run
     )
@@ -240,10 +237,6 @@ def run(cfg: Any) -> Any:
     """The Hydra task function: build the registered task and call its mode (train, test or predict); or compare
     runs. In a multirun a failed job is recorded in its folder (`error.txt`, a row of the sweep's summary) and the
     sweep goes on."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-    from omegaconf import OmegaConf
-
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
@@ -284,8 +277,6 @@ def share_threads(launcher: Any) -> None:
     jobs = launcher.get("n_jobs") if "joblib" in target.lower() else None
     if not isinstance(jobs, int) or jobs == 1:
         return
-    import torch
-
     cores = os.cpu_count() or 1
     parallel = cores if jobs < 0 else min(jobs, cores)
     torch.set_num_threads(max(1, cores // parallel))

@@ -1,18 +1,24 @@
-"""Loading a Hugging Face dataset for any task's data source: the builder and the splits, failures in one line.
+"""Loading a Hugging Face dataset for any task's data source: where it is, its builder and its splits, failures in
+one line.
 
-Image and text sources share this: a hub name or a local builder (`json`, `csv`, `parquet`, ...) chosen from the
-files' extension, and `load_dataset` with every failure said in one line. Which loaded split plays val and test
-is `attnkit.data.splits.find_split`; `datasets` is imported only when a dataset loads.
+Image and text sources (`data=hf`, `data=hf_text`) share `HFDataset`: the options that say where the data is (a hub
+name or a local builder such as `json`, `csv`, `parquet`, chosen from the files' extension; `data_dir`,
+`data_files`, `cache_dir`) and which split plays train, val and test; `load_dataset` with every failure said in one
+line. Which loaded split plays val and test is `attnkit.data.splits.find_split`; `datasets` is imported only when a
+dataset loads.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from attnkit.data.messages import one_line
-from attnkit.errors import DataError
+from attnkit.data.paths import resolve, resolve_files
+from attnkit.data.splits import find_split
+from attnkit.errors import ConfigError, DataError
 
 
 def first_file(files: Any) -> str:
@@ -45,7 +51,7 @@ def load_splits(
 
     Hub errors, offline mode, missing files and bad formats become one DataError line.
     """
-    import datasets
+    import datasets  # lazy: seconds of start-up, needed only when a Hugging Face dataset loads
 
     if data_dir is not None:
         if not os.path.isdir(data_dir):
@@ -69,3 +75,74 @@ def load_splits(
             f"dataset {builder!r} has no split {train_split!r}; splits: {', '.join(loaded)}; set data.train_split=..."
         )
     return loaded
+
+
+@dataclass
+class HFDataset:
+    """Where a Hugging Face source reads (`dataset`: a hub name or a builder; `config_name`, `data_dir`,
+    `data_files`, `cache_dir`; local paths from the launch directory) and which of its splits play train, val and
+    test (a val or test split that is absent is carved from train by the source). `source` names the data source in
+    messages (`hf_text`); `builders` maps file extensions to builders, for `data_files` without `dataset`."""
+
+    source: str
+    builders: Sequence[tuple[str, str]]
+    dataset: str | None = None
+    config_name: str | None = None
+    data_dir: str | None = None
+    data_files: Any = None
+    train_split: str = "train"
+    val_split: str | None = "validation"
+    test_split: str | None = "test"
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.data_files is not None and not isinstance(self.data_files, (str, Sequence, Mapping)):
+            raise ConfigError(
+                f"data.data_files={self.data_files!r} must be a path or glob, a list of them, or a mapping split -> "
+                f"path"
+            )
+        self.data_dir = None if self.data_dir is None else resolve(self.data_dir)
+        self.data_files = resolve_files(self.data_files)
+        self.cache_dir = None if self.cache_dir is None else resolve(self.cache_dir)
+
+    def builder(
+        self,
+        example: str,
+        *,
+        formats: str = "json, csv or parquet",
+        dir_builder: str | None = None,
+        guess: Callable[[str], str | None] = lambda first: None,
+    ) -> str:
+        """`dataset`; else `dir_builder` for a `data_dir` alone; else the builder of `data_files` by extension (or
+        `guess(first file)`). Refused in one line when none tells: naming the `formats` to choose from, or with
+        `example` (the settings that would name a dataset) when nothing is given."""
+        if self.dataset:
+            return self.dataset
+        if dir_builder is not None and self.data_dir is not None and self.data_files is None:
+            return dir_builder
+        if self.data_files is not None:
+            first = first_file(self.data_files)
+            builder = builder_for(self.data_files, self.builders) or guess(first)
+            if builder is None:
+                raise DataError(f"cannot tell the format of data.data_files={first!r}; set data.dataset={formats}")
+            return builder
+        raise DataError(f"data source {self.source} needs a dataset: set {example}")
+
+    def load(self, builder: str, **kwargs: Any) -> tuple[Mapping[str, Any], dict[str, str]]:
+        """The loaded dataset (split name -> table) and which of its splits play `train` and, when it has them,
+        `val` and `test` (role -> split name)."""
+        loaded = load_splits(
+            builder,
+            config_name=self.config_name,
+            data_dir=self.data_dir,
+            data_files=self.data_files,
+            cache_dir=self.cache_dir,
+            train_split=self.train_split,
+            **kwargs,
+        )
+        chosen = {"train": self.train_split}
+        for split, wanted in (("val", self.val_split), ("test", self.test_split)):
+            found = find_split(loaded, wanted, split)
+            if found is not None:
+                chosen[split] = found
+        return loaded, chosen

@@ -7,10 +7,7 @@ from typing import Any
 
 import attnkit
 from attnkit.data.checks import check_choice, check_fractions, check_int
-from attnkit.data.hf import builder_for, first_file, load_splits
-from attnkit.data.paths import resolve, resolve_files
-from attnkit.data.splits import find_split
-from attnkit.errors import ConfigError, DataError
+from attnkit.data.hf import HFDataset, first_file
 from attnkit.text.pairs import OnEmpty, OnLong, TextPairData, TextPairs, carve
 from attnkit.text.records import rows_to_pairs
 
@@ -58,62 +55,37 @@ class HFTextData(TextPairData):
         check_fractions(val_fraction, test_fraction, items="pairs")
         if limit_train is not None:
             check_int("limit_train", limit_train, minimum=1)
-        if data_files is not None and not isinstance(data_files, (str, list, tuple, Mapping)):
-            raise ConfigError(
-                f"data.data_files={data_files!r} must be a path, a list of paths, or a mapping split -> path"
-            )
-        self.dataset, self.config_name = dataset, config_name
-        self.data_dir = None if data_dir is None else resolve(data_dir)
-        self.data_files = resolve_files(data_files)
+        self.hub = HFDataset(
+            "hf_text",
+            BUILDERS,
+            dataset=dataset,
+            config_name=config_name,
+            data_dir=data_dir,
+            data_files=data_files,
+            train_split=train_split,
+            val_split=val_split,
+            test_split=test_split,
+            cache_dir=cache_dir,
+        )
         self.src, self.tgt, self.pair_field = str(src), str(tgt), pair_field
-        self.train_split, self.val_split, self.test_split = train_split, val_split, test_split
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
         self.limit_train, self.on_empty = limit_train, on_empty
-        self.cache_dir = None if cache_dir is None else resolve(cache_dir)
-
-    def _builder(self) -> str:
-        if self.dataset:
-            return self.dataset
-        if self.data_files is not None:
-            builder = builder_for(self.data_files, BUILDERS)
-            if builder is None:
-                raise DataError(
-                    f"cannot tell the format of data.data_files={first_file(self.data_files)!r}; "
-                    f"set data.dataset=json, csv or parquet"
-                )
-            return builder
-        raise DataError(
-            "data source hf_text needs a dataset: set data.dataset=<hub name, e.g. wmt16> "
-            "(with data.config_name=de-en) or data.data_files=path/to/train.jsonl"
-        )
 
     def _load(self) -> TextPairs:
-        builder = self._builder()
-        tsv = builder == "csv" and self.data_files is not None and first_file(self.data_files).endswith(".tsv")
-        loaded = load_splits(
-            builder,
-            config_name=self.config_name,
-            data_dir=self.data_dir,
-            data_files=self.data_files,
-            cache_dir=self.cache_dir,
-            train_split=self.train_split,
-            **({"delimiter": "\t"} if tsv else {}),
+        builder = self.hub.builder(
+            "data.dataset=<hub name, e.g. wmt16> (with data.config_name=de-en) or data.data_files=path/to/train.jsonl"
         )
-        chosen = {"train": self.train_split}
-        for split, wanted in (("val", self.val_split), ("test", self.test_split)):
-            found = find_split(loaded, wanted, split)
-            if found is not None:
-                chosen[split] = found
+        files = self.hub.data_files
+        tsv = builder == "csv" and files is not None and first_file(files).endswith(".tsv")
+        loaded, chosen = self.hub.load(builder, **({"delimiter": "\t"} if tsv else {}))
         parts = {}
         for split, name in chosen.items():
-            table = loaded[name]
-            where = f"dataset {builder!r} split {name!r}"
             parts[split] = rows_to_pairs(
-                _rows(table, self.pair_field, (self.src, self.tgt)),
+                _rows(loaded[name], self.pair_field, (self.src, self.tgt)),
                 src=self.src,
                 tgt=self.tgt,
                 pair_field=self.pair_field,
-                where=where,
+                where=f"dataset {builder!r} split {name!r}",
                 on_empty=self.on_empty,
             )
         split = carve(parts, self.val_fraction, self.test_fraction, self.split_seed)

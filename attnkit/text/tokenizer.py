@@ -34,7 +34,7 @@ from attnkit.errors import ConfigError, DataError
 from attnkit.registry import did_you_mean
 from attnkit.text.pairs import TextPairs
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # `tokenizers` is imported where it is used: the CLI imports every text task at start-up
     from tokenizers import Tokenizer
 
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>", "<mask>")  # appended ones keep the older ids

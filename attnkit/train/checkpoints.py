@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from attnkit.errors import ConfigError, DataError
+from attnkit.registry import build_spec
 
 
 def save_whole(checkpoint: dict[str, Any], path: str | os.PathLike[str]) -> None:
@@ -87,8 +88,6 @@ def load_weights(module: nn.Module, state: dict[str, Any], ckpt: str | os.PathLi
 
 def model_from_checkpoint(payload: dict[str, Any], ckpt: str | os.PathLike[str] = "checkpoint") -> nn.Module:
     """The checkpoint's evaluation weights (the moving average when it kept one) as a plain PyTorch model."""
-    from attnkit.registry import build_spec
-
     hparams = payload["hyper_parameters"]
     model = build_spec("model", hparams["model"], **hparams["context"])
     state = payload["state_dict"]

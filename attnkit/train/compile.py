@@ -19,9 +19,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from torch import nn
 
 from attnkit.errors import ConfigError
+from attnkit.nn.attention.base import Attention
+from attnkit.nn.capabilities import component_name
 
 EXAMPLE = "compile=true, compile=false or compile={mode:max-autotune-no-cudagraphs,dynamic:false}"
 
@@ -29,8 +32,6 @@ EXAMPLE = "compile=true, compile=false or compile={mode:max-autotune-no-cudagrap
 def compile_kwargs(value: Any) -> dict[str, Any] | None:
     """The keyword arguments of `torch.compile` that `compile=<value>` asks for; None when it is off. A value that
     torch.compile would refuse (or misread) is refused here, in one line naming the fix."""
-    import torch
-
     if value is None or value is False:
         return None
     if value is True:
@@ -74,9 +75,6 @@ def compile_kwargs(value: Any) -> dict[str, Any] | None:
 
 def check_compilable(model: nn.Module) -> None:
     """Refuse a model with an attention kernel whose class sets `supports_compile = False`."""
-    from attnkit.nn.attention.base import Attention
-    from attnkit.nn.capabilities import component_name
-
     for name, module in model.named_modules():
         if isinstance(module, Attention) and not module.supports_compile:
             kernel = component_name(module, "attention")

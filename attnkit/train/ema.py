@@ -59,7 +59,7 @@ def whole_weights(root: nn.Module | None) -> contextlib.AbstractContextManager:
     average do not line up), the gathered full parameters, written back to the shards on exit (every process must
     enter it); otherwise nothing."""
     if root is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
-        from torch.distributed.fsdp import FullyShardedDataParallel
+        from torch.distributed.fsdp import FullyShardedDataParallel  # lazy: only under torch.distributed
 
         if isinstance(root, FullyShardedDataParallel):
             return FullyShardedDataParallel.summon_full_params(root, writeback=True)

@@ -8,6 +8,7 @@ plugin's file and its hash, components that a plugin replaced, and digests of th
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import shlex
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import attnkit
+from attnkit import plugins, registry
+from attnkit.train.reports import write_json
 
 PACKAGES = ("torch", "pytorch-lightning", "hydra-core", "omegaconf", "datasets", "tokenizers")
 MAX_HASHED_FILES = 10_000  # a folder with more files is recorded by its file list, sizes and times
@@ -27,9 +30,6 @@ MAX_HASHED_FILES = 10_000  # a folder with more files is recorded by its file li
 
 def record(run_dir: Path, data_cfg: dict[str, Any], data_digest: str | None) -> dict[str, Any]:
     """The provenance of a run started now, written to `run_dir/provenance.json` and returned."""
-    from attnkit import plugins, registry
-    from attnkit.train.reports import write_json
-
     info = {
         "command": shlex.join([Path(sys.executable).name, "-m", "attnkit", *sys.argv[1:]]),
         "cwd": os.getcwd(),
@@ -144,8 +144,6 @@ def content_digest(data: Any) -> str | None:
 
 def compare(run_dir: Path) -> list[str]:
     """What differs between the run that wrote `run_dir` and now: attnkit's code, its plugins' files."""
-    import json
-
     saved_file = run_dir / "provenance.json"
     if not saved_file.is_file():
         return []

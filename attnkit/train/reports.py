@@ -10,6 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     """Write JSON atomically (a temporary file renamed into place): an interrupted run never leaves half a file."""
@@ -50,7 +53,7 @@ def plot_learning_curves(
     curves = epoch_curves(rows)
     if not curves:
         return False
-    import matplotlib
+    import matplotlib  # lazy: a second of start-up, needed only for the figure
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -75,9 +78,6 @@ def plot_learning_curves(
 
 def print_summary(title: str, rows: Mapping[str, Any]) -> None:
     """A two-column table on the terminal."""
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -88,9 +88,6 @@ def print_summary(title: str, rows: Mapping[str, Any]) -> None:
 
 def print_table(title: str, rows: list[Mapping[str, Any]], columns: Mapping[str, str]) -> None:
     """Rows as a table on the terminal: `columns` maps each row key to its heading."""
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=title)
     for i, heading in enumerate(columns.values()):
         table.add_column(heading, justify="left" if i == 0 else "right")

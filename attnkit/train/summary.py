@@ -181,7 +181,7 @@ def plot(runs: Sequence[Run], path: Path) -> bool:
             points.append((" ".join(f"{k}={v}" for k, v in zip(names, key, strict=True)) or "run", x, dx, y, dy))
     if not points:
         return False
-    import matplotlib
+    import matplotlib  # lazy: a second of start-up, needed only for the figure
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

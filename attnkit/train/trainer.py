@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import logging
 import os
@@ -9,6 +10,8 @@ import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from attnkit.errors import ConfigError
 from attnkit.registry import did_you_mean
@@ -38,7 +41,7 @@ RESERVED = ("logger", "callbacks", "plugins", "default_root_dir", "enable_checkp
 def check_trainer_config(trainer_cfg: dict[str, Any]) -> None:
     """Refuse, before anything is built or written, trainer settings that Lightning would take badly or that would
     train nothing: one line each, with the fix."""
-    import pytorch_lightning as pl
+    import pytorch_lightning as pl  # lazy: Lightning takes seconds to import, --help and mode=list skip it
 
     accepted = inspect.signature(pl.Trainer.__init__).parameters
     for key in trainer_cfg:
@@ -107,7 +110,7 @@ def make_strategy(strategy: Any) -> Any:
     of classes."""
     if not isinstance(strategy, Mapping):
         return strategy
-    from hydra.utils import get_class
+    from hydra.utils import get_class  # lazy: tasks (and this module) load at start-up without Hydra
 
     node = dict(strategy)
     target = node.pop("_target_", None)
@@ -126,8 +129,6 @@ def make_strategy(strategy: Any) -> Any:
 
 
 def torch_cuda_devices() -> int:
-    import torch
-
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
@@ -141,8 +142,6 @@ LOGGER_PACKAGES = {
 
 def check_loggers(loggers: dict[str, Any] | None) -> None:
     """A chosen logger whose package is missing: one line naming the extra that installs it."""
-    import importlib.util
-
     for name in loggers or {}:
         package, extra = LOGGER_PACKAGES.get(name, (None, None))
         if package and importlib.util.find_spec(package) is None:
@@ -152,9 +151,9 @@ def check_loggers(loggers: dict[str, Any] | None) -> None:
 def make_loggers(loggers: dict[str, Any] | None, run_dir: Path, resumed_step: int | None) -> list:
     """attnkit's CSV logger (always: reports, summaries and resume read metrics.csv) and the other chosen ones,
     writing under the run directory unless their config says otherwise."""
-    from hydra.utils import instantiate
+    from hydra.utils import instantiate  # lazy, as make_trainer's imports
 
-    from attnkit.train.callbacks import ResumableCSVLogger
+    from attnkit.train.callbacks import ResumableCSVLogger  # a Lightning logger
 
     check_loggers(loggers)
     out: list = [ResumableCSVLogger(run_dir, resumed_step)]
@@ -192,6 +191,7 @@ def make_trainer(
     Checkpoints are written whole and read without running code; they carry the random states, so that a run
     resumed from one (`resumed_step`: its global step) continues as the uninterrupted run would.
     """
+    # lazy: Lightning takes seconds to import, and tasks import this module at start-up (--help, mode=list)
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 

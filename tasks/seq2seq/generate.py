@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from attnkit.errors import ConfigError
+from attnkit.nn.decoding import beam_search, greedy
 from attnkit.tasks.seq2seq.batches import collate, encode_sources, source_limit
 from attnkit.text.pairs import OnLong
 from attnkit.text.tokenizer import TextTokenizer, Tokenizers
@@ -117,8 +118,6 @@ def generate_ids(
     model: nn.Module, src: Tensor, src_mask: Tensor, tokenizers: Tokenizers, options: DecodeOptions
 ) -> list[list[int]]:
     """Token ids of the output for each source row of src `[B, Ns]` (src_mask True = padding), EOS dropped."""
-    from attnkit.nn.decoding import beam_search, greedy
-
     tgt = tokenizers.tgt
     common = {
         "bos_id": tgt.bos_id,

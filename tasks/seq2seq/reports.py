@@ -7,6 +7,9 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
 COLUMNS = ("source", "reference", "hypothesis")
 
 
@@ -21,9 +24,6 @@ def sample_rows(sources: Sequence[str], references: Sequence[str], outputs: Sequ
 
 def print_samples(title: str, rows: list[tuple], columns: Sequence[str] = COLUMNS) -> None:
     """The rows as a table on the terminal (wrapped to its width)."""
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=title, show_lines=True)
     for name in columns:
         table.add_column(name, overflow="fold")

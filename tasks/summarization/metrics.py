@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import statistics
 from collections.abc import Sequence
+from importlib.metadata import version
 
 from attnkit.tasks.seq2seq.task import Scorer
 
@@ -18,7 +19,7 @@ class RougeScorer(Scorer):
     primary = "rougeL"
 
     def __init__(self) -> None:
-        from rouge_score import rouge_scorer
+        from rouge_score import rouge_scorer  # lazy: the CLI imports every task at start-up (nltk)
 
         logging.getLogger("absl").setLevel(logging.WARNING)  # rouge-score announces its tokenizer at INFO
         self.rouge = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
@@ -35,8 +36,6 @@ class RougeScorer(Scorer):
         return {key: 100.0 * total / n for key, total in totals.items()}
 
     def signatures(self) -> dict[str, str]:
-        from importlib.metadata import version
-
         text = f"rouge-score {version('rouge-score')}|F1 mean x100|stemmer:porter|tokenizer:default"
         return {"rouge": text}
 

@@ -12,7 +12,7 @@ class TranslationScorer(Scorer):
     primary = "bleu"
 
     def __init__(self) -> None:
-        from sacrebleu.metrics import BLEU, CHRF
+        from sacrebleu.metrics import BLEU, CHRF  # lazy: the CLI imports every task at start-up
 
         self.bleu, self.chrf = BLEU(), CHRF()
 

@@ -51,7 +51,7 @@ class NumberWordsData(TextPairData):
         self.sizes = {"val": val_size, "test": test_size, "train": train_size}
 
     def _load(self) -> TextPairs:
-        from num2words import CONVERTER_CLASSES, num2words
+        from num2words import CONVERTER_CLASSES, num2words  # lazy: the CLI imports every data source at start
 
         for role, lang in (("src", self.src), ("tgt", self.tgt)):
             if lang not in CONVERTER_CLASSES:

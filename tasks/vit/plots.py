@@ -9,7 +9,7 @@ from torch import Tensor
 
 def plot_attention_maps(images: Tensor, maps: Tensor, labels: list[str], path: Path, title: str) -> None:
     """images `[B, C, H, W]` in [0, 1], maps `[B, heads, gh, gw]`: one row per image, one column per head."""
-    import matplotlib
+    import matplotlib  # lazy: a second of start-up, needed only for the figure
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

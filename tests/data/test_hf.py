@@ -7,8 +7,8 @@ import json
 import pytest
 from checks import one_line
 
-from attnkit import DataError
-from attnkit.data.hf import builder_for, first_file, load_splits
+from attnkit import ConfigError, DataError
+from attnkit.data.hf import HFDataset, builder_for, first_file, load_splits
 
 BUILDERS = ((".jsonl", "json"), (".csv", "csv"))
 
@@ -45,3 +45,38 @@ def test_load_splits_failures_are_one_line(tmp_path, offline, kwargs) -> None:
         load_splits("json", cache_dir=str(tmp_path), **kwargs)
     message = one_line(exc)
     assert "nonexistent" in message and "data." in message
+
+
+@pytest.mark.parametrize(
+    ("options", "builder"),
+    [
+        ({"dataset": "wmt16", "data_files": "a.csv"}, "wmt16"),  # a named dataset wins
+        ({"data_files": "a.jsonl"}, "json"),
+        ({"data_files": ["pics/x.png"]}, "imagefolder"),  # the source's guess for an extension it knows
+        ({"data_dir": "."}, "imagefolder"),  # a folder alone: the source's folder builder
+        ({"data_files": "a.txt"}, "cannot tell the format of data.data_files="),
+        ({}, "data source mine needs a dataset: set data.dataset=<name>"),
+    ],
+)
+def test_hf_dataset_names_its_builder_or_says_what_to_set(options, builder) -> None:
+    """The options text and image sources share: a dataset, a folder, or files by extension; else one line."""
+    hub = HFDataset("mine", BUILDERS, **options)
+    choose = {"dir_builder": "imagefolder", "guess": lambda first: "imagefolder" if first.endswith(".png") else None}
+    if " " not in builder:
+        assert hub.builder("data.dataset=<name>", **choose) == builder
+        return
+    with pytest.raises(DataError) as exc:
+        hub.builder("data.dataset=<name>", **choose)
+    assert builder in one_line(exc)
+
+
+def test_hf_dataset_resolves_paths_and_refuses_bad_data_files(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    hub = HFDataset("mine", BUILDERS, data_dir="d", data_files={"train": "t.jsonl"}, cache_dir="c")
+    assert (hub.data_dir, hub.data_files, hub.cache_dir) == (
+        str(tmp_path / "d"),
+        {"train": str(tmp_path / "t.jsonl")},
+        str(tmp_path / "c"),
+    )
+    with pytest.raises(ConfigError, match="data.data_files=3 must be a path"):
+        HFDataset("mine", BUILDERS, data_files=3)

@@ -13,7 +13,7 @@ from pathlib import Path
 import forked_cli
 import pytest
 import torch
-from checks import one_line
+from checks import compose, make_task, one_line
 
 from attnkit.errors import ConfigError
 from attnkit.tasks.seq2seq.denoise import (
@@ -30,6 +30,8 @@ from attnkit.tasks.seq2seq.denoise import (
     split_sentences,
 )
 from attnkit.tasks.summarization.task import SummarizationTask
+from attnkit.train import init_from
+from attnkit.train.task import Given
 
 MASK = 4
 DOT, BANG = 7, 8
@@ -299,6 +301,25 @@ def test_fine_tuning_reuses_the_pretrained_tokenizers_and_weights(pretrained):
     assert "task.denoise.mask_ratio=2 must be a number in [0, 1)" in one_error_line(done["bad_ratio"])
     for name in ("bad1", "b2", "bad3"):
         assert not (root / name).exists()
+
+
+def test_a_run_reads_its_init_from_checkpoint_once(pretrained, monkeypatch):
+    """The checkpoint gives the sizes (the resolve step), the tokenizers (setup) and the weights: one read for all."""
+    reads: list[str] = []
+    load = torch.load
+    monkeypatch.setattr(torch, "load", lambda f, *args, **kwargs: (reads.append(str(f)), load(f, *args, **kwargs))[1])
+    monkeypatch.chdir(pretrained)
+    monkeypatch.setenv("ATTNKIT_CACHE", str(pretrained / "cache"))
+    cfg = compose(*LEFT_TO_RULE, "init_from=pre")
+    task = make_task(cfg)
+    start = init_from.read(cfg, task=task.name, run_dir=pretrained / "once")
+    resolved, tuned, setup = task.prepare(cfg, Given(start=start))
+    assert init_from.apply(start, setup.net, task=tuned.name, run_dir=pretrained / "once")["copied"] > 0
+    assert reads == [str(pretrained / "pre" / "checkpoints" / "last.ckpt")]
+    assert (resolved["model"]["dim"], resolved["model"]["depth"]) == (16, 1)  # inherited, not the size rule's
+    assert setup.tokenizers.to_state() == start.checkpoint["attnkit"]["tokenizers"]
+    assert resolved["task"]["tokenizer"]["vocab_size"] == tuned.tokenizer.vocab_size == 120
+    assert task.tokenizer.vocab_size is None  # the task it started from is unchanged: a new one was built
 
 
 def test_a_tokenizer_without_mask_is_refused_for_denoising(tmp_path):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+
 import pytest
 import torch
 from checks import compose, make_task
 
 import attnkit
 from attnkit import registry
-from attnkit.train.task import PeakMemory, Task, _flat
+from attnkit.train.task import PeakMemory, Setup, Task, _flat
 
 SMALL = {  # keep each task's data small: the recipe does not depend on it
     "vit": [],
@@ -37,6 +40,21 @@ def test_the_recipe_is_declared_once(name, tmp_path, monkeypatch) -> None:
     assert _flat(chosen["task"]).keys() == _flat(cfg["task"]).keys()  # values filled in, no key added or lost
     assert module.hparams["task"] == chosen["task"]
     assert module.hparams["model"] == chosen["model"] and module.hparams["context"] == setup.context
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_the_resolve_step_changes_nothing_it_is_given(name, tmp_path, monkeypatch) -> None:
+    """`prepare` resolves the config once, for the data: the config and the task it was given are unchanged, the
+    task it returns is built from the resolved `task` node, and the setup carries only the fields it declares."""
+    monkeypatch.setenv("ATTNKIT_CACHE", str(tmp_path / "cache"))
+    cfg = compose(f"task={name}", *SMALL[name])
+    given, task = copy.deepcopy(cfg), make_task(cfg)
+    recipe = copy.deepcopy(task.recipe())
+    resolved, built, setup = task.prepare(cfg)
+    assert cfg == given and task.recipe() == recipe
+    assert built.recipe() == resolved["task"] and (built is task) == (resolved["task"] == recipe)
+    assert resolved.keys() == cfg.keys()
+    assert set(vars(setup)) == {f.name for f in dataclasses.fields(Setup)}
 
 
 def test_a_command_line_change_reaches_the_module(tmp_path, monkeypatch) -> None:

@@ -11,7 +11,7 @@ Every source returns an `ImageSplits` from `load()`: train/val/test datasets who
 [C, H, W] normalised with (x - mean) / std, label int64)`, plus the metadata a model and a predictor need
 (`base.py`; images are decoded by `images.py`, which also has `read_image` for a single file). Small data is
 decoded once into tensors (cheap batches, no worker processes needed); a large image tree or hub dataset is
-decoded lazily per item. Heavy libraries (scikit-learn, numpy, PIL, torchvision, datasets) are imported only
+decoded lazily per item. Heavy libraries (scikit-learn, PIL, torchvision, datasets) are imported only
 inside the functions that need them, so importing this package costs nothing at CLI start-up.
 """
 

@@ -44,7 +44,7 @@ class DigitsData(ImageData):
         self.split_seed = split_seed
 
     def _load(self) -> ImageSplits:
-        from sklearn.datasets import load_digits
+        from sklearn.datasets import load_digits  # lazy: scikit-learn takes seconds to import
 
         digits = load_digits()
         images = torch.as_tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0  # [N, 1, 8, 8] in [0, 1]

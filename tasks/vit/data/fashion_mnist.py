@@ -6,6 +6,7 @@ import gzip
 import math
 import os
 
+import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
@@ -127,7 +128,7 @@ class FashionMNISTData(ImageData):
 
     def _download(self) -> None:
         try:
-            from torchvision.datasets import FashionMNIST
+            from torchvision.datasets import FashionMNIST  # lazy: torchvision takes seconds to import
 
             for train in (True, False):
                 FashionMNIST(root=self.path, train=train, download=True)
@@ -142,8 +143,6 @@ def read_idx(path: str) -> torch.Tensor:
     """An IDX file (the MNIST format; gzipped when the name ends in .gz) as a tensor of its stored type and
     shape.
     """
-    import numpy as np
-
     dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     try:
         opener = gzip.open if path.endswith(".gz") else open

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import io
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 import attnkit
-from attnkit.data.hf import builder_for, first_file, load_splits
-from attnkit.data.paths import resolve, resolve_files
-from attnkit.data.splits import find_split
-from attnkit.errors import ConfigError, DataError
+from attnkit.data.hf import HFDataset
+from attnkit.errors import DataError
 from attnkit.tasks.vit.data.base import ImageData, ImageSplits, build_splits, carve, check_image_args, check_norm
 from attnkit.tasks.vit.data.images import IMAGE_EXTENSIONS, open_image
 
@@ -64,19 +65,20 @@ class HFImageData(ImageData):
     ) -> None:
         super().__init__(batch_size=batch_size)
         check_image_args(image_size, channels, val_fraction, test_fraction)
-        if data_files is not None and not isinstance(data_files, (str, Sequence, Mapping)):
-            raise ConfigError(
-                f"data.data_files={data_files!r} must be a path or glob, a list of them, or a mapping split -> path"
-            )
-        self.dataset = dataset
-        self.config_name = config_name
-        self.data_dir = None if data_dir is None else resolve(data_dir)
-        self.data_files = resolve_files(data_files)
+        self.hub = HFDataset(
+            "hf",
+            BUILDERS,
+            dataset=dataset,
+            config_name=config_name,
+            data_dir=data_dir,
+            data_files=data_files,
+            train_split=train_split,
+            val_split=val_split,
+            test_split=test_split,
+            cache_dir=cache_dir,
+        )
         self.image_column = image_column
         self.label_column = label_column
-        self.train_split = train_split
-        self.val_split = val_split
-        self.test_split = test_split
         self.image_size = (image_size, image_size)
         self.in_channels = channels
         self.val_fraction = val_fraction
@@ -84,51 +86,25 @@ class HFImageData(ImageData):
         self.split_seed = split_seed
         self.mean, self.std = check_norm(mean, std, channels)
         self.in_memory = in_memory
-        self.cache_dir = None if cache_dir is None else resolve(cache_dir)
-
-    def _builder(self) -> str:
-        if self.dataset:
-            return self.dataset
-        if self.data_dir is not None and self.data_files is None:
-            return "imagefolder"
-        if self.data_files is not None:
-            builder = builder_for(self.data_files, BUILDERS)
-            if builder is not None:
-                return builder
-            first = first_file(self.data_files)
-            if first.lower().endswith(IMAGE_EXTENSIONS) or first.endswith("*"):
-                return "imagefolder"
-            raise DataError(
-                f"cannot tell the format of data.data_files={first!r}; "
-                f"set data.dataset=parquet, json, csv or imagefolder"
-            )
-        raise DataError(
-            "data source hf needs a dataset: set data.dataset=<hub name or builder> "
-            "or data.data_dir=/path/to/images or data.data_files=/path/to/files"
-        )
 
     def _load(self) -> ImageSplits:
-        builder = self._builder()
-        loaded = load_splits(
-            builder,
-            config_name=self.config_name,
-            data_dir=self.data_dir,
-            data_files=self.data_files,
-            cache_dir=self.cache_dir,
-            train_split=self.train_split,
+        builder = self.hub.builder(
+            "data.dataset=<hub name or builder> or data.data_dir=/path/to/images or data.data_files=/path/to/files",
+            formats="parquet, json, csv or imagefolder",
+            dir_builder="imagefolder",
+            guess=lambda first: (
+                "imagefolder" if first.lower().endswith(IMAGE_EXTENSIONS) or first.endswith("*") else None
+            ),
         )
-        train = loaded[self.train_split]
+        loaded, names = self.hub.load(builder)
+        train = loaded[names["train"]]
         columns = list(train.column_names)
         for key, column in (("image_column", self.image_column), ("label_column", self.label_column)):
             if column not in columns:
                 raise DataError(
                     f"dataset {builder!r} has no column {column!r}; columns: {', '.join(columns)}; set data.{key}=..."
                 )
-        chosen = {"train": train}
-        for split, wanted in (("val", self.val_split), ("test", self.test_split)):
-            found = find_split(loaded, wanted, split)
-            if found is not None:
-                chosen[split] = loaded[found]
+        chosen = {split: loaded[name] for split, name in names.items()}
         feature = train.features[self.label_column]
         raw_labels = {split: list(ds[self.label_column]) for split, ds in chosen.items()}
         if hasattr(feature, "names") and hasattr(feature, "num_classes"):
@@ -177,16 +153,12 @@ class _HFReader:
             return value
         if isinstance(value, Mapping):
             if value.get("bytes"):
-                import io
-
                 return open_image(io.BytesIO(value["bytes"]), name=value.get("path") or f"row {index}")
             if value.get("path"):
                 return open_image(value["path"])
         if isinstance(value, str):
             return open_image(value)
         try:
-            import numpy as np
-
             array = np.asarray(value)
             if array.dtype != np.uint8:
                 array = np.clip(array * (255.0 if array.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)

@@ -1,7 +1,7 @@
 """Decoding and normalising images, the same way for a whole split and for a single file (`read_image`).
 
 An image is converted to L or RGB, resized to (H, W) as uint8 [C, H, W], then scaled to [0, 1] and normalised
-with (x - mean) / std. PIL and numpy are imported only inside the functions that need them.
+with (x - mean) / std. PIL is imported only inside the functions that need it (the CLI imports this at start-up).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from attnkit.data.messages import one_line
@@ -70,8 +71,6 @@ def pil_to_uint8(image: Image.Image, channels: int, size: tuple[int, int]) -> to
 
     mode = "L" if channels == 1 else "RGB"
     if image.mode.startswith("I;16") or image.mode in ("I", "F"):
-        import numpy as np  # 16-bit or float grey: rescale to 0..255 instead of clipping
-
         array = np.asarray(image, dtype=np.float64)
         top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
         image = Image.fromarray(np.clip(array * (255.0 / top), 0, 255).astype(np.uint8), mode="L")
