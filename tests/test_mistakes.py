@@ -1,6 +1,6 @@
-"""Every row of the README's table of mistakes, run as a user would: `python -m attnkit <arguments>` (each in its own
-process, forked from one that has imported the CLI: tests/forked_cli.py) must exit 2 with one `error: ...` line
-holding the row's answer, no traceback, no run directory and no earlier file changed.
+"""Every row of the table of mistakes in docs/mistakes.md, run as a user would: `python -m attnkit <arguments>` (each
+in its own process, forked from one that has imported the CLI: tests/forked_cli.py) must exit 2 with one `error: ...`
+line holding the row's answer, no traceback, no run directory and no earlier file changed.
 
 The files the rows name (broken.py, garbage.ckpt, vit.ckpt, one_class/, ...) are made here, in every row's own
 working directory.
@@ -21,11 +21,12 @@ import torch
 from forked_cli import run_many
 
 ROOT = Path(__file__).resolve().parents[1]
+MISTAKES = ROOT / "docs" / "mistakes.md"
 
 
 def table() -> list[tuple[str, list[str], list[str]]]:
-    """(row number, arguments, answer fragments) of the README's table between the mistakes markers."""
-    text = (ROOT / "README.md").read_text()
+    """(row number, arguments, answer fragments) of the table between the mistakes markers."""
+    text = MISTAKES.read_text()
     block = text.split("<!-- mistakes:start -->", 1)[1].split("<!-- mistakes:end -->", 1)[0]
     rows = []
     for line in block.splitlines():
@@ -119,7 +120,7 @@ def answers(files, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProc
 
 
 def test_the_table_has_every_area() -> None:
-    text = (ROOT / "README.md").read_text()
+    text = MISTAKES.read_text()
     assert len(ROWS) >= 40
     for area in ("config", "sweep", "plugin", "hardware", "trainer", "data", "checkpoint", "resume"):
         assert f"| {area} |" in text, area
