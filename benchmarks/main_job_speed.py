@@ -1,4 +1,4 @@
-"""The README's main job against an earlier recipe, side by side: test accuracy and wall time per seed, and the ratio.
+"""The main job against an earlier recipe, side by side: test accuracy and wall time per seed, and the ratio.
 
     python benchmarks/main_job_speed.py                    # today's preset against the pinned 2026-11 recipe
     python benchmarks/main_job_speed.py --seeds 0 --new task=vit heads=8 trainer.max_epochs=60

@@ -1,6 +1,6 @@
 """Training-step time and peak memory of the encoder–decoder against source length, per encoder self-attention.
 
-    python benchmarks/summarization_scaling.py  # the README table: N = 512 … 4096, softmax/eager/local/linear
+    python benchmarks/summarization_scaling.py  # docs/measured/speed.md: N = 512 … 4096, softmax/eager/local/linear
     python benchmarks/summarization_scaling.py --lengths 512 1024 --repeats 1 --dim 64
     python benchmarks/summarization_scaling.py --device cuda
 

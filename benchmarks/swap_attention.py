@@ -3,7 +3,7 @@
     python benchmarks/swap_attention.py                                  # digits: softmax -> linear, local
     python benchmarks/swap_attention.py --pretrained outputs/<date>/<time>/checkpoints/last.ckpt --finetune-epochs 10
 
-1. Train the README's main job (`task=vit heads=8`, softmax attention) for `--pretrain-epochs`, or take
+1. Train the main job (`task=vit heads=8`, softmax attention) for `--pretrain-epochs`, or take
    `--pretrained`, a checkpoint of such a run (its wall time is then read from its metrics.json).
 2. For each attention of `--attentions`: fine-tune from that checkpoint with `init_from=` for `--finetune-epochs`
    (a lower learning rate, one warm-up epoch), and train the same model from scratch for (a) the fine-tune's epochs

@@ -6,7 +6,7 @@
 
 Pairs (the same width, depth, heads, MLP ratio, tokens, pooling, vocabulary and batch on both sides):
 
-- `vit-digits`: the README main job's ViT (8×8 digits, 4×4 patches every 2 pixels → 16 patch tokens + class token,
+- `vit-digits`: the main job's ViT (8×8 digits, 4×4 patches every 2 pixels → 16 patch tokens + class token,
   width 64, depth 4, 8 heads, MLP ratio 2, batch 64) against timm's `VisionTransformer` of that shape (its patch
   convolution given the same kernel, stride and padding);
 - `vit-cifar`: a CIFAR-size ViT (32×32×3, 4×4 patches → 64 tokens, mean pooling, width 192, depth 6, 3 heads, MLP

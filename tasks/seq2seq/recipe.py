@@ -1,6 +1,6 @@
 """Data-size-aware defaults of the text tasks: what the recipe leaves unset (null) is chosen from the training pairs.
 
-The rule, for N training pairs (documented in the README, printed in one line at the start of a run):
+The rule, for N training pairs (documented in docs/tasks/summarization.md, printed in one line at the start of a run):
 
 - vocabulary: a quarter of the word types of the training texts (sources and targets, after the tokenizer's
   lower-casing), rounded to 500, within 1,000 … 8,000 (BPE pieces must each be seen often enough to be learned);
