@@ -22,8 +22,9 @@ class SummarizationTask(Seq2SeqTask):
     """Summarization with an encoder-decoder: BPE tokenizers, label smoothing, constrained beam search (length
     penalty, `min_len`, `max_len`, `no_repeat_ngram`), ROUGE-1/2/L with stemming beside the lead baseline.
 
-    The defaults are the measured recipe of the built-in match reports (docs/measured/text.md); `min_len` and `max_len` count
-    target tokens (EOS not counted); with `max_len_a` 0 the length cap does not grow with the document.
+    The defaults are the measured recipe of the built-in match reports (docs/measured/text.md); `min_len` and
+    `max_len` count target tokens (EOS not counted); with `max_len_a` 0 the length cap does not grow with the
+    document.
     """
 
     name: ClassVar[str] = "summarization"

@@ -16,8 +16,8 @@ from attnkit.text.tokenizer import TokenizerOptions
 class TranslationTask(Seq2SeqTask):
     """Translation with an encoder-decoder: BPE tokenizers, label smoothing, beam search, BLEU and chrF.
 
-    The defaults are the measured recipe of the built-in number words (docs/measured/text.md); `experiment=multi30k_de_en`
-    changes what a real corpus needs.
+    The defaults are the measured recipe of the built-in number words (docs/measured/text.md);
+    `experiment=multi30k_de_en` changes what a real corpus needs.
     """
 
     name: ClassVar[str] = "translation"
