@@ -1,5 +1,10 @@
-"""attnkit: compose transformers from an attention variant, a number of heads and a positional encoding."""
+"""attnkit: compose transformers from an attention variant, a number of heads and a positional encoding.
 
+Importing it registers the built-in components (`attnkit.nn`); the built-in tasks and installed plugins load on the
+registry's first look-up.
+"""
+
+import attnkit.nn  # noqa: F401  (registers attention, pos_enc, norm, ffn, copy, model)
 from attnkit.api import compose, fit, load
 from attnkit.errors import AttnkitError, ConfigError, DataError, PluginError, RegistryError
 from attnkit.plugins import load_plugins

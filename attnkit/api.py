@@ -13,25 +13,28 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from torch import nn
 
 from attnkit.errors import DataError
-
-if TYPE_CHECKING:
-    from torch import nn
+from attnkit.plugins import load_plugins
+from attnkit.registry import build_spec, kinds
+from attnkit.train.checkpoints import model_from_checkpoint, read
 
 
 def compose(*overrides: str, plugins: list[str] | None = None) -> dict[str, Any]:
     """The resolved run config of `python -m attnkit <overrides>`, as a plain dict (plugins loaded first)."""
+    # lazy: Hydra and OmegaConf take ~0.2 s to import, and `import attnkit` (models in plain PyTorch) never needs them
     from omegaconf import OmegaConf
 
-    from attnkit import config, registry
-    from attnkit.plugins import load_plugins
+    from attnkit import config
 
     load_plugins(*(plugins or []))
-    registry.kinds()
+    kinds()
     config.store_components()
     cfg = OmegaConf.to_container(config.compose(list(overrides)), resolve=True)
     if plugins:
@@ -41,8 +44,6 @@ def compose(*overrides: str, plugins: list[str] | None = None) -> dict[str, Any]
 
 def fit(cfg: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
     """Train (and test) as `python -m attnkit` does with `cfg`, writing the run directory; returns its metrics."""
-    from attnkit.registry import build_spec
-
     return build_spec("task", cfg["task"]).train(cfg, run_dir=Path(run_dir), overrides=[])
 
 
@@ -67,10 +68,6 @@ class Loaded:
 
 def load(path: str | Path) -> Loaded:
     """A trained run from its folder (its best checkpoint, else its last) or from a checkpoint file."""
-    from attnkit.plugins import load_plugins
-    from attnkit.registry import build_spec, kinds
-    from attnkit.train.checkpoints import model_from_checkpoint, read
-
     path = Path(path).expanduser().resolve()
     if path.is_dir():
         found = [path / "checkpoints" / name for name in ("best.ckpt", "last.ckpt")]
@@ -94,8 +91,6 @@ def load(path: str | Path) -> Loaded:
 
 def _plugin_files(run_dir: Path, cfg: dict[str, Any]) -> list[str]:
     """The plugins the run loaded: their absolute paths from its provenance.json, else its config's `plugins`."""
-    import json
-
     provenance = run_dir / "provenance.json"
     if provenance.is_file():
         files = [p["file"] for p in json.loads(provenance.read_text()).get("plugins", [])]

@@ -1,12 +1,22 @@
 """The bridge between the registry and Hydra: config nodes for registered components, composition checks.
 
-Hydra is imported here and in the CLI only; `attnkit.nn` and the registry never need it.
+Hydra is imported here and in the CLI only (`attnkit.api.compose` imports this module when called); `attnkit.nn` and
+the registry never need it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from importlib import resources
 from typing import Any
+
+from hydra import compose as hydra_compose
+from hydra import initialize_config_module
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
 
 from attnkit import registry
 from attnkit.errors import ConfigError
@@ -27,8 +37,6 @@ def has_preset(group: str, name: str) -> bool:
 
 def store_components() -> None:
     """Store a config node for every registered component in Hydra's ConfigStore (group = kind)."""
-    from hydra.core.config_store import ConfigStore
-
     store = ConfigStore.instance()
     for kind in registry.kinds():
         for name in registry.available(kind):
@@ -41,20 +49,11 @@ def store_components() -> None:
 
 def group_options(group: str) -> list[str]:
     """Every option of a config group: registered components and YAML presets."""
-    from hydra.core.global_hydra import GlobalHydra
-
     return sorted(GlobalHydra.instance().config_loader().get_group_options(group))
 
 
 def compose(overrides: list[str]) -> Any:
     """Compose the config as `python -m attnkit` would, turning Hydra's errors into one-line ConfigErrors."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module=CONFIG_MODULE, version_base=None):
         try:
@@ -81,9 +80,6 @@ def sweep_samples(overrides: list[str]) -> list[list[str]]:
     not the 4 jobs): composing each checks every value before Hydra launches a job. A search space a sweeper samples
     (`interval(a,b)`, and `tag(...)`/`choice` forms) is checked at its ends; it needs such a sweeper (e.g.
     `hydra/sweeper=optuna`)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException as exc:
@@ -128,8 +124,6 @@ HYDRA_PLUGINS = {
 
 def check_hydra_plugin(group: str, choice: Any) -> None:
     """A Hydra launcher or sweeper that is not installed: one line naming the extra that installs it."""
-    import importlib.util
-
     needs = HYDRA_PLUGINS.get((group, str(choice)))
     if needs and importlib.util.find_spec(needs[0]) is None:
         raise ConfigError(f"{group}={choice} is not installed; pip install 'attnkit[{needs[1]}]'")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from attnkit.errors import ConfigError, RegistryError
+from attnkit.plugins import load_entry_points
 
 T = TypeVar("T")
 
@@ -81,14 +82,12 @@ def _first_line(obj: Any) -> str:
 
 
 def _ensure_builtins() -> None:
-    """Import the built-in components and the installed plugins once, on first look-up."""
+    """Import the installed plugins, the built-in tasks among them, once, on first look-up. (The built-in components
+    register when `attnkit.nn` is imported, which `import attnkit` does.)"""
     global _builtins_loaded
     if _builtins_loaded:
         return
     _builtins_loaded = True
-    import attnkit.nn  # noqa: F401  (registers attention, pos_enc, norm, ffn, model)
-    from attnkit.plugins import load_entry_points
-
     load_entry_points()
 
 

@@ -56,18 +56,18 @@ class CosineAttention(Attention):
     def temperature(self) -> float:
         return float(self.log_temperature.detach().exp())
 
-    def forward(
+    def attend(
         self,
         q: Tensor,
         k: Tensor,
         v: Tensor,
         *,
-        key_padding_mask: Tensor | None = None,
-        causal: bool = False,
-        bias: Tensor | None = None,
+        key_padding_mask: Tensor | None,
+        causal: bool,
+        bias: Tensor | None,
         need_weights: bool = False,
     ) -> Tensor | tuple[Tensor, Tensor]:
-        self.check(q, k, v, key_padding_mask, bias, causal)
+        """The kernel, on inputs `Attention.forward` has checked against the flags above (see the class docstring)."""
         heads, nq, nk = q.shape[1], q.shape[2], k.shape[2]
         k, v = repeat_kv(k, heads), repeat_kv(v, heads)
         q_hat = F.normalize(q, dim=-1, eps=self.eps)

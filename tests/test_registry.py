@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import graphlib
+import importlib.util
 import inspect
+from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -359,3 +363,42 @@ def test_build_spec_every_attention_from_defaults(name) -> None:
     spec = registry.defaults("attention", name)
     kernel = attnkit.build_spec("attention", spec, dim=16, heads=2, head_dim=8, max_len=32)
     assert isinstance(kernel, Attention)
+
+
+# --- the import graph -----------------------------------------------------------------------------------------
+
+
+def _imported(path: Path, module: str, known: set[str]) -> set[str]:
+    """attnkit's modules that `module` (the file `path`) imports anywhere, function bodies included and
+    TYPE_CHECKING blocks left out; `from package import name` counts as package.name when that is a module."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
+            if isinstance(child, ast.Import):
+                found.update(alias.name for alias in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                base = importlib.util.resolve_name("." * child.level + (child.module or ""), package)
+                found.update(f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in child.names)
+            visit(child)
+
+    visit(ast.parse(path.read_text()))
+    return (found & known) - {module}
+
+
+def test_attnkit_modules_import_one_another_without_a_cycle() -> None:
+    """The registry imports no component (the components import it, and `import attnkit` imports them), so no
+    circle of imports closes through it, nor anywhere else in the library."""
+    root = Path(attnkit.__file__).parent
+    files = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        if parts[1] in ("tasks", "conf"):  # the task and config folders, linked in: not the library
+            continue
+        files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {module: _imported(path, module, set(files)) for module, path in files.items()}
+    assert not {m for m in graph["attnkit.registry"] if m.startswith("attnkit.nn")}
+    list(graphlib.TopologicalSorter(graph).static_order())  # CycleError names the modules of a circle

@@ -145,12 +145,14 @@ class DecoderBlock(nn.Module):
         memory: Tensor,
         *,
         memory_padding_mask: Tensor | None = None,
-        self_bias: Tensor | None = None,
+        bias: Tensor | None = None,
         cache: dict[str, dict[str, Tensor]] | None = None,
     ) -> Tensor:
-        """x `[B, Nt, dim]`, memory `[B, Ns, dim]` -> `[B, Nt, dim]`; `cache` holds 'self', 'cross' dicts."""
+        """x `[B, Nt, dim]`, memory `[B, Ns, dim]` -> `[B, Nt, dim]`; `bias` (the encoding's score bias of the
+        self-attention) broadcastable to `[B, H, Nt, Nk]`, Nk counting the cached positions; `cache` holds 'self',
+        'cross' dicts."""
         self_cache = None if cache is None else cache.setdefault("self", {})
         cross_cache = None if cache is None else cache.setdefault("cross", {})
-        x = x + self.self_attn(self.norm1(x), bias=self_bias, cache=self_cache)
+        x = x + self.self_attn(self.norm1(x), bias=bias, cache=self_cache)
         x = x + self.cross_attn(self.norm2(x), memory, key_padding_mask=memory_padding_mask, cache=cross_cache)
         return x + self.dropout(self.ffn(self.norm3(x)))

@@ -11,9 +11,9 @@ from torch import Tensor, nn
 
 from attnkit.errors import ConfigError
 from attnkit.nn import rates
-from attnkit.nn.block import EncoderBlock
 from attnkit.nn.capabilities import head_dim
-from attnkit.nn.layers import LayerEncodings, layer_encodings, layer_plan, summary
+from attnkit.nn.layers import summary
+from attnkit.nn.stack import encoder_stack, plan_stack
 from attnkit.registry import build_spec, register
 
 
@@ -66,29 +66,21 @@ class SequenceClassifier(nn.Module):
             return build_spec("pos_enc", spec, **context, causal=False)
 
         self.pos_enc = encoding(pos_enc, heads)
-        plan = layer_plan(depth, layers, {"attention": attention, "heads": heads, "kv_heads": kv_heads})
-        self.layer_pos_enc = LayerEncodings(
-            self.pos_enc, layer_encodings(plan, pos_enc, self.pos_enc, heads, encoding), depth
-        )
-        self.plan = summary(plan)
-        dpr = torch.linspace(0, drop_path, depth).tolist()
-        self.blocks = nn.ModuleList(
-            EncoderBlock(
-                dim,
-                layer["heads"],
-                attention=layer["attention"],
-                kv_heads=layer["kv_heads"],
-                qk_norm=qk_norm,
-                ffn=ffn,
-                norm=norm,
-                dropout=dropout,
-                drop_path=dpr[i],
-                key_padding=True,
-                max_keys=n_tokens,
-                pos_enc=self.layer_pos_enc.of(i),
-                where=f"model.layers[{i}]" if layers is not None else "model",
-            )
-            for i, layer in enumerate(plan)
+        defaults = {"attention": attention, "heads": heads, "kv_heads": kv_heads}
+        plan = plan_stack(depth, layers, defaults, pos_enc, self.pos_enc, encoding)
+        self.layer_pos_enc = plan.encodings
+        self.plan = summary(plan.layers)
+        self.blocks = encoder_stack(
+            plan,
+            dim,
+            drop_path=drop_path,
+            qk_norm=qk_norm,
+            ffn=ffn,
+            norm=norm,
+            dropout=dropout,
+            key_padding=True,
+            max_keys=n_tokens,
+            where="model",
         )
         self.norm = build_spec("norm", norm, dim=dim)
         self.head = nn.Linear(dim, num_classes)
@@ -120,9 +112,8 @@ class SequenceClassifier(nn.Module):
             mask = torch.cat([mask.new_zeros(mask.shape[0], 1), mask], dim=1)
         x = self.dropout(self.pos_enc.add_to_tokens(x))
         keys_mask = mask if mask.any() else None  # no padding: the kernels' unmasked fast paths
-        for block, bias in zip(self.blocks, self.layer_pos_enc.biases(x.shape[1], x.shape[1]), strict=True):
-            x = block(x, key_padding_mask=keys_mask, bias=bias)
-        x = self.norm(x)
+        biases = self.layer_pos_enc.biases(x.shape[1], x.shape[1])
+        x = self.norm(self.blocks(x, biases=biases, key_padding_mask=keys_mask))
         if self.pool == "cls":
             return self.head(x[:, 0])
         keep = (~mask).unsqueeze(-1).to(x.dtype)

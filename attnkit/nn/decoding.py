@@ -8,6 +8,10 @@ and values grow in the cache (a kernel with a recurrent form, linear or performe
 and cross-attention keys and values are computed once per source. Sentences leave the batch as soon as they are
 finished.
 
+One loop, `generate`, serves every strategy; a strategy (a `Search`: `Greedy`, `BeamSearch`) only chooses the next
+tokens from their constrained log-probabilities and says which hypotheses go on. Sampling (temperature, top-k,
+top-p) would be a `Greedy` whose `pick` draws instead of taking the most probable token.
+
 Lengths: a sentence of n source tokens gets at most L = max_len_a · n + max_len_b target tokens (capped by `max_len`
 and by the model's `max_len`), then EOS is forced. The padding and BOS ids are never generated. Outputs are
 `[B, T]`, without BOS, EOS included, padded with `pad_id` after EOS. A negative `eos_id` means "no end token":
@@ -16,7 +20,8 @@ every sentence runs to exactly L tokens (useful for timing).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -207,6 +212,223 @@ def _prepare(
     return memory, mask, (mask if mask.any() else None)
 
 
+class Search:
+    """A decoding strategy: the hypotheses being extended, one per decoder row, and what becomes of them each step.
+
+    `limits` `[B]` are the sentences' most target tokens; `context` holds tensors of the batch, one row per sentence
+    (the encoder's memory, its padding mask, the source ids; None for none), and `rows` the same tensors laid out per
+    decoder row (`lay_out`), which the model reads. `generate` runs the loop; a strategy implements `advance` (choose
+    the next tokens, end or drop hypotheses) and `result`. Sampling would be `Greedy` with another `pick`.
+    """
+
+    tokens: Tensor  # [R, t]: each decoder row's tokens so far, BOS left out
+
+    def __init__(self, limits: Tensor, context: tuple[Tensor | None, ...], *, eos_id: int, pad_id: int) -> None:
+        self.limits, self.context, self.eos_id, self.pad_id = limits, context, eos_id, pad_id
+        self.has_eos = eos_id >= 0
+
+    def lay_out(self, sentences: Tensor) -> None:
+        """Decoder row r decodes sentence `sentences[r]`: its rows of `context` and its length limit."""
+        self.rows = tuple(None if t is None else t.index_select(0, sentences) for t in self.context)
+        self.row_limits = self.limits.index_select(0, sentences)
+
+    def advance(self, logp: Tensor, step: int) -> Tensor | None:
+        """Take step `step` (0 first) given the next token's log-probabilities `logp` `[R, V]` (-inf: not allowed);
+        return the decoder rows to keep, in their new order, or None when every row stays where it is."""
+        raise NotImplementedError
+
+    def result(self) -> Tensor:
+        """The chosen tokens `[B, T]`: no BOS, EOS included, padded with pad_id after it."""
+        raise NotImplementedError
+
+
+class Greedy(Search):
+    """The most probable next token (`pick`); a sentence leaves the batch once it ends (EOS, or without an end token
+    its length limit)."""
+
+    def __init__(self, limits: Tensor, context: tuple[Tensor | None, ...], *, eos_id: int, pad_id: int) -> None:
+        super().__init__(limits, context, eos_id=eos_id, pad_id=pad_id)
+        self.out = limits.new_full((limits.numel(), _longest(limits) + self.has_eos), pad_id)
+        self.sentences = torch.arange(limits.numel(), device=limits.device)  # those still decoding
+        if not self.has_eos:
+            self.sentences = self.sentences[limits > 0]
+        self.tokens = limits.new_zeros((self.sentences.numel(), 0))
+        self.length = 0  # steps taken
+        self.lay_out(self.sentences)
+
+    def pick(self, logp: Tensor) -> Tensor:
+        """Each row's next token `[R]` from its log-probabilities `[R, V]`."""
+        return logp.argmax(dim=-1)
+
+    def advance(self, logp: Tensor, step: int) -> Tensor | None:
+        token = self.pick(logp)
+        self.out[self.sentences, step] = token
+        self.tokens = torch.cat([self.tokens, token[:, None]], dim=1)
+        self.length = step + 1
+        done = token.eq(self.eos_id) if self.has_eos else self.row_limits <= self.length
+        if not done.any():
+            return None
+        keep = (~done).nonzero().squeeze(1)
+        self.sentences, self.tokens = self.sentences[keep], self.tokens[keep]
+        self.lay_out(self.sentences)
+        return keep
+
+    def result(self) -> Tensor:
+        return self.out[:, : self.length]
+
+
+class BeamSearch(Search):
+    """S active sentences with k alive hypotheses each, and the `beam` best finished ones of every sentence, scored
+    log p(y|x) / len**length_penalty (see `beam_search`). Sentence s's hypotheses are decoder rows s·k … s·k + k - 1."""
+
+    def __init__(
+        self,
+        limits: Tensor,
+        context: tuple[Tensor | None, ...],
+        *,
+        eos_id: int,
+        pad_id: int,
+        beam: int,
+        length_penalty: float,
+    ) -> None:
+        super().__init__(limits, context, eos_id=eos_id, pad_id=pad_id)
+        self.beam, self.length_penalty = beam, length_penalty
+        bsz, device = limits.numel(), limits.device
+        self.width = _longest(limits) + self.has_eos  # longest output, EOS included
+        self.fin_scores = torch.full((bsz, beam), NEG_INF, device=device)  # length-normalised
+        self.fin_tokens = torch.full((bsz, beam, self.width), pad_id, dtype=torch.long, device=device)
+        self.fin_lengths = torch.zeros(bsz, beam, dtype=torch.long, device=device)
+        self.sent = torch.arange(bsz, device=device)  # active sentences
+        self.hyps = torch.zeros(bsz, 1, 0, dtype=torch.long, device=device)  # [S, k, t]: one empty hypothesis
+        self.scores = torch.zeros(bsz, 1, device=device)  # [S, k] summed log-probabilities
+        if not self.has_eos:  # a sentence with a limit of 0 tokens is done before it starts
+            keep = self._end_at_limit(self.sent, 0)
+            self.sent, self.hyps, self.scores = self.sent[keep], self.hyps[keep], self.scores[keep]
+        self._lay_out()
+
+    @property
+    def tokens(self) -> Tensor:
+        return self.hyps.flatten(0, 1)
+
+    def _lay_out(self) -> None:
+        self.k_rows = self.hyps.shape[1]
+        self.lay_out(self.sent.repeat_interleave(self.k_rows))
+
+    def _finish(self, where: Tensor, scores: Tensor, tokens: Tensor, lengths: Tensor) -> None:
+        """Offer finished hypotheses to active sentences `where` `[S']`: scores `[S', n]` raw, tokens `[S', n, t]`."""
+        sent = self.sent[where]
+        normalised = scores / lengths.clamp_min(1).double().pow(self.length_penalty).float()
+        padded = torch.full((*tokens.shape[:2], self.width), self.pad_id, dtype=torch.long, device=tokens.device)
+        padded[:, :, : tokens.shape[2]] = tokens
+        all_scores = torch.cat([self.fin_scores[sent], normalised], dim=1)
+        best, pos = all_scores.topk(self.beam, dim=1)
+        self.fin_scores[sent] = best
+        self.fin_tokens[sent] = torch.cat([self.fin_tokens[sent], padded], dim=1).gather(
+            1, pos[:, :, None].expand(-1, -1, self.width)
+        )
+        self.fin_lengths[sent] = torch.cat([self.fin_lengths[sent], lengths], dim=1).gather(1, pos)
+
+    def _end_at_limit(self, keep: Tensor, length: int) -> Tensor:
+        """Without an end token hypotheses end at their sentence's limit: finish those of the active sentences `keep`
+        `[S']` whose limit is `length` tokens or fewer; return the others."""
+        ended = self.limits[self.sent[keep]] <= length
+        if ended.any():
+            where = keep[ended]
+            lengths = torch.full_like(self.scores[where], length, dtype=torch.long)
+            self._finish(where, self.scores[where], self.hyps[where], lengths)
+        return keep[~ended]
+
+    def advance(self, logp: Tensor, step: int) -> Tensor:
+        s, k, t = self.hyps.shape
+        beam, vocab = self.beam, logp.shape[-1]
+        candidates = (self.scores[:, :, None] + logp.view(s, k, vocab)).view(s, k * vocab)
+        top, index = candidates.topk(min(2 * beam, k * vocab), dim=1)  # sorted, best first
+        origin, token = index // vocab, index % vocab
+        is_eos = token.eq(self.eos_id) & top.isfinite() if self.has_eos else torch.zeros_like(token, dtype=torch.bool)
+        ended = is_eos[:, :beam]  # an EOS among the beam best candidates ends a hypothesis
+        if ended.any():
+            where = ended.any(dim=1).nonzero().squeeze(1)
+            n = ended.shape[1]
+            scores = top[where, :n].masked_fill(~ended[where], NEG_INF)
+            parents = self.hyps[where].gather(1, origin[where, :n, None].expand(-1, -1, t))
+            tokens = torch.cat([parents, token[where, :n, None]], dim=2)
+            self._finish(where, scores, tokens, torch.full_like(tokens[:, :, 0], t + 1))
+        alive, pos = top.masked_fill(is_eos, NEG_INF).topk(min(beam, top.shape[1]), dim=1)
+        origin, token = origin.gather(1, pos), token.gather(1, pos)
+        self.hyps = torch.cat([self.hyps.gather(1, origin[:, :, None].expand(-1, -1, t)), token[:, :, None]], 2)
+        self.scores = alive
+        done = self.fin_scores[self.sent].isfinite().sum(dim=1) >= beam
+        if self.has_eos:
+            done |= self.limits[self.sent] <= step  # EOS was forced at this step
+        keep = (~done).nonzero().squeeze(1)
+        if not self.has_eos:
+            keep = self._end_at_limit(keep, step + 1)
+        # hypothesis j of kept sentence s comes from decoder row s·k + origin[s, j]
+        rows = (keep[:, None] * self.k_rows + origin[keep]).flatten()
+        changed = keep.numel() != self.sent.numel() or self.hyps.shape[1] != self.k_rows
+        self.sent, self.hyps, self.scores = self.sent[keep], self.hyps[keep], self.scores[keep]
+        if changed:
+            self._lay_out()
+        return rows
+
+    def result(self) -> Tensor:
+        best = self.fin_scores.argmax(dim=1)
+        rows = torch.arange(best.numel(), device=best.device)
+        tokens, lengths = self.fin_tokens[rows, best], self.fin_lengths[rows, best]
+        return tokens[:, : _longest(lengths)]
+
+
+def generate(
+    model: nn.Module,
+    src: Tensor,
+    src_padding_mask: Tensor | None,
+    strategy: Callable[..., Search],
+    *,
+    bos_id: int,
+    eos_id: int,
+    pad_id: int,
+    max_len_a: float,
+    max_len_b: int,
+    max_len: int | None,
+    min_len: int,
+    use_cache: bool,
+    **constraints: Any,
+) -> Tensor:
+    """The decoding loop of every strategy: encode src `[B, Ns]` once, then, until no hypothesis is left, feed each
+    decoder row its newest token (or, without the cache, BOS and every token so far), constrain the next token's
+    log-probabilities (`_next_log_probs`, with `constraints`) and let the strategy `advance`; the cache follows the
+    rows it keeps. `strategy(limits, context, eos_id=, pad_id=)` makes the `Search`. Returns its `result()`."""
+    _check_ids(model, bos_id=bos_id, eos_id=eos_id, pad_id=pad_id)
+    with _inference(model):
+        memory, mask, memory_mask = _prepare(model, src, src_padding_mask, pad_id)
+        limits = max_lengths(model, mask, max_len_a=max_len_a, max_len_b=max_len_b, max_len=max_len, min_len=min_len)
+        search = strategy(limits, (memory, memory_mask, src), eos_id=eos_id, pad_id=pad_id)
+        cache: dict[Any, Any] | None = {} if use_cache else None
+        step = 0
+        while search.tokens.shape[0]:
+            tokens = search.tokens
+            prefix = torch.cat([tokens.new_full((tokens.shape[0], 1), bos_id), tokens], dim=1)
+            tgt = prefix if cache is None else prefix[:, -1:]  # the cache holds the earlier positions
+            rows_memory, rows_mask, rows_src = search.rows
+            logits = _decode(model, tgt, rows_memory, rows_mask, cache, rows_src)[:, -1]
+            logp = _next_log_probs(
+                logits,
+                tokens,
+                search.row_limits,
+                step=step,
+                bos_id=bos_id,
+                eos_id=eos_id,
+                pad_id=pad_id,
+                min_len=min_len,
+                **constraints,
+            )
+            keep = search.advance(logp, step)
+            if cache is not None and keep is not None and keep.numel():
+                model.reorder_cache(cache, keep)
+            step += 1
+        return search.result()
+
+
 def greedy(
     model: nn.Module,
     src: Tensor,
@@ -222,45 +444,9 @@ def greedy(
     use_cache: bool = True,
 ) -> Tensor:
     """The most probable next token at each step: src `[B, Ns]` -> tokens `[B, T]` (no BOS, pad after EOS)."""
-    _check_ids(model, bos_id=bos_id, eos_id=eos_id, pad_id=pad_id)
-    with _inference(model):
-        memory, mask, memory_mask = _prepare(model, src, src_padding_mask, pad_id)
-        limits = max_lengths(model, mask, max_len_a=max_len_a, max_len_b=max_len_b, max_len=max_len, min_len=min_len)
-        has_eos = eos_id >= 0
-        out = src.new_full((src.shape[0], _longest(limits) + has_eos), pad_id)
-        rows = torch.arange(src.shape[0], device=src.device)  # sentences still decoding
-        if not has_eos:
-            rows = rows[limits > 0]
-        prefix = src.new_full((rows.numel(), 1), bos_id)  # BOS + tokens so far
-        memory, memory_mask = memory[rows], None if memory_mask is None else memory_mask[rows]
-        source = src[rows]
-        cache: dict[Any, Any] | None = {} if use_cache else None
-        step = 0
-        while rows.numel():
-            tgt = prefix[:, -1:] if cache is not None else prefix
-            logits = _decode(model, tgt, memory, memory_mask, cache, source)[:, -1]
-            logp = _next_log_probs(
-                logits,
-                prefix[:, 1:],
-                limits[rows],
-                step=step,
-                bos_id=bos_id,
-                eos_id=eos_id,
-                pad_id=pad_id,
-                min_len=min_len,
-            )
-            token = logp.argmax(dim=-1)
-            out[rows, step] = token
-            prefix = torch.cat([prefix, token[:, None]], dim=1)
-            step += 1
-            done = token.eq(eos_id) if has_eos else limits[rows] <= step
-            if done.any():
-                keep = (~done).nonzero().squeeze(1)
-                rows, prefix, memory, source = rows[keep], prefix[keep], memory[keep], source[keep]
-                memory_mask = None if memory_mask is None else memory_mask[keep]
-                if cache is not None and keep.numel():
-                    model.reorder_cache(cache, keep)
-        return out[:, :step]
+    lengths = {"max_len_a": max_len_a, "max_len_b": max_len_b, "max_len": max_len, "min_len": min_len}
+    ids = {"bos_id": bos_id, "eos_id": eos_id, "pad_id": pad_id}
+    return generate(model, src, src_padding_mask, Greedy, **ids, **lengths, use_cache=use_cache)
 
 
 def beam_search(
@@ -304,144 +490,24 @@ def beam_search(
         raise ConfigError(f"repetition_penalty={repetition_penalty!r} must be a number > 0 (1 = off)")
     if word_starts is not None and (word_starts.dim() != 1 or word_starts.dtype != torch.bool):
         raise ConfigError(f"word_starts must be a [V] bool tensor; got {word_starts.dtype} {tuple(word_starts.shape)}")
-    _check_ids(model, bos_id=bos_id, eos_id=eos_id, pad_id=pad_id)
-    with _inference(model):
-        memory, mask, memory_mask = _prepare(model, src, src_padding_mask, pad_id)
-        limits = max_lengths(model, mask, max_len_a=max_len_a, max_len_b=max_len_b, max_len=max_len, min_len=min_len)
-        search = _BeamSearch(model, memory, memory_mask, src, limits, beam, bos_id, eos_id, pad_id, length_penalty)
-        constraints = {
-            "no_repeat_ngram": no_repeat_ngram,
-            "word_starts": word_starts,
-            "stutter_free": stutter_free,
-            "repetition_penalty": float(repetition_penalty),
-        }
-        return search.run(min_len=min_len, use_cache=use_cache, **constraints)
-
-
-class _BeamSearch:
-    """The state of one batched beam search: S active sentences with k alive hypotheses each, and the finished ones."""
-
-    def __init__(
-        self,
-        model: nn.Module,
-        memory: Tensor,
-        memory_mask: Tensor | None,
-        src: Tensor,
-        limits: Tensor,
-        beam: int,
-        bos_id: int,
-        eos_id: int,
-        pad_id: int,
-        length_penalty: float,
-    ) -> None:
-        self.model, self.memory, self.memory_mask, self.src, self.limits = model, memory, memory_mask, src, limits
-        self.beam, self.length_penalty = beam, length_penalty
-        self.bos_id, self.eos_id, self.pad_id = bos_id, eos_id, pad_id
-        bsz, device = memory.shape[0], memory.device
-        self.width = _longest(limits) + (eos_id >= 0)  # longest output, EOS included
-        self.fin_scores = torch.full((bsz, beam), NEG_INF, device=device)  # length-normalised
-        self.fin_tokens = torch.full((bsz, beam, self.width), pad_id, dtype=torch.long, device=device)
-        self.fin_lengths = torch.zeros(bsz, beam, dtype=torch.long, device=device)
-        self.sent = torch.arange(bsz, device=device)  # active sentences
-        self.hyps = torch.zeros(bsz, 1, 0, dtype=torch.long, device=device)  # [S, k, t]: one empty hypothesis
-        self.scores = torch.zeros(bsz, 1, device=device)  # [S, k] summed log-probabilities
-        self._rows_memory()
-
-    def _rows_memory(self) -> None:
-        """Lay out the decoder's rows: sentence s's k_rows hypotheses are rows s·k_rows … s·k_rows + k_rows - 1."""
-        self.k_rows = self.hyps.shape[1]
-        rows = self.sent.repeat_interleave(self.k_rows)
-        self.rows_memory = self.memory.index_select(0, rows)
-        self.rows_src = self.src.index_select(0, rows)
-        self.rows_mask = None if self.memory_mask is None else self.memory_mask.index_select(0, rows)
-
-    def _finish(self, where: Tensor, scores: Tensor, tokens: Tensor, lengths: Tensor) -> None:
-        """Offer finished hypotheses to active sentences `where` `[S']`: scores `[S', n]` raw, tokens `[S', n, t]`."""
-        sent = self.sent[where]
-        normalised = scores / lengths.clamp_min(1).double().pow(self.length_penalty).float()
-        padded = torch.full((*tokens.shape[:2], self.width), self.pad_id, dtype=torch.long, device=tokens.device)
-        padded[:, :, : tokens.shape[2]] = tokens
-        all_scores = torch.cat([self.fin_scores[sent], normalised], dim=1)
-        best, pos = all_scores.topk(self.beam, dim=1)
-        self.fin_scores[sent] = best
-        self.fin_tokens[sent] = torch.cat([self.fin_tokens[sent], padded], dim=1).gather(
-            1, pos[:, :, None].expand(-1, -1, self.width)
-        )
-        self.fin_lengths[sent] = torch.cat([self.fin_lengths[sent], lengths], dim=1).gather(1, pos)
-
-    def _keep(self, keep: Tensor, origin: Tensor, cache: dict | None) -> None:
-        """Keep active sentences `keep` `[S']`, hypothesis j of sentence s coming from its decoder row origin[s, j].
-
-        `origin` `[S, k']` indexes the k_rows rows each sentence had in the last decoder batch (and the cache).
-        """
-        if cache is not None:
-            rows = (keep[:, None] * self.k_rows + origin[keep]).flatten()
-            self.model.reorder_cache(cache, rows)
-        changed = keep.numel() != self.sent.numel() or self.hyps.shape[1] != self.k_rows
-        self.sent = self.sent[keep]
-        self.hyps, self.scores = self.hyps[keep], self.scores[keep]
-        if changed:
-            self._rows_memory()
-
-    def run(self, *, min_len: int, use_cache: bool, **constraints: Any) -> Tensor:
-        """Decode until every sentence is done; `constraints`: `_next_log_probs`' no_repeat_ngram, word_starts and
-        repetition_penalty."""
-        cache: dict[Any, Any] | None = {} if use_cache else None
-        has_eos, beam = self.eos_id >= 0, self.beam
-        for step in range(self.width + 1):
-            if not has_eos:  # no end token: hypotheses end at their sentence's limit
-                ended = self.limits[self.sent] <= step
-                if ended.any():
-                    lengths = torch.full_like(self.scores[ended], step, dtype=torch.long)
-                    self._finish(ended.nonzero().squeeze(1), self.scores[ended], self.hyps[ended], lengths)
-                    keep = (~ended).nonzero().squeeze(1)
-                    origin = torch.arange(self.k_rows, device=keep.device).expand(ended.numel(), -1)
-                    self._keep(keep, origin, cache)
-            if not self.sent.numel():
-                break
-            s, k, t = self.hyps.shape
-            flat = self.hyps.reshape(s * k, t)
-            if cache is not None:
-                tgt = flat[:, -1:] if t else flat.new_full((s * k, 1), self.bos_id)
-            else:
-                tgt = torch.cat([flat.new_full((s * k, 1), self.bos_id), flat], dim=1)
-            logits = _decode(self.model, tgt, self.rows_memory, self.rows_mask, cache, self.rows_src)[:, -1]
-            logp = _next_log_probs(
-                logits,
-                flat,
-                self.limits[self.sent].repeat_interleave(k),
-                step=step,
-                bos_id=self.bos_id,
-                eos_id=self.eos_id,
-                pad_id=self.pad_id,
-                min_len=min_len,
-                **constraints,
-            )
-            vocab = logp.shape[-1]
-            candidates = (self.scores[:, :, None] + logp.view(s, k, vocab)).view(s, k * vocab)
-            top, index = candidates.topk(min(2 * beam, k * vocab), dim=1)  # sorted, best first
-            origin, token = index // vocab, index % vocab
-            is_eos = token.eq(self.eos_id) & top.isfinite() if has_eos else torch.zeros_like(token, dtype=torch.bool)
-            ended = is_eos[:, :beam]  # an EOS among the beam best candidates ends a hypothesis
-            if ended.any():
-                where = ended.any(dim=1).nonzero().squeeze(1)
-                n = ended.shape[1]
-                scores = top[where, :n].masked_fill(~ended[where], NEG_INF)
-                parents = self.hyps[where].gather(1, origin[where, :n, None].expand(-1, -1, t))
-                tokens = torch.cat([parents, token[where, :n, None]], dim=2)
-                self._finish(where, scores, tokens, torch.full_like(tokens[:, :, 0], t + 1))
-            alive, pos = top.masked_fill(is_eos, NEG_INF).topk(min(beam, top.shape[1]), dim=1)
-            origin, token = origin.gather(1, pos), token.gather(1, pos)
-            self.hyps = torch.cat([self.hyps.gather(1, origin[:, :, None].expand(-1, -1, t)), token[:, :, None]], 2)
-            self.scores = alive
-            done = self.fin_scores[self.sent].isfinite().sum(dim=1) >= beam
-            if has_eos:
-                done |= self.limits[self.sent] <= step  # EOS was forced at this step
-            self._keep((~done).nonzero().squeeze(1), origin, cache)
-        best = self.fin_scores.argmax(dim=1)
-        rows = torch.arange(best.numel(), device=best.device)
-        tokens, lengths = self.fin_tokens[rows, best], self.fin_lengths[rows, best]
-        return tokens[:, : _longest(lengths)]
+    return generate(
+        model,
+        src,
+        src_padding_mask,
+        functools.partial(BeamSearch, beam=beam, length_penalty=length_penalty),
+        bos_id=bos_id,
+        eos_id=eos_id,
+        pad_id=pad_id,
+        max_len_a=max_len_a,
+        max_len_b=max_len_b,
+        max_len=max_len,
+        min_len=min_len,
+        use_cache=use_cache,
+        no_repeat_ngram=no_repeat_ngram,
+        word_starts=word_starts,
+        stutter_free=stutter_free,
+        repetition_penalty=float(repetition_penalty),
+    )
 
 
 def sequence_log_prob(

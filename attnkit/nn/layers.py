@@ -19,6 +19,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from attnkit.errors import ConfigError
+from attnkit.nn.pos_enc.base import acts_in_attention, adds_to_tokens
 from attnkit.registry import did_you_mean
 
 KEYS = ("attention", "cross_attention", "heads", "kv_heads", "pos_enc")
@@ -109,8 +110,6 @@ def layer_encodings(
 ) -> dict[int, Any]:
     """The layers that need a positional encoding of their own, built by `build(spec, heads)`: the one their entry
     names, or the model's built again for a layer with other heads when it works inside attention."""
-    from attnkit.nn.pos_enc.base import acts_in_attention, adds_to_tokens
-
     out = {}
     for i, layer in enumerate(plan):
         spec = layer.get("pos_enc")

@@ -18,10 +18,10 @@ from torch import Tensor, nn
 from attnkit.errors import ConfigError
 from attnkit.nn import rates
 from attnkit.nn.attention.base import Attention
-from attnkit.nn.block import DecoderBlock, EncoderBlock
 from attnkit.nn.capabilities import head_dim
-from attnkit.nn.layers import LayerEncodings, layer_encodings, layer_plan, summary
+from attnkit.nn.layers import summary
 from attnkit.nn.multihead import MultiHeadAttention
+from attnkit.nn.stack import decoder_stack, encoder_stack, plan_stack
 from attnkit.registry import build_spec, did_you_mean, register
 
 # layer -> {"self": {"k", "v"} or {"state": {...}, "length"}, "cross": {"k", "v"}}; see attnkit.nn.multihead;
@@ -128,67 +128,32 @@ class EncoderDecoder(nn.Module):
         self.encoder_pos_enc = encoding(False)(enc_pos, heads)
         self.decoder_pos_enc = encoding(True)(dec_pos, heads)
         shared = {"heads": heads, "kv_heads": kv_heads}
-        enc_plan = layer_plan(
-            depth, enc.get("layers"), {**shared, "attention": enc["attention"]}, where="model.encoder.layers"
+        enc_plan = plan_stack(
+            depth,
+            enc.get("layers"),
+            {**shared, "attention": enc["attention"]},
+            enc_pos,
+            self.encoder_pos_enc,
+            encoding(False),
+            where="model.encoder.layers",
         )
-        dec_plan = layer_plan(
+        dec_plan = plan_stack(
             decoder_depth,
             dec.get("layers"),
             {**shared, "attention": dec["attention"], "cross_attention": dec["cross_attention"]},
+            dec_pos,
+            self.decoder_pos_enc,
+            encoding(True),
             where="model.decoder.layers",
         )
-        self.encoder_layer_pos_enc = LayerEncodings(
-            self.encoder_pos_enc,
-            layer_encodings(
-                enc_plan, enc_pos, self.encoder_pos_enc, heads, encoding(False), where="model.encoder.layers"
-            ),
-            depth,
-        )
-        self.decoder_layer_pos_enc = LayerEncodings(
-            self.decoder_pos_enc,
-            layer_encodings(
-                dec_plan, dec_pos, self.decoder_pos_enc, heads, encoding(True), where="model.decoder.layers"
-            ),
-            decoder_depth,
-        )
-        self.plan = {"encoder": summary(enc_plan), "decoder": summary(dec_plan)}
+        self.encoder_layer_pos_enc, self.decoder_layer_pos_enc = enc_plan.encodings, dec_plan.encodings
+        self.plan = {"encoder": summary(enc_plan.layers), "decoder": summary(dec_plan.layers)}
 
         self.tgt_embed = nn.Embedding(tgt_vocab, dim, padding_idx=pad_id)
         self.src_embed = self.tgt_embed if share_vocab else nn.Embedding(src_vocab, dim, padding_idx=pad_id)
-        self.encoder_blocks = nn.ModuleList(
-            EncoderBlock(
-                dim,
-                layer["heads"],
-                attention=layer["attention"],
-                kv_heads=layer["kv_heads"],
-                ffn=ffn,
-                norm=norm,
-                dropout=dropout,
-                qk_norm=qk_norm,
-                key_padding=True,
-                max_keys=max_len,
-                pos_enc=self.encoder_layer_pos_enc.of(i),
-                where=f"model.encoder.layers[{i}]" if enc.get("layers") is not None else "model.encoder",
-            )
-            for i, layer in enumerate(enc_plan)
-        )
-        self.decoder_blocks = nn.ModuleList(
-            DecoderBlock(
-                dim,
-                layer["heads"],
-                self_attention=layer["attention"],
-                cross_attention=layer["cross_attention"],
-                kv_heads=layer["kv_heads"],
-                ffn=ffn,
-                norm=norm,
-                dropout=dropout,
-                qk_norm=qk_norm,
-                max_keys=max_len,
-                pos_enc=self.decoder_layer_pos_enc.of(i),
-                where=f"model.decoder.layers[{i}]" if dec.get("layers") is not None else "model.decoder",
-            )
-            for i, layer in enumerate(dec_plan)
-        )
+        block = {"ffn": ffn, "norm": norm, "dropout": dropout, "qk_norm": qk_norm, "max_keys": max_len}
+        self.encoder_blocks = encoder_stack(enc_plan, dim, key_padding=True, where="model.encoder", **block)
+        self.decoder_blocks = decoder_stack(dec_plan, dim, where="model.decoder", **block)
         self.encoder_norm = build_spec("norm", norm, dim=dim)
         self.decoder_norm = build_spec("norm", norm, dim=dim)
         self.output = nn.Linear(dim, tgt_vocab, bias=False)
@@ -267,9 +232,7 @@ class EncoderDecoder(nn.Module):
         mask = mask if mask.any() else None  # no padding: the kernels' unmasked fast paths
         x = self.dropout(self.encoder_pos_enc.add_to_tokens(self.src_embed(src) * self.embed_scale))
         biases = self.encoder_layer_pos_enc.biases(src.shape[1], src.shape[1])
-        for block, bias in zip(self.encoder_blocks, biases, strict=True):
-            x = block(x, key_padding_mask=mask, bias=bias)
-        return self.encoder_norm(x)
+        return self.encoder_norm(self.encoder_blocks(x, biases=biases, key_padding_mask=mask))
 
     def padding_mask(self, tokens: Tensor) -> Tensor:
         """`[B, N]` bool, True where `tokens` is the padding id."""
@@ -305,9 +268,7 @@ class EncoderDecoder(nn.Module):
         biases = self.decoder_layer_pos_enc.biases(tgt.shape[1], offset + tgt.shape[1])
         if memory_padding_mask is not None and not memory_padding_mask.any():
             memory_padding_mask = None
-        for i, (block, bias) in enumerate(zip(self.decoder_blocks, biases, strict=True)):
-            layer_cache = None if cache is None else cache.setdefault(i, {})
-            x = block(x, memory, memory_padding_mask=memory_padding_mask, self_bias=bias, cache=layer_cache)
+        x = self.decoder_blocks(x, memory, biases=biases, memory_padding_mask=memory_padding_mask, cache=cache)
         x = self.decoder_norm(x)
         if self.copy is None:
             return self.output(x)

@@ -9,10 +9,10 @@ from torch import Tensor, nn
 
 from attnkit.errors import ConfigError
 from attnkit.nn import rates
-from attnkit.nn.block import EncoderBlock
 from attnkit.nn.capabilities import head_dim
-from attnkit.nn.layers import LayerEncodings, layer_encodings, layer_plan, summary
+from attnkit.nn.layers import summary
 from attnkit.nn.pos_enc.base import PositionalEncoding
+from attnkit.nn.stack import encoder_stack, plan_stack
 from attnkit.registry import build_spec, register
 
 
@@ -144,27 +144,12 @@ class ViT(nn.Module):
             )
 
         self.pos_enc = encoding(pos_enc, heads)
-        plan = layer_plan(depth, layers, {"attention": attention, "heads": heads, "kv_heads": kv_heads})
-        own = layer_encodings(plan, pos_enc, self.pos_enc, heads, encoding)
-        self.layer_pos_enc = LayerEncodings(self.pos_enc, own, depth)  # no parameters unless a layer has its own
-        self.plan = summary(plan)
-        dpr = torch.linspace(0, drop_path, depth).tolist()
-        self.blocks = nn.ModuleList(
-            EncoderBlock(
-                dim,
-                layer["heads"],
-                attention=layer["attention"],
-                kv_heads=layer["kv_heads"],
-                qk_norm=qk_norm,
-                ffn=ffn,
-                norm=norm,
-                dropout=dropout,
-                drop_path=dpr[i],
-                max_keys=n_tokens,
-                pos_enc=self.layer_pos_enc.of(i),
-                where=f"model.layers[{i}]" if layers is not None else "",
-            )
-            for i, layer in enumerate(plan)
+        defaults = {"attention": attention, "heads": heads, "kv_heads": kv_heads}
+        plan = plan_stack(depth, layers, defaults, pos_enc, self.pos_enc, encoding)
+        self.layer_pos_enc = plan.encodings  # no parameters unless a layer has its own
+        self.plan = summary(plan.layers)
+        self.blocks = encoder_stack(
+            plan, dim, drop_path=drop_path, qk_norm=qk_norm, ffn=ffn, norm=norm, dropout=dropout, max_keys=n_tokens
         )
         self.norm = build_spec("norm", norm, dim=dim)
         self.head = nn.Linear(dim, num_classes)
@@ -186,8 +171,7 @@ class ViT(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         """`[B, C, H, W]` -> logits `[B, num_classes]`."""
         x = self.tokens(images)
-        for block, bias in zip(self.blocks, self.layer_pos_enc.biases(x.shape[1], x.shape[1]), strict=True):
-            x = block(x, bias=bias)
+        x = self.blocks(x, biases=self.layer_pos_enc.biases(x.shape[1], x.shape[1]))
         if self.norm_after_pool:
             return self.head(self.norm(x[:, 0] if self.pool == "cls" else x.mean(dim=1)))
         x = self.norm(x)
@@ -198,8 +182,7 @@ class ViT(nn.Module):
         """Last block's attention from the class token (or the mean query) to each patch: `[B, H, gh, gw]`."""
         x = self.tokens(images)
         biases = self.layer_pos_enc.biases(x.shape[1], x.shape[1])
-        for block, bias in zip(self.blocks[:-1], biases, strict=False):
-            x = block(x, bias=bias)
+        x = self.blocks[:-1](x, biases=biases[:-1])
         last, bias = self.blocks[-1], biases[-1]
         _, weights = last.attn(last.norm1(x), bias=bias, need_weights=True)  # [B, H, N, N]
         rows = weights[:, :, 0, 1:] if self.pool == "cls" else weights.mean(dim=2)

@@ -133,7 +133,7 @@ def test_decoder_kv_cache_with_every_text_pos_enc(name) -> None:
     def step(tokens: torch.Tensor, offset: int, cache: dict | None) -> torch.Tensor:
         n = tokens.shape[1]
         bias = pe.score_bias(n, offset + n)
-        return block(pe.add_to_tokens(tokens, offset=offset), memory, self_bias=bias, cache=cache)
+        return block(pe.add_to_tokens(tokens, offset=offset), memory, bias=bias, cache=cache)
 
     with torch.no_grad():
         full = step(x, 0, None)

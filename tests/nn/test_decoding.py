@@ -11,7 +11,7 @@ from torch import Tensor
 
 from attnkit import ConfigError
 from attnkit.nn import EncoderDecoder
-from attnkit.nn.decoding import beam_search, greedy, max_lengths, sequence_log_prob
+from attnkit.nn.decoding import Greedy, beam_search, generate, greedy, max_lengths, sequence_log_prob
 
 PAD, BOS, EOS, VOCAB = 0, 1, 2, 20
 IDS = {"bos_id": BOS, "eos_id": EOS, "pad_id": PAD}
@@ -167,6 +167,31 @@ def test_no_repeat_ngram(untrained, n) -> None:
 
     assert any(repeats(row) for row in plain)  # an untrained model repeats itself
     assert not any(repeats(row) for row in out)
+
+
+# --- a strategy of one's own: the loop that greedy and beam search share -----------------------------------------
+
+
+class LeastLikely(Greedy):
+    """Greedy with another `pick` (as sampling would be): the least probable token the constraints allow."""
+
+    def pick(self, logp: Tensor) -> Tensor:
+        return logp.masked_fill(logp.isneginf(), float("inf")).argmin(dim=-1)
+
+
+def test_a_new_strategy_is_a_pick_and_gets_the_loop_constraints_and_cache(untrained) -> None:
+    src, _ = sources()
+    options = {**IDS, "max_len_a": 0.0, "max_len_b": 6, "max_len": None, "min_len": 2}
+    out = generate(untrained, src, None, LeastLikely, **options, use_cache=True)
+    assert torch.equal(out, generate(untrained, src, None, LeastLikely, **options, use_cache=False))
+    assert torch.equal(
+        generate(untrained, src, None, Greedy, **options, use_cache=True), greedy(untrained, src, **options)
+    )
+    assert not torch.equal(out, greedy(untrained, src, **options))
+    ends = eos_positions(out)
+    assert ((ends >= 2) & (ends <= 6)).all()  # min_len and the limit hold; EOS is forced at the limit
+    for row, end in zip(out, ends.tolist(), strict=True):
+        assert row[end] == EOS and not torch.isin(row[:end], torch.tensor([PAD, BOS, EOS])).any()
 
 
 # --- the cache and the model's state --------------------------------------------------------------------------

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 from checks import compose, one_line
-from torch import nn
 
 from attnkit import ConfigError
 from attnkit.nn import DecoderBlock, EncoderBlock, EncoderDecoder, SequenceClassifier, ViT
 from attnkit.nn.decoding import greedy
 from attnkit.nn.layers import layer_plan
+from attnkit.nn.stack import Stack
 
 DEFAULTS = {"attention": "softmax", "heads": 4, "kv_heads": None}
 
@@ -54,7 +54,7 @@ def test_vit_hybrid_equals_the_model_built_by_hand() -> None:
     hybrid = ViT(**tiny, layers={"0-1": {"attention": {"name": "local", "window": 3}, "heads": 2}, "2-": "softmax"})
     by_hand = ViT(**tiny)
     n = by_hand.patch_embed.grid[0] * by_hand.patch_embed.grid[1] + 1
-    by_hand.blocks = nn.ModuleList(
+    by_hand.blocks = Stack(
         EncoderBlock(16, h, attention=a, max_keys=n, pos_enc=by_hand.pos_enc)
         for h, a in [
             (2, {"name": "local", "window": 3}),
@@ -81,11 +81,11 @@ def test_encoder_decoder_hybrid_equals_the_model_built_by_hand() -> None:
     ).eval()
     by_hand = EncoderDecoder(30, 30, **common)
     block = {"ffn": "mlp", "norm": "layernorm", "dropout": 0.1, "max_keys": 32}
-    by_hand.encoder_blocks = nn.ModuleList(
+    by_hand.encoder_blocks = Stack(
         EncoderBlock(16, 4, attention=a, key_padding=True, pos_enc=by_hand.encoder_pos_enc, **block)
         for a in ("local", "softmax")
     )
-    by_hand.decoder_blocks = nn.ModuleList(
+    by_hand.decoder_blocks = Stack(
         DecoderBlock(16, 4, self_attention=a, cross_attention="softmax", pos_enc=by_hand.decoder_pos_enc, **block)
         for a in ("linear", "softmax")
     )

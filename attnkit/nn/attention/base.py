@@ -4,6 +4,14 @@ A kernel sees projected heads: q `[B, H, Nq, D]`, k and v `[B, Hkv, Nk, D]` (Hkv
 `key_padding_mask` `[B, Nk]` (True = ignore), `causal` (bottom-right aligned when Nq < Nk, as in cached
 decoding) and an optional additive `bias` broadcastable to `[B, H, Nq, Nk]`. It returns `[B, H, Nq, D]`.
 
+`Attention.forward(q, k, v, *, key_padding_mask=None, causal=False, bias=None)` is the contract's one entry: it
+refuses what the kernel cannot serve (`check`, with the capability flags) and then calls `attend`, with the same
+arguments, which is all a kernel implements. A kernel with `supports_weights` takes `need_weights` in `attend` too
+and returns (out, weights) `[B, H, Nq, Nk]` when it is true; `forward` passes it only then.
+
+A kernel written against the older form overrides `forward` itself (and may call `check` in it): it keeps working,
+and stays checked, because `__init_subclass__` wraps every `forward` a subclass defines so that `check` runs first.
+
 A kernel with `supports_recurrent` also has a recurrent form, `step(q, k, v, state) -> (out, state)`, for causal
 self-attention decoded a few tokens at a time: a fixed-size state (a dict of tensors, batch first) replaces the
 growing key/value cache, with the numerics of the causal parallel form.
@@ -11,7 +19,9 @@ growing key/value cache, with the numerics of the causal parallel form.
 
 from __future__ import annotations
 
-from typing import ClassVar
+import functools
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -33,6 +43,38 @@ class Attention(nn.Module):
     supports_recurrent: ClassVar[bool] = False  # has `step`: causal decoding with a fixed-size state
     supports_compile: ClassVar[bool] = True  # torch.compile gives the eager outputs (compile=true refuses it if not)
     max_length: int | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Wrap a `forward` the subclass defines itself (the form before `attend`) so that `check` runs first."""
+        super().__init_subclass__(**kwargs)
+        if "forward" in vars(cls):
+            cls.forward = _checked(vars(cls)["forward"])
+
+    def forward(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        *,
+        key_padding_mask: Tensor | None = None,
+        causal: bool = False,
+        bias: Tensor | None = None,
+        need_weights: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """`check` the inputs, then `attend`: q `[B, H, Nq, D]`, k and v `[B, Hkv, Nk, D]` -> `[B, H, Nq, D]`, or
+        (out, weights `[B, H, Nq, Nk]`) with `need_weights` (refused unless `supports_weights`)."""
+        self.check(q, k, v, key_padding_mask, bias, causal)
+        if not need_weights:
+            return self.attend(q, k, v, key_padding_mask=key_padding_mask, causal=causal, bias=bias)
+        capabilities.check_weights(self)
+        return self.attend(q, k, v, key_padding_mask=key_padding_mask, causal=causal, bias=bias, need_weights=True)
+
+    def attend(
+        self, q: Tensor, k: Tensor, v: Tensor, *, key_padding_mask: Tensor | None, causal: bool, bias: Tensor | None
+    ) -> Tensor:
+        """The kernel itself, on inputs `forward` has checked: q `[B, H, Nq, D]`, k and v `[B, Hkv, Nk, D]` ->
+        `[B, H, Nq, D]`. Every kernel implements it (or, in the older form, `forward`)."""
+        raise NotImplementedError(f"{type(self).__name__} implements no attend (nor forward)")
 
     def check(
         self,
@@ -95,6 +137,17 @@ class Attention(nn.Module):
         capabilities.check_kv_heads(q.shape[1], k.shape[1])
         if state is not None and any(t.shape[0] != q.shape[0] for t in state.values()):
             raise ConfigError(f"{name}.step: the state holds another batch size than the {q.shape[0]} rows given")
+
+
+def _checked(forward: Callable[..., Any]) -> Callable[..., Any]:
+    """`forward` of an older-form kernel, with `Attention.check` called on its inputs first."""
+
+    @functools.wraps(forward)
+    def checked(self: Attention, q: Tensor, k: Tensor, v: Tensor, *args: Any, **kwargs: Any) -> Any:
+        self.check(q, k, v, kwargs.get("key_padding_mask"), kwargs.get("bias"), kwargs.get("causal", False))
+        return forward(self, q, k, v, *args, **kwargs)
+
+    return checked
 
 
 def check_dropout(kernel: str, p: float) -> float:

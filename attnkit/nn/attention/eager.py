@@ -51,18 +51,17 @@ class EagerAttention(Attention):
         self.dropout = check_dropout("eager", dropout)
         self.scale = scale
 
-    def forward(
+    def attend(
         self,
         q: Tensor,
         k: Tensor,
         v: Tensor,
         *,
-        key_padding_mask: Tensor | None = None,
-        causal: bool = False,
-        bias: Tensor | None = None,
+        key_padding_mask: Tensor | None,
+        causal: bool,
+        bias: Tensor | None,
         need_weights: bool = False,
     ) -> Tensor | tuple[Tensor, Tensor]:
-        self.check(q, k, v, key_padding_mask, bias, causal)
         out, weights = eager_attention(
             q,
             k,

@@ -88,17 +88,9 @@ class LinearAttention(Attention):
             raise ConfigError(f"linear attention eps={eps} must be > 0 (e.g. 1e-6)")
         self.eps, self.recurrent = eps, bool(recurrent)
 
-    def forward(
-        self,
-        q: Tensor,
-        k: Tensor,
-        v: Tensor,
-        *,
-        key_padding_mask: Tensor | None = None,
-        causal: bool = False,
-        bias: Tensor | None = None,
+    def attend(
+        self, q: Tensor, k: Tensor, v: Tensor, *, key_padding_mask: Tensor | None, causal: bool, bias: Tensor | None
     ) -> Tensor:
-        self.check(q, k, v, key_padding_mask, bias, causal)
         heads, nq, nk = q.shape[1], q.shape[2], k.shape[2]
         dtype = torch.promote_types(q.dtype, torch.float32)
         fq = _phi(q.to(dtype))

@@ -42,17 +42,9 @@ class LinformerAttention(Attention):
         self.proj_k = nn.Parameter(torch.empty(proj_dim, max_length).uniform_(-bound, bound))  # E
         self.proj_v = nn.Parameter(torch.empty(proj_dim, max_length).uniform_(-bound, bound))  # F
 
-    def forward(
-        self,
-        q: Tensor,
-        k: Tensor,
-        v: Tensor,
-        *,
-        key_padding_mask: Tensor | None = None,
-        causal: bool = False,
-        bias: Tensor | None = None,
+    def attend(
+        self, q: Tensor, k: Tensor, v: Tensor, *, key_padding_mask: Tensor | None, causal: bool, bias: Tensor | None
     ) -> Tensor:
-        self.check(q, k, v, key_padding_mask, bias, causal)
         nk, dead = k.shape[2], None
         if key_padding_mask is not None:
             keep = ~key_padding_mask.bool()

@@ -39,17 +39,9 @@ class LocalAttention(Attention):
         self.window = window
         self.dropout = check_dropout("local", dropout)
 
-    def forward(
-        self,
-        q: Tensor,
-        k: Tensor,
-        v: Tensor,
-        *,
-        key_padding_mask: Tensor | None = None,
-        causal: bool = False,
-        bias: Tensor | None = None,
+    def attend(
+        self, q: Tensor, k: Tensor, v: Tensor, *, key_padding_mask: Tensor | None, causal: bool, bias: Tensor | None
     ) -> Tensor:
-        self.check(q, k, v, key_padding_mask, bias, causal)
         bsz, heads, nq, d = q.shape
         nk = k.shape[2]
         if nq > nk:

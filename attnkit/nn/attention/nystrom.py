@@ -1,8 +1,4 @@
-"""Nyströmformer attention: landmark Nyström approximation of softmax (Xiong et al. 2021, arXiv:2102.03902).
-
-Not imported by `attnkit.nn.attention` yet: tests/nn/test_block.py uses every cross-attention in cached decoding
-without checking `supports_cache`, which this kernel honestly sets False. Add the import line once that is fixed.
-"""
+"""Nyströmformer attention: landmark Nyström approximation of softmax (Xiong et al. 2021, arXiv:2102.03902)."""
 
 from __future__ import annotations
 
@@ -69,17 +65,9 @@ class NystromAttention(Attention):
             )
         self.num_landmarks, self.pinv_iterations = num_landmarks, pinv_iterations
 
-    def forward(
-        self,
-        q: Tensor,
-        k: Tensor,
-        v: Tensor,
-        *,
-        key_padding_mask: Tensor | None = None,
-        causal: bool = False,
-        bias: Tensor | None = None,
+    def attend(
+        self, q: Tensor, k: Tensor, v: Tensor, *, key_padding_mask: Tensor | None, causal: bool, bias: Tensor | None
     ) -> Tensor:
-        self.check(q, k, v, key_padding_mask, bias, causal)
         dtype, heads, nq, nk, d = q.dtype, q.shape[1], q.shape[2], k.shape[2], q.shape[3]
         q = q.float() * d**-0.25
         k, v = repeat_kv(k, heads).float() * d**-0.25, repeat_kv(v, heads).float()

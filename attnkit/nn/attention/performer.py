@@ -66,17 +66,9 @@ class PerformerAttention(Attention):
             self.projection = orthogonal_features(self.num_features, head_dim, device)
         return self.projection.to(device=device, dtype=dtype)
 
-    def forward(
-        self,
-        q: Tensor,
-        k: Tensor,
-        v: Tensor,
-        *,
-        key_padding_mask: Tensor | None = None,
-        causal: bool = False,
-        bias: Tensor | None = None,
+    def attend(
+        self, q: Tensor, k: Tensor, v: Tensor, *, key_padding_mask: Tensor | None, causal: bool, bias: Tensor | None
     ) -> Tensor:
-        self.check(q, k, v, key_padding_mask, bias, causal)
         dtype, (b, heads, nq, d), nk = q.dtype, q.shape, k.shape[2]
         compute = torch.promote_types(dtype, torch.float32)
         w = self._projection(d, q.device, compute)

@@ -29,18 +29,17 @@ class SoftmaxAttention(Attention):
         self.scale = scale
         self.cpu_eager_max_len = cpu_eager_max_len
 
-    def forward(
+    def attend(
         self,
         q: Tensor,
         k: Tensor,
         v: Tensor,
         *,
-        key_padding_mask: Tensor | None = None,
-        causal: bool = False,
-        bias: Tensor | None = None,
+        key_padding_mask: Tensor | None,
+        causal: bool,
+        bias: Tensor | None,
         need_weights: bool = False,
     ) -> Tensor | tuple[Tensor, Tensor]:
-        self.check(q, k, v, key_padding_mask, bias, causal)
         p = self.dropout if self.training else 0.0
         eager = q.device.type == "cpu" and k.shape[2] <= self.cpu_eager_max_len
         if need_weights or eager:

@@ -1,153 +1,24 @@
-"""Weights from elsewhere into attnkit's models: timm's VisionTransformer, `torch.nn.Transformer`, and `transplant`.
-
-- `vit_from_timm(model_or_state_dict, ...)` builds attnkit's `vit` with the same function as a timm
-  `VisionTransformer` (same logits, float32, eval); `timm_vit_state_dict` only renames (and splits, folds) timm's
-  weights into attnkit's names.
-- `transformer_from_torch(nn_transformer, src_vocab, tgt_vocab, ...)` builds attnkit's encoder–decoder (`transformer`)
-  with the body of a pre-norm `nn.Transformer`; `nn.Transformer` has no embeddings, positions or output projection,
-  so those keep attnkit's initialisation unless given (`embeddings={"src_embed.weight": ..., ...}`).
-- `transplant(source_state_dict, model)` copies every tensor whose name and shape fit and says what it copied,
-  left as initialised and dropped: the core of `init_from` when the attention or positions change.
-
-Anything attnkit's models cannot express exactly is refused with one `ConfigError` line naming the feature. Plain
-PyTorch: timm is imported only to recognise a timm model object.
+"""timm's VisionTransformer into attnkit's `vit`: `vit_from_timm(model_or_state_dict, ...)` builds the ViT with the
+same function (same logits, float32, eval); `timm_vit_state_dict` only renames (and splits, folds) timm's weights into
+attnkit's names. What attnkit's ViT cannot express exactly is refused with one `ConfigError` line naming the feature.
+Plain PyTorch: timm is imported only to recognise a timm model object.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from attnkit.errors import ConfigError
-
-# -- transplant ------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class TransplantReport:
-    """What `transplant` did: `copied` (target names filled from the source), `reinitialised` (target names not
-    filled: they keep the target's initialisation), `dropped` (source names not used), `mismatched` (name ->
-    (source shape, target shape) for names in both whose shapes differ; they are in `reinitialised` and `dropped`
-    too) and `notes` (how foreign names were mapped)."""
-
-    copied: list[str] = field(default_factory=list)
-    reinitialised: list[str] = field(default_factory=list)
-    dropped: list[str] = field(default_factory=list)
-    mismatched: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data (for JSON)."""
-        return {
-            "copied": list(self.copied),
-            "reinitialised": list(self.reinitialised),
-            "dropped": list(self.dropped),
-            "mismatched": {k: {"source": list(s), "target": list(t)} for k, (s, t) in self.mismatched.items()},
-            "notes": list(self.notes),
-        }
-
-    def table(self, title: str = "transplant") -> str:
-        """A readable summary: one line per group of tensors (layers as ranges: `blocks.0-11`) and what became of it."""
-        n_target = len(self.copied) + len(self.reinitialised)
-        n_source = len(self.copied) + len(self.dropped)
-        lines = [
-            f"{title}: {len(self.copied)} of the model's {n_target} tensors copied, {len(self.reinitialised)} "
-            f"re-initialised; {len(self.dropped)} of the source's {n_source} tensors dropped"
-        ]
-        width = 14
-        for status, names in (
-            ("copied", self.copied),
-            ("re-initialised", [n for n in self.reinitialised if n not in self.mismatched]),
-            ("dropped", [n for n in self.dropped if n not in self.mismatched]),
-        ):
-            for shown, count in _groups(names):
-                lines.append(f"  {status:<{width}} {count:>4}  {shown}")
-        by_shape: dict[tuple[str, str], list[str]] = {}
-        for name, (src, tgt) in self.mismatched.items():
-            by_shape.setdefault((_shape(src), _shape(tgt)), []).append(name)
-        for (src, tgt), names in by_shape.items():
-            for shown, count in _groups(names):
-                lines.append(f"  {'shape differs':<{width}} {count:>4}  {shown}: source {src}, model {tgt}")
-        lines.extend(f"  note: {note}" for note in self.notes)
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.table()
-
-
-def _shape(shape: tuple[int, ...]) -> str:
-    return "[" + ", ".join(str(d) for d in shape) + "]"
-
-
-def _groups(names: list[str]) -> list[tuple[str, int]]:
-    """(`blocks.0-11.attn.q_proj.{weight,bias}`, tensor count) per module pattern, in order of first appearance."""
-    groups: dict[str, tuple[list[str], list[tuple[int, ...]]]] = {}
-    for name in names:
-        parts = name.split(".")
-        numbers = tuple(int(p) for p in parts if p.isdigit())
-        prefix = ".".join("*" if p.isdigit() else p for p in parts[:-1])
-        leaves, indices = groups.setdefault(prefix, ([], []))
-        if parts[-1] not in leaves:
-            leaves.append(parts[-1])
-        indices.append(numbers)
-    out = []
-    for prefix, (leaves, indices) in groups.items():
-        shown = prefix
-        for position in range(len(indices[0])):
-            shown = shown.replace("*", _ranges({i[position] for i in indices if len(i) > position}), 1)
-        leaf = leaves[0] if len(leaves) == 1 else "{" + ",".join(leaves) + "}"
-        out.append((f"{shown}.{leaf}" if shown else leaf, len(indices)))
-    return out
-
-
-def _ranges(values: set[int]) -> str:
-    """{0, 1, 2, 5} -> '0-2,5'."""
-    runs: list[list[int]] = []
-    for v in sorted(values):
-        if runs and v == runs[-1][1] + 1:
-            runs[-1][1] = v
-        else:
-            runs.append([v, v])
-    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
-
-
-@torch.no_grad()
-def transplant(source: Mapping[str, Any], target: nn.Module) -> TransplantReport:
-    """Copy into `target` (in place) every tensor of `source` whose name and shape match one of its state dict.
-
-    The rest of `target` keeps its initialisation (`reinitialised`); source tensors without a place are `dropped`.
-    A tensor the target shares under two names (tied embeddings) counts as copied when either name was filled.
-    Values are converted to the target's dtype and device. Non-tensor entries of `source` are ignored.
-    """
-    report = TransplantReport()
-    own = target.state_dict(keep_vars=True)
-    filled: set[int] = set()
-    for name, dest in own.items():
-        value = source.get(name)
-        if not isinstance(value, Tensor):
-            continue
-        if tuple(value.shape) != tuple(dest.shape):
-            report.mismatched[name] = (tuple(value.shape), tuple(dest.shape))
-            continue
-        dest.data.copy_(value.detach())
-        filled.add(id(dest))
-    for name, dest in own.items():
-        (report.copied if id(dest) in filled else report.reinitialised).append(name)
-    report.dropped = [
-        name
-        for name, value in source.items()
-        if isinstance(value, Tensor) and (name not in own or name in report.mismatched)
-    ]
-    return report
-
-
-# -- timm VisionTransformer -------------------------------------------------------------------------------------------
+from attnkit.interop.rename import split_qkv, zero_missing_biases
+from attnkit.interop.transplant import transplant
+from attnkit.nn.vit import ViT
 
 _TIMM_UNSUPPORTED = (
     (r"reg_token$", "register tokens (reg_tokens > 0)"),
@@ -174,13 +45,6 @@ def is_timm_vit(state_dict: Mapping[str, Any]) -> bool:
     return "patch_embed.proj.weight" in state_dict and any(
         re.fullmatch(r"blocks\.\d+\.attn\.qkv\.weight", k) for k in state_dict
     )
-
-
-def _split_qkv(out: dict[str, Tensor], layer: str, kind: str, fused: Tensor) -> None:
-    """A fused q/k/v projection's `weight` or `bias` (`kind`), stacked along dim 0, as attnkit's three projections of
-    `layer` (`<layer>.q_proj.<kind>`, ...), written into `out`."""
-    for part, chunk in zip("qkv", fused.chunk(3, dim=0), strict=True):
-        out[f"{layer}.{part}_proj.{kind}"] = chunk.clone()
 
 
 def timm_vit_state_dict(
@@ -211,7 +75,7 @@ def timm_vit_state_dict(
             kept.add(name)
             continue
         if m := re.fullmatch(r"(blocks\.\d+)\.attn\.qkv\.(weight|bias)", name):
-            _split_qkv(out, f"{m[1]}.attn", m[2], value)
+            split_qkv(out, f"{m[1]}.attn", m[2], value)
             continue
         if m := re.fullmatch(r"(blocks\.\d+)\.(attn\.proj|mlp\.fc2)\.(weight|bias)", name):
             gamma = gammas.get(f"{m[1]}.ls{1 if m[2] == 'attn.proj' else 2}.gamma")
@@ -240,21 +104,12 @@ def timm_vit_state_dict(
         notes.append("fused qkv split into q_proj, k_proj, v_proj")
     if "fc_norm.weight" in state_dict:
         notes.append("timm's fc_norm (on the pooled vector) is the ViT's norm: model.norm_after_pool=true places it so")
-    _zero_missing_biases(out, kept)
+    zero_missing_biases(out, kept)
     return out, notes
 
 
 def _unsupported(name: str) -> str | None:
     return next((feature for pattern, feature in _TIMM_UNSUPPORTED if re.match(pattern, name)), None)
-
-
-def _zero_missing_biases(state: dict[str, Tensor], kept: Collection[str] = ()) -> None:
-    """A Linear (or LayerNorm) that the source built without bias: the same function with a zero bias."""
-    for name in list(state):
-        if name not in kept and re.search(r"(proj|fc[12]|head|norm\d?)\.weight$", name):
-            bias = name[: -len("weight")] + "bias"
-            if bias not in state:
-                state[bias] = state[name].new_zeros(state[name].shape[0])
 
 
 @dataclass
@@ -320,6 +175,7 @@ def _layernorm_eps(norm: nn.Module, where: str) -> float:
 
 def timm_vit_facts(model: nn.Module) -> TimmVitFacts:
     """The facts of a timm VisionTransformer object, refusing (one line) what attnkit's ViT cannot express."""
+    # lazy: timm (an optional extra) takes ~4 s to import after torch, and only a timm model object needs it
     from timm.layers import Attention, LayerScale, Mlp
     from timm.layers import PatchEmbed as TimmPatchEmbed
     from timm.models.vision_transformer import Block, VisionTransformer
@@ -477,8 +333,6 @@ def vit_from_timm(source: nn.Module | Mapping[str, Tensor], *, heads: int | None
     `dynamic_img_size` resamples positions with antialiasing: the attnkit model refuses other image sizes, unless
     its `pos_enc.interpolate` is set (then other sizes give close, not equal, logits).
     """
-    from attnkit.nn.vit import ViT
-
     if isinstance(source, nn.Module):
         if heads is not None or facts:
             raise ConfigError("vit_from_timm: a timm model says its own facts; pass heads=... only with a state dict")
@@ -494,121 +348,3 @@ def vit_from_timm(source: nn.Module | Mapping[str, Tensor], *, heads: int | None
         left = (report.reinitialised + report.dropped)[:4]
         raise ConfigError(f"timm ViT weights do not fill attnkit's ViT exactly (first: {', '.join(left)})")
     return model.train(source.training) if isinstance(source, nn.Module) else model.eval()
-
-
-# -- torch.nn.Transformer --------------------------------------------------------------------------------------------
-
-_TORCH_RENAMES = (
-    (r"^encoder\.layers\.(\d+)\.self_attn\.", r"encoder_blocks.\1.attn."),
-    (r"^encoder\.layers\.(\d+)\.linear([12])\.", r"encoder_blocks.\1.ffn.fc\2."),
-    (r"^encoder\.layers\.(\d+)\.norm([12])\.", r"encoder_blocks.\1.norm\2."),
-    (r"^encoder\.norm\.", r"encoder_norm."),
-    (r"^decoder\.layers\.(\d+)\.self_attn\.", r"decoder_blocks.\1.self_attn."),
-    (r"^decoder\.layers\.(\d+)\.multihead_attn\.", r"decoder_blocks.\1.cross_attn."),
-    (r"^decoder\.layers\.(\d+)\.linear([12])\.", r"decoder_blocks.\1.ffn.fc\2."),
-    (r"^decoder\.layers\.(\d+)\.norm([123])\.", r"decoder_blocks.\1.norm\2."),
-    (r"^decoder\.norm\.", r"decoder_norm."),
-)
-
-
-def torch_transformer_state_dict(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """An `nn.Transformer` state dict in attnkit's encoder–decoder names (`in_proj_*` split into q/k/v; missing
-    biases, from `bias=False`, as zeros). Names are only renamed: whether the layers were pre-norm is not in the
-    weights (see `transformer_from_torch`)."""
-    out: dict[str, Tensor] = {}
-    kept: set[str] = set()
-    for name, value in state_dict.items():
-        for pattern, replacement in _TORCH_RENAMES:
-            if re.match(pattern, name):
-                name = re.sub(pattern, replacement, name)
-                break
-        else:
-            out[name] = value
-            kept.add(name)
-            continue
-        if m := re.fullmatch(r"(.*)\.in_proj_(weight|bias)", name):
-            _split_qkv(out, m[1], m[2], value)
-        else:
-            out[name] = value
-    _zero_missing_biases(out, kept)
-    return out
-
-
-def _torch_activation(layer: nn.Module) -> str:
-    act = layer.activation
-    if act is torch.nn.functional.relu or isinstance(act, nn.ReLU):
-        return "relu"
-    if act is torch.nn.functional.gelu or (isinstance(act, nn.GELU) and act.approximate == "none"):
-        return "gelu"
-    raise ConfigError(f"nn.Transformer activation {act!r}: attnkit's mlp maps relu and gelu only")
-
-
-def transformer_from_torch(
-    module: nn.Transformer,
-    src_vocab: int,
-    tgt_vocab: int,
-    *,
-    embeddings: Mapping[str, Tensor] | None = None,
-    **model_kwargs: Any,
-) -> nn.Module:
-    """attnkit's encoder–decoder with the body (layers and final norms) of a pre-norm `nn.Transformer`.
-
-    `nn.Transformer(..., norm_first=True)` computes what attnkit's blocks compute; post-norm (`norm_first=False`,
-    its default) is refused. Width, heads, depths, `dim_feedforward` (as `ffn.mlp_ratio`), activation (relu, gelu),
-    `layer_norm_eps`, dropout and `bias=False` (zero biases) are carried over. `nn.Transformer` has no embeddings,
-    positions or output projection: attnkit's keep their initialisation, or come from `embeddings` (attnkit names,
-    e.g. `{"src_embed.weight": ..., "tgt_embed.weight": ...}`); `model_kwargs` go to the model (`pos_enc`,
-    `max_len`, `scale_embeddings`, `tie_embeddings`, ...). Feed both the same embedded inputs and they agree.
-    """
-    from attnkit.nn.seq2seq import EncoderDecoder
-
-    encoder, decoder = getattr(module, "encoder", None), getattr(module, "decoder", None)
-    if not isinstance(encoder, nn.TransformerEncoder) or not isinstance(decoder, nn.TransformerDecoder):
-        raise ConfigError("transformer_from_torch takes an nn.Transformer with its own encoder and decoder stacks")
-    if encoder.norm is None or decoder.norm is None:
-        raise ConfigError("nn.Transformer without final encoder/decoder norms: attnkit's encoder–decoder has both")
-    layers = [*encoder.layers, *decoder.layers]
-    if not all(isinstance(layer, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)) for layer in layers):
-        raise ConfigError("nn.Transformer with custom layers: only TransformerEncoderLayer/DecoderLayer are mapped")
-    if not all(layer.norm_first for layer in layers):
-        raise ConfigError(
-            "nn.Transformer with norm_first=False (post-norm) computes another function than attnkit's pre-norm "
-            "blocks; build it with norm_first=True"
-        )
-    first = encoder.layers[0]
-    dim, heads = first.self_attn.embed_dim, first.self_attn.num_heads
-    hidden, activation = first.linear1.out_features, _torch_activation(first)
-    norms = [
-        encoder.norm,
-        decoder.norm,
-        *(m for layer in layers for m in layer.modules() if isinstance(m, nn.LayerNorm)),
-    ]
-    eps = norms[0].eps
-    for layer in layers:
-        attns = [m for m in layer.modules() if isinstance(m, nn.MultiheadAttention)]
-        if any(a.embed_dim != dim or a.num_heads != heads or not a._qkv_same_embed_dim for a in attns):
-            raise ConfigError("nn.Transformer layers with other widths or heads than the first: not mapped")
-        if layer.linear1.out_features != hidden or _torch_activation(layer) != activation:
-            raise ConfigError("nn.Transformer layers with other feed-forward widths or activations: not mapped")
-    if any(n.eps != eps or not n.elementwise_affine for n in norms):
-        raise ConfigError("nn.Transformer with norms of different eps or without weights: not mapped")
-    dropout = float(first.dropout.p)
-    kwargs = {
-        "dim": dim,
-        "depth": len(encoder.layers),
-        "decoder_depth": len(decoder.layers),
-        "heads": heads,
-        "dropout": dropout,
-        "norm": {"name": "layernorm", "eps": eps},
-        "ffn": {"name": "mlp", "mlp_ratio": hidden / dim, "activation": activation, "dropout": dropout},
-        **model_kwargs,
-    }
-    model = EncoderDecoder(src_vocab, tgt_vocab, **kwargs)
-    mapped = torch_transformer_state_dict(module.state_dict())
-    report = transplant({**mapped, **dict(embeddings or {})}, model)
-    body = re.compile(r"(encoder|decoder)_(blocks|norm)\.")
-    missing = [n for n in report.reinitialised if body.match(n)]
-    if missing or report.dropped:
-        left = ", ".join((missing + report.dropped)[:4])
-        raise ConfigError(f"nn.Transformer weights do not fill attnkit's body exactly (first: {left})")
-    return model.train(module.training)
