@@ -7,12 +7,14 @@
 - `InterruptNotice`: Ctrl-C or SIGTERM ends with one line naming the last checkpoint and the command that resumes
   it (SIGTERM: exit status 143, as a shell reports a process that the signal ended);
 - `ResumableCSVLogger`: Lightning's CSV logger, which on resume keeps the rows logged up to the checkpoint (instead
-  of deleting metrics.csv) and flushes its rows whenever a checkpoint is written.
+  of deleting metrics.csv), flushes its rows whenever a checkpoint is written (`FlushMetrics`) and never leaves half
+  a file (`WholeRowsWriter`).
 """
 
 from __future__ import annotations
 
 import csv
+import os
 import random
 import signal
 import sys
@@ -102,11 +104,7 @@ class ResumableCSVLogger(CSVLogger):
     @property
     def experiment(self) -> ExperimentWriter:
         if self._experiment is None:
-            kept = self._rows_to_keep()
-            self._experiment = ExperimentWriter(log_dir=self.log_dir)  # starts a new metrics.csv
-            if kept:
-                self._experiment.metrics = kept
-                self._experiment.save()
+            self._experiment = WholeRowsWriter(self.log_dir, self._rows_to_keep())
         return self._experiment
 
     def _rows_to_keep(self) -> list[dict[str, Any]]:
@@ -116,6 +114,58 @@ class ResumableCSVLogger(CSVLogger):
         with path.open(newline="") as f:
             rows = [{k: v for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
         return [row for row in rows if int(float(row.get("step", 0))) <= self.resumed_step]
+
+
+class WholeRowsWriter(ExperimentWriter):
+    """Lightning's CSV writer, which never leaves half a metrics.csv: it starts from `kept` (the rows a resumed run
+    keeps; none: no file), and a save that widens the header (Lightning rewrites the file in place then, so that a
+    kill midway lost every row) writes a temporary file renamed over the old one. Other saves append, as Lightning's
+    do."""
+
+    def __init__(self, log_dir: str, kept: list[dict[str, Any]]) -> None:
+        super().__init__(log_dir=log_dir)
+        self.header: list[str] = []  # the columns of the metrics.csv on disk
+        self._write(kept)
+
+    def _check_log_dir_exists(self) -> None:
+        """Lightning deletes an existing metrics.csv here; `__init__` replaces it instead."""
+
+    def save(self) -> None:
+        if not self.metrics:
+            return
+        self._record_new_keys()
+        if self.metrics_keys != self.header or not os.path.isfile(self.metrics_file_path):
+            self._write([*self._rows(), *self.metrics])
+        else:
+            with open(self.metrics_file_path, "a", newline="") as f:
+                csv.DictWriter(f, fieldnames=self.metrics_keys).writerows(self.metrics)
+        self.metrics = []
+
+    def _rows(self) -> list[dict[str, Any]]:
+        if not os.path.isfile(self.metrics_file_path):
+            return []
+        with open(self.metrics_file_path, newline="") as f:
+            return list(csv.DictReader(f))
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        """metrics.csv := a header and `rows`, renamed into place whole (no rows: no file)."""
+        if not rows:
+            Path(self.metrics_file_path).unlink(missing_ok=True)
+            self.header = []
+            return
+        self.metrics_keys = sorted(set(self.metrics_keys).union(*rows))
+        tmp = Path(f"{self.metrics_file_path}.{os.getpid()}.tmp")
+        try:
+            with tmp.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=self.metrics_keys)
+                writer.writeheader()
+                writer.writerows(rows)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.metrics_file_path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        self.header = list(self.metrics_keys)
 
 
 class FlushMetrics(pl.Callback):
