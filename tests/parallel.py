@@ -1,8 +1,8 @@
 """The suite on a pytest-xdist worker per core (a plugin of tests/conftest.py; pyproject.toml: `-n auto --dist
 loadgroup`).
 
-- `-n auto`: a worker per core for the whole suite; none (one process, which starts at once) when files, tests or
-  `-k`/`-m`/`--lf` choose a part of it. `-n 2` or `-n 0` chooses either way.
+- `-n auto`: a worker per core (at most four) for the whole suite; none (one process, which starts at once) when
+  files, tests or `-k`/`-m`/`--lf` choose a part of it. `-n 2` or `-n 0` chooses either way.
 - `--dist loadgroup`: the tests that share a module-scoped fixture of this suite (a trained checkpoint, a batch of
   commands run side by side) run on one worker, so that the fixture is built once; the other tests go one at a time
   to whichever worker is free. Each worker writes its groups to a file that the scheduler reads, because xdist's own
@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 SHARED_SCOPES = ("module", "class", "package")
+MAX_WORKERS = 4  # each holds ~1.5 GB (a pytest process and a forking runner, tests/forked_cli.py); more buy little
 GROUPS_DIR = "attnkit_groups_dir"  # workerinput key: where each worker writes {node id: group}
 
 
@@ -34,7 +35,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
         return int(os.environ["PYTEST_XDIST_AUTO_NUM_WORKERS"])
     whole = config.args_source != pytest.Config.ArgsSource.ARGS or all(os.path.isdir(arg) for arg in config.args)
     chosen = any(getattr(config.option, name, None) for name in ("keyword", "markexpr", "lf", "stepwise"))
-    return cores() if whole and not chosen and cores() > 1 else 0
+    return min(cores(), MAX_WORKERS) if whole and not chosen and cores() > 1 else 0
 
 
 def grouping(config: pytest.Config) -> bool:
