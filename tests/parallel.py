@@ -23,6 +23,7 @@ import pytest
 SHARED_SCOPES = ("module", "class", "package")
 MAX_WORKERS = 4  # each holds ~1.5 GB (a pytest process and a forking runner, tests/forked_cli.py); more buy little
 GROUPS_DIR = "attnkit_groups_dir"  # workerinput key: where each worker writes {node id: group}
+FOLDER = pytest.StashKey[str]()  # the same folder, on the controller
 
 
 def cores() -> int:
@@ -46,10 +47,10 @@ def grouping(config: pytest.Config) -> bool:
 def pytest_configure_node(node) -> None:
     """On the controller, for each worker: the folder of the groups' files."""
     config = node.config
-    if not hasattr(config, "_attnkit_groups_dir"):
-        config._attnkit_groups_dir = tempfile.mkdtemp(prefix="attnkit-groups-")
-        config.add_cleanup(lambda: shutil.rmtree(config._attnkit_groups_dir, ignore_errors=True))
-    node.workerinput[GROUPS_DIR] = config._attnkit_groups_dir
+    if FOLDER not in config.stash:
+        folder = config.stash[FOLDER] = tempfile.mkdtemp(prefix="attnkit-groups-")
+        config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+    node.workerinput[GROUPS_DIR] = config.stash[FOLDER]
 
 
 def groups(items: list[pytest.Item]) -> dict[str, str]:
@@ -75,6 +76,7 @@ def groups(items: list[pytest.Item]) -> dict[str, str]:
     return {nodeid: f"group {root(shared[0])}" for nodeid, shared in keys.items() if shared}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist tells the controller that collection is done
 def pytest_collection_finish(session: pytest.Session) -> None:
     """On a worker: its groups, for the scheduler."""
     folder = getattr(session.config, "workerinput", {}).get(GROUPS_DIR)
@@ -98,7 +100,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 
         def schedule(self) -> None:
             if self.collection is None:  # the first call, once every worker has collected
-                for path in sorted(Path(config._attnkit_groups_dir).glob("*.json")):
+                for path in sorted(Path(config.stash[FOLDER]).glob("*.json")):
                     self.groups.update(json.loads(path.read_text()))
             super().schedule()
 
