@@ -8,6 +8,11 @@ loadgroup`).
   to whichever worker is free. Each worker writes its groups to a file that the scheduler reads, because xdist's own
   loadgroup (a suffix on the node id) does nothing under pytest 9.2 (pytest-dev/pytest-xdist#1386). An explicit
   `@pytest.mark.xdist_group(name)` still groups.
+
+Measured on the 2-core machine, quiet (load 0.65) when it started, torch.compile's inductor cache warm: `python -m
+pytest -q` took 4 min 54 s (1,795 passed, 20 skipped; 9 min 14 s of CPU), against 11 min 10 s in one process before.
+A cold inductor cache (a fresh machine) adds about 110 s of CPU: tests/train/test_compile.py alone takes 156 s instead
+of 45 s.
 """
 
 from __future__ import annotations
