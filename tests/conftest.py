@@ -1,4 +1,5 @@
-"""Shared test set-up: no network, reproducible random numbers."""
+"""Shared test set-up: no network, reproducible random numbers, one torch thread per process, and the suite spread
+over the cores (tests/parallel.py)."""
 
 import os
 
@@ -7,6 +8,16 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
+pytest_plugins = ["parallel"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread per test process, and per command the tests start (OMP_NUM_THREADS, unless set): the tensors
+    here are tiny, and the cores are shared with the other worker and with commands run side by side; threads that
+    wait for a busy core slow small operations down several times over."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(autouse=True)

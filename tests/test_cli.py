@@ -459,19 +459,15 @@ def test_translation_test_and_predict_from_the_command_line(translated, trained,
         "image_data": ([*cli, "data=digits", "hydra.run.dir=d"], cache),
         "unknown_language": ([*cli, "data.src=xx", "hydra.run.dir=l"], cache),
     }
-    with ThreadPoolExecutor(max_workers=1) as pool:  # lines on stdin, beside the other commands
-        piped_run = pool.submit(
-            subprocess.run,
-            [sys.executable, *cli, "mode=predict", f"ckpt_path={ckpt}", "hydra.run.dir=piped"],
-            cwd=tmp_path,
-            env=cli_env(),
-            input="seven\nthree hundred and twelve\n",
-            capture_output=True,
-            text=True,
-            timeout=300,
+    results = run_parallel(commands, tmp_path)
+    piped = ok(  # lines on stdin
+        forked_cli.run(
+            [*cli[2:], "mode=predict", f"ckpt_path={ckpt}", "hydra.run.dir=piped"],
+            tmp_path,
+            cli_env(),
+            stdin="seven\nthree hundred and twelve\n",
         )
-        results = run_parallel(commands, tmp_path)
-        piped = ok(piped_run.result())
+    )
 
     ok(results["test"])
     tested = json.loads((tmp_path / "test_run" / "metrics.json").read_text())

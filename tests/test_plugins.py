@@ -1,7 +1,8 @@
 """Plugins: one-file plugins, importable modules, installed packages' `attnkit.plugins` entry points.
 
-In-process tests restore the registry afterwards; the CLI tests run `python -m attnkit` in a subprocess, each
-from a temporary working directory with its run directory under it.
+In-process tests restore the registry afterwards; the CLI tests run `python -m attnkit` in a process of its own (forked
+from the session's runner, tests/forked_cli.py, which honours $PYTHONPATH as python does), each from a temporary
+working directory with its run directory under it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import forked_cli
 import pytest
 import torch
 import torch.nn.functional as F
@@ -37,15 +39,8 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def attnkit_cli(*args: str, cwd: Path, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "attnkit", *args],
-        cwd=cwd,
-        env=cli_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def attnkit_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return forked_cli.run(args, cwd, cli_env(**env))
 
 
 def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:

@@ -1,15 +1,17 @@
-"""Resume: a run killed with SIGKILL after its first checkpoint, resumed, ends exactly as the uninterrupted run."""
+"""Resume: a run killed with SIGKILL after its first checkpoint, resumed, ends exactly as the uninterrupted run.
+
+Each command runs in its own process, forked from the session's runner (tests/forked_cli.py) with the signal handlers
+of one started from a terminal."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
+import forked_cli
 import pytest
 import torch
 
@@ -44,23 +46,16 @@ def env(tmp: Path) -> dict[str, str]:
     return out
 
 
-def cli(*args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "attnkit", *args],
-        cwd=cwd,
-        env=env(cwd),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # as in a terminal: a shell's background job (CI under nohup ... &) starts with Ctrl-C ignored
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+def cli(*args: str, cwd: Path) -> forked_cli.Started:
+    """`python -m attnkit <args>`, started: a test watches it, signals it, then waits for it."""
+    return forked_cli.Started(args, cwd, env(cwd))
 
 
-def finished(proc: subprocess.Popen) -> str:
-    out, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{out[-2000:]}\n{err[-2000:]}"
-    return out + err
+def finished(*args: str, cwd: Path) -> str:
+    """`python -m attnkit <args>`, run to its end: its stdout and stderr."""
+    proc = forked_cli.run(args, cwd, env(cwd))
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    return proc.stdout + proc.stderr
 
 
 def weights(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -70,19 +65,19 @@ def weights(run_dir: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("overrides", [TINY_VIT, TINY_CLASSIFY], ids=["vit", "classify"])
 def test_a_killed_run_resumes_to_the_same_end(tmp_path, overrides) -> None:
     whole, broken = tmp_path / "whole", tmp_path / "broken"
-    finished(cli(*overrides, f"hydra.run.dir={whole}", cwd=tmp_path))
+    finished(*overrides, f"hydra.run.dir={whole}", cwd=tmp_path)
 
-    proc = cli(*overrides, f"hydra.run.dir={broken}", cwd=tmp_path)
-    last = broken / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 300
-    while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    with cli(*overrides, f"hydra.run.dir={broken}", cwd=tmp_path) as proc:
+        last = broken / "checkpoints" / "last.ckpt"
+        deadline = time.monotonic() + 300
+        while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
     assert last.is_file() and not (broken / "metrics.json").exists(), "the run was not killed between its checkpoints"
     killed_at = torch.load(last, map_location="cpu", weights_only=True)["epoch"]
 
-    out = finished(cli(f"resume={broken}", cwd=tmp_path))
+    out = finished(f"resume={broken}", cwd=tmp_path)
     assert "trained" in out
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (whole, broken))
     scores = [k for k in a if k.startswith(("test/", "val/"))]
@@ -101,10 +96,8 @@ def test_a_killed_run_resumes_to_the_same_end(tmp_path, overrides) -> None:
 def test_resume_mistakes_are_one_line(tmp_path) -> None:
     (tmp_path / "empty").mkdir()
     for value, fragment in ((tmp_path / "empty", "nothing to resume"), (tmp_path / "nowhere", "nothing to resume")):
-        proc = subprocess.run(
-            [sys.executable, "-m", "attnkit", f"resume={value}"], cwd=tmp_path, env=env(tmp_path), capture_output=True
-        )
-        err = proc.stderr.decode().strip()
+        proc = forked_cli.run([f"resume={value}"], tmp_path, env(tmp_path))
+        err = proc.stderr.strip()
         assert proc.returncode == 2 and err.startswith("error: ") and fragment in err and "\n" not in err
 
 
@@ -113,14 +106,14 @@ def test_ctrl_c_says_where_the_last_checkpoint_is_and_how_to_resume(tmp_path, st
     """Ctrl-C (SIGINT) or SIGTERM (a scheduler's or `kill`'s stop): one line, a failing exit status, whole files."""
     run_dir = tmp_path / "run"
     args = [*TINY_VIT, "trainer.max_epochs=1000", f"hydra.run.dir={run_dir}"]
-    proc = cli(*args, cwd=tmp_path)
-    last = run_dir / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 300
-    while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.3)
-    proc.send_signal(stop)
-    out, err = proc.communicate(timeout=300)
+    with cli(*args, cwd=tmp_path) as proc:
+        last = run_dir / "checkpoints" / "last.ckpt"
+        deadline = time.monotonic() + 300
+        while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)
+        proc.send_signal(stop)
+        err = proc.wait(timeout=300).stderr
     assert proc.returncode not in (0, None)
     if stop == signal.SIGTERM:
         assert proc.returncode == 128 + signal.SIGTERM  # what a shell reports for a process that SIGTERM ended
