@@ -23,7 +23,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from attnkit import config, registry
+from attnkit import config, registry, schema
 from attnkit.errors import AttnkitError, ConfigError
 from attnkit.plugins import load_plugins
 from attnkit.train import summary
@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> Any:
             raise ConfigError("-m (a multirun) cannot be combined with --cfg, --info or --help; drop -m to see it")
         if _MULTIRUN.intersection(flags):
             for sample in config.sweep_samples(overrides):  # every swept value, before any job starts
-                check_multirun_job(config.compose(sample), launcher=_value(sample, "hydra/launcher"))
+                check_values(cfg := config.compose(sample))
+                check_multirun_job(cfg, launcher=_value(sample, "hydra/launcher"))
             if _value(overrides, "hydra.sweep.dir") is None and set(flags) <= _MULTIRUN:
                 argv.append(f"hydra.sweep.dir={reserve_dir(Path('outputs') / 'multirun')}")
         elif not _PASS_THROUGH.intersection(flags):
@@ -148,6 +149,7 @@ def main(argv: list[str] | None = None) -> Any:
             if cfg.mode == "list" and not flags:
                 list_components()
                 return None
+            check_values(cfg)
             if _value(overrides, "hydra.run.dir") is None and not flags:
                 argv.append(f"hydra.run.dir={reserve_dir(Path('outputs'))}")
         elif _HELP.intersection(flags):
@@ -162,6 +164,13 @@ def main(argv: list[str] | None = None) -> Any:
             print(f"error: {len(failed)} job(s) of the sweep failed; see {sweep}/summary.md", file=sys.stderr)
             sys.exit(1)
     return result
+
+
+def check_values(cfg: Any) -> None:
+    """Every value against what its consumer declares (attnkit.schema), before a run folder is made or data read;
+    `mode=list` and `mode=compare` use none of them."""
+    if cfg.mode not in ("list", "compare"):
+        schema.check_config(cfg)
 
 
 def check_multirun_job(cfg: Any, launcher: str | None = None) -> None:

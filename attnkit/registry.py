@@ -13,7 +13,6 @@ import dataclasses
 import difflib
 import inspect
 import sys
-import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any, TypeVar
 
 from attnkit.errors import ConfigError, RegistryError
 from attnkit.plugins import load_entry_points
+from attnkit.ranges import check_value
 
 T = TypeVar("T")
 
@@ -178,59 +178,30 @@ def _parameters(obj: Any) -> dict[str, inspect.Parameter]:
 
 
 def _check_kwargs(kind: str, name: str, obj: Any, kwargs: Mapping[str, Any]) -> None:
+    """Every keyword against the component's signature: unknown options, and values that do not fit the annotation
+    (type, `Range`, `Literal`; see attnkit.ranges) are refused in one line."""
     params = _parameters(obj)
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
+    hints = type_hints(obj)
     for key, value in kwargs.items():
         if key not in params:
             options = ", ".join(params) or "(none)"
             raise ConfigError(
                 f"{kind} {name!r} has no option {key!r}{did_you_mean(key, list(params))}; options: {options}"
             )
-        expected = _type_hints(obj).get(key)
-        if expected is not None and not _matches(value, expected):
-            raise ConfigError(
-                f"{kind} {name!r} option {key}={value!r} must be {_type_name(expected)}; got {type(value).__name__}"
-            )
+        if key in hints:
+            check_value(f"{kind}.{key}", value, hints[key])
 
 
-def _type_hints(obj: Any) -> dict[str, Any]:
+def type_hints(obj: Any) -> dict[str, Any]:
+    """The annotations of a component's arguments (a class's `__init__`, a dataclass's fields), with `Annotated`
+    ranges and descriptions kept."""
     target = obj.__init__ if inspect.isclass(obj) else obj
     try:
-        return typing.get_type_hints(target)
+        return typing.get_type_hints(target, include_extras=True)
     except Exception:  # unresolvable annotations: skip type checks rather than refuse the component
         return {}
-
-
-def _matches(value: Any, expected: Any) -> bool:
-    """Shallow check of a config value against an annotation (int, float, str, bool, Optional, Literal)."""
-    origin = typing.get_origin(expected)
-    if expected is Any or isinstance(expected, TypeVar):
-        return True
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, arg) for arg in typing.get_args(expected))
-    if origin is typing.Literal:
-        return value in typing.get_args(expected)
-    if expected is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if expected is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if expected in (str, bool, type(None)):
-        return isinstance(value, expected)
-    if origin in (list, tuple, typing.Sequence) or expected in (list, tuple):
-        return isinstance(value, (list, tuple)) or type(value).__name__ == "ListConfig"
-    return True  # anything richer (modules, mappings, callables) is checked by the component itself
-
-
-def _type_name(expected: Any) -> str:
-    origin = typing.get_origin(expected)
-    if origin is typing.Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(expected))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(expected))
-    return {int: "an int", float: "a number", str: "a string", bool: "true or false", type(None): "null"}.get(
-        expected, getattr(expected, "__name__", str(expected))
-    )
 
 
 def defaults(kind: str, name: str) -> dict[str, Any]:
