@@ -68,11 +68,11 @@ Seed = Annotated[int, Range(0, 2**32 - 1)]  # what torch, numpy and Lightning's 
 
 def check_value(key: str, value: Any, annotation: Any) -> None:
     """Refuse `value` of config key `key` unless it fits `annotation`: one ConfigError line with the key, the value
-    and what is allowed (`model.patch_size=0: must be an int >= 1 (the side of a square patch in pixels)`)."""
+    and what is allowed (`model.patch_size=0 must be an int >= 1 (the side of a square patch in pixels)`)."""
     if not matches(value, annotation):
         what = "; ".join(_notes(annotation))
         got = "" if matches(value, annotation, loose=True) else f", not {_kind(value)}"
-        raise ConfigError(f"{key}={value!r}: must be {allowed(annotation)}{got}" + (f" ({what})" if what else ""))
+        raise ConfigError(f"{key}={value!r} must be {allowed(annotation)}{got}" + (f" ({what})" if what else ""))
 
 
 def matches(value: Any, expected: Any, *, loose: bool = False) -> bool:

@@ -86,10 +86,26 @@ def check_component(kind: str, path: str, node: Mapping[str, Any]) -> None:
                 f"options: {options}"
             )
         _check_option(f"{path}.{key}", key, value, hints.get(key, Any))
+    check_widths(node)
+
+
+def check_widths(node: Mapping[str, Any]) -> None:
+    """The relations every model's width options keep, whatever the model (config keys are argument names):
+    `heads` divides `dim`, `kv_heads` divides `heads`. Checked here too, so that a sweep's values are refused before
+    its first job rather than when that job builds its model."""
+    from attnkit.nn.capabilities import check_kv_heads, head_dim  # lazy: torch
+
+    dim, heads, kv_heads = node.get("dim"), node.get("heads"), node.get("kv_heads")
+    if isinstance(dim, int) and isinstance(heads, int):
+        head_dim(dim, heads)
+    if isinstance(heads, int) and isinstance(kv_heads, int):
+        check_kv_heads(heads, kv_heads)
 
 
 def _check_option(path: str, key: str, value: Any, annotation: Any) -> None:
-    if value is None:  # null: the task's recipe or the caller decides (as `build_spec` lets it); built values are checked
+    if (
+        value is None
+    ):  # null: the task's recipe or the caller decides (as `build_spec` lets it); built values are checked
         return
     if isinstance(value, Mapping) and "name" in value and key in NESTED_KINDS:
         check_component(key, path, value)

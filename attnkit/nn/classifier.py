@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -14,6 +14,7 @@ from attnkit.nn import rates
 from attnkit.nn.capabilities import head_dim
 from attnkit.nn.layers import summary
 from attnkit.nn.stack import encoder_stack, plan_stack
+from attnkit.ranges import NonNegativeInt, PositiveInt, Range, Rate
 from attnkit.registry import build_spec, register
 
 
@@ -27,19 +28,19 @@ class SequenceClassifier(nn.Module):
 
     def __init__(
         self,
-        vocab_size: int,
-        num_classes: int,
+        vocab_size: PositiveInt,
+        num_classes: PositiveInt,
         *,
-        pad_id: int = 0,
-        dim: int = 64,
-        depth: int = 2,
-        heads: int = 4,
-        kv_heads: int | None = None,
+        pad_id: NonNegativeInt = 0,
+        dim: PositiveInt = 64,
+        depth: PositiveInt = 2,
+        heads: PositiveInt = 4,
+        kv_heads: PositiveInt | None = None,
         qk_norm: str | None = None,
-        max_len: int = 1024,
+        max_len: Annotated[int, Range(1), "the longest sequence, in tokens"] = 1024,
         pool: Literal["mean", "cls"] = "mean",
-        dropout: float = 0.1,
-        drop_path: float = 0.0,
+        dropout: Rate = 0.1,
+        drop_path: Rate = 0.0,
         attention: Any = "softmax",
         pos_enc: Any = "sinusoidal",
         norm: Any = "layernorm",

@@ -14,12 +14,13 @@ linear-time kernels do not form. Its keys are computed once per source and kept 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import Tensor, nn
 
 from attnkit.errors import ConfigError
+from attnkit.ranges import PositiveInt, Range
 from attnkit.registry import register
 
 
@@ -31,7 +32,7 @@ class PointerGenerator(nn.Module):
     `forward` returns log-probabilities `[B, Nt, V]` (normalised: log-softmax leaves them unchanged).
     """
 
-    def __init__(self, dim: int, *, heads: int = 1, gate_bias: float = 0.0) -> None:
+    def __init__(self, dim: PositiveInt, *, heads: PositiveInt = 1, gate_bias: Annotated[float, Range()] = 0.0) -> None:
         super().__init__()
         if not isinstance(heads, int) or isinstance(heads, bool) or heads <= 0 or dim % heads:
             raise ConfigError(f"copy heads={heads!r} must be a positive integer dividing the model width {dim}")

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from attnkit.errors import ConfigError
 from attnkit.nn import rates
+from attnkit.ranges import PositiveFloat, PositiveInt, Rate
 from attnkit.registry import register
 
 _ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU}
@@ -16,7 +17,9 @@ _ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU}
 class Mlp(nn.Module):
     """Linear → activation → dropout → Linear, hidden width `mlp_ratio` × dim."""
 
-    def __init__(self, dim: int, mlp_ratio: float = 4.0, activation: str = "gelu", dropout: float = 0.0) -> None:
+    def __init__(
+        self, dim: PositiveInt, mlp_ratio: PositiveFloat = 4.0, activation: str = "gelu", dropout: Rate = 0.0
+    ) -> None:
         super().__init__()
         if activation not in _ACTIVATIONS:
             raise ConfigError(f"ffn mlp: unknown activation {activation!r}; choose one of {', '.join(_ACTIVATIONS)}")
@@ -34,7 +37,7 @@ class Mlp(nn.Module):
 class SwiGLU(nn.Module):
     """Gated feed-forward SiLU(xW)·(xV) → W₂ (Shazeer 2020); hidden width 2/3 of `mlp_ratio` × dim."""
 
-    def __init__(self, dim: int, mlp_ratio: float = 4.0, dropout: float = 0.0) -> None:
+    def __init__(self, dim: PositiveInt, mlp_ratio: PositiveFloat = 4.0, dropout: Rate = 0.0) -> None:
         super().__init__()
         hidden = max(1, round(dim * mlp_ratio * 2 / 3))
         self.gate_up = nn.Linear(dim, 2 * hidden)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import Tensor, nn
@@ -22,6 +22,7 @@ from attnkit.nn.capabilities import head_dim
 from attnkit.nn.layers import summary
 from attnkit.nn.multihead import MultiHeadAttention
 from attnkit.nn.stack import decoder_stack, encoder_stack, plan_stack
+from attnkit.ranges import NonNegativeInt, PositiveInt, Range, Rate
 from attnkit.registry import build_spec, did_you_mean, register
 
 # layer -> {"self": {"k", "v"} or {"state": {...}, "length"}, "cross": {"k", "v"}}; see attnkit.nn.multihead;
@@ -63,16 +64,16 @@ class EncoderDecoder(nn.Module):
 
     def __init__(
         self,
-        src_vocab: int,
-        tgt_vocab: int,
+        src_vocab: PositiveInt,
+        tgt_vocab: PositiveInt,
         *,
-        dim: int = 256,
-        depth: int = 3,
-        decoder_depth: int | None = None,
-        heads: int = 4,
-        kv_heads: int | None = None,
-        max_len: int = 512,
-        dropout: float = 0.1,
+        dim: PositiveInt = 256,
+        depth: PositiveInt = 3,
+        decoder_depth: PositiveInt | None = None,
+        heads: PositiveInt = 4,
+        kv_heads: PositiveInt | None = None,
+        max_len: Annotated[int, Range(1), "the longest sequence, in tokens"] = 512,
+        dropout: Rate = 0.1,
         attention: Any = "softmax",
         pos_enc: Any = "sinusoidal",
         norm: Any = "layernorm",
@@ -83,7 +84,7 @@ class EncoderDecoder(nn.Module):
         tie_embeddings: bool = True,
         share_vocab: bool = False,
         scale_embeddings: bool = True,
-        pad_id: int = 0,
+        pad_id: NonNegativeInt = 0,
     ) -> None:
         super().__init__()
         decoder_depth = depth if decoder_depth is None else decoder_depth

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -13,6 +13,7 @@ from attnkit.nn.capabilities import head_dim
 from attnkit.nn.layers import summary
 from attnkit.nn.pos_enc.base import PositionalEncoding
 from attnkit.nn.stack import encoder_stack, plan_stack
+from attnkit.ranges import PositiveInt, Range, Rate
 from attnkit.registry import build_spec, register
 
 
@@ -35,7 +36,7 @@ class PatchEmbed(nn.Module):
         self,
         image_size: int | tuple[int, int],
         patch_size: int,
-        in_channels: int,
+        in_channels: PositiveInt,
         dim: int,
         stride: int | None = None,
         stem: Literal["patch", "conv"] = "patch",
@@ -94,20 +95,20 @@ class ViT(nn.Module):
         self,
         image_size: int | tuple[int, int],
         in_channels: int,
-        num_classes: int,
+        num_classes: PositiveInt,
         *,
-        patch_size: int = 2,
-        patch_stride: int | None = None,
+        patch_size: Annotated[int, Range(1), "the side of a square patch in pixels"] = 2,
+        patch_stride: PositiveInt | None = None,
         stem: Literal["patch", "conv"] = "patch",
-        dim: int = 64,
-        depth: int = 4,
-        heads: int = 4,
-        kv_heads: int | None = None,
+        dim: PositiveInt = 64,
+        depth: PositiveInt = 4,
+        heads: PositiveInt = 4,
+        kv_heads: PositiveInt | None = None,
         qk_norm: str | None = None,
         pool: Literal["cls", "mean"] = "cls",
         norm_after_pool: bool = False,
-        dropout: float = 0.0,
-        drop_path: float = 0.0,
+        dropout: Rate = 0.0,
+        drop_path: Rate = 0.0,
         attention: Any = "softmax",
         pos_enc: Any = "learned",
         norm: Any = "layernorm",

@@ -8,6 +8,7 @@ from typing import Any
 import attnkit
 from attnkit.data.checks import check_choice, check_fractions, check_int
 from attnkit.data.hf import HFDataset, first_file
+from attnkit.ranges import PositiveInt, Rate, Seed
 from attnkit.text.pairs import OnEmpty, OnLong, TextPairData, TextPairs, carve
 from attnkit.text.records import rows_to_pairs
 
@@ -29,8 +30,8 @@ class HFTextData(TextPairData):
 
     def __init__(
         self,
-        batch_size: int = 64,
-        max_tokens: int | None = None,
+        batch_size: PositiveInt = 64,
+        max_tokens: PositiveInt | None = None,
         dataset: str | None = None,
         config_name: str | None = None,
         data_dir: str | None = None,
@@ -41,13 +42,13 @@ class HFTextData(TextPairData):
         train_split: str = "train",
         val_split: str | None = "validation",
         test_split: str | None = "test",
-        val_fraction: float = 0.05,
-        test_fraction: float = 0.05,
-        split_seed: int = 0,
-        limit_train: int | None = None,
+        val_fraction: Rate = 0.05,
+        test_fraction: Rate = 0.05,
+        split_seed: Seed = 0,
+        limit_train: PositiveInt | None = None,
         on_empty: OnEmpty = "skip",
         on_long: OnLong = "truncate",
-        max_source_len: int | None = None,
+        max_source_len: PositiveInt | None = None,
         cache_dir: str | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, max_tokens=max_tokens, on_long=on_long, max_source_len=max_source_len)

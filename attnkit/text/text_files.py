@@ -10,6 +10,7 @@ from attnkit.data.checks import check_choice, check_fractions, check_int
 from attnkit.data.paths import resolve
 from attnkit.data.splits import SPLIT_ALIASES
 from attnkit.errors import ConfigError, DataError
+from attnkit.ranges import PositiveInt, Rate, Seed
 from attnkit.text.pairs import OnEmpty, OnLong, TextPairData, TextPairs, carve
 from attnkit.text.records import EXTENSIONS, detect_format, read_rows, rows_to_pairs
 
@@ -31,8 +32,8 @@ class TextFilesData(TextPairData):
 
     def __init__(
         self,
-        batch_size: int = 64,
-        max_tokens: int | None = None,
+        batch_size: PositiveInt = 64,
+        max_tokens: PositiveInt | None = None,
         path: str | None = None,
         train: str | None = None,
         validation: str | None = None,
@@ -41,13 +42,13 @@ class TextFilesData(TextPairData):
         src: str = "source",
         tgt: str = "target",
         pair_field: str | None = "translation",
-        val_fraction: float = 0.05,
-        test_fraction: float = 0.05,
-        split_seed: int = 0,
-        limit_train: int | None = None,
+        val_fraction: Rate = 0.05,
+        test_fraction: Rate = 0.05,
+        split_seed: Seed = 0,
+        limit_train: PositiveInt | None = None,
         on_empty: OnEmpty = "skip",
         on_long: OnLong = "truncate",
-        max_source_len: int | None = None,
+        max_source_len: PositiveInt | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, max_tokens=max_tokens, on_long=on_long, max_source_len=max_source_len)
         check_choice("format", format, ("auto", "jsonl", "csv", "tsv"))

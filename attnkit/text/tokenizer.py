@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from attnkit.data.messages import one_line
 from attnkit.errors import ConfigError, DataError
+from attnkit.ranges import PositiveInt
 from attnkit.registry import did_you_mean
 from attnkit.text.pairs import TextPairs
 
@@ -172,11 +173,11 @@ class TokenizerOptions:
     """
 
     kind: Kind = "bpe"
-    vocab_size: int | None = 8000  # None: chosen by the task from the data (the text tasks' recipe)
+    vocab_size: PositiveInt | None = 8000  # None: chosen by the task from the data (the text tasks' recipe)
     joint: bool = True
     path: str | None = None
     tgt_path: str | None = None
-    min_frequency: int = 2
+    min_frequency: PositiveInt = 2
     lowercase: bool = False
     cache_dir: str | None = None
 

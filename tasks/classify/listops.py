@@ -26,11 +26,13 @@ import random
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Annotated
 
 import attnkit
 from attnkit.data.checks import check_int
 from attnkit.data.messages import one_line
 from attnkit.errors import ConfigError, DataError
+from attnkit.ranges import PositiveInt, Range, Seed
 from attnkit.tasks.classify.labels import majority_baseline
 from attnkit.text.pairs import OnLong, TextPairData, TextPairs
 
@@ -245,19 +247,19 @@ class ListOpsData(TextPairData):
 
     def __init__(
         self,
-        batch_size: int = 32,
-        max_tokens: int | None = None,
-        train_size: int = 10_000,
-        val_size: int = 500,
-        test_size: int = 1000,
-        min_length: int = 500,
-        max_length: int = 600,
-        max_depth: int = 10,
-        max_args: int = 10,
-        seed: int = 0,
+        batch_size: PositiveInt = 32,
+        max_tokens: PositiveInt | None = None,
+        train_size: PositiveInt = 10_000,
+        val_size: PositiveInt = 500,
+        test_size: PositiveInt = 1000,
+        min_length: Annotated[int, Range(4)] = 500,
+        max_length: Annotated[int, Range(4)] = 600,
+        max_depth: Annotated[int, Range(2)] = 10,
+        max_args: Annotated[int, Range(2)] = 10,
+        seed: Seed = 0,
         cache_dir: str | None = None,
         on_long: OnLong = "truncate",
-        max_source_len: int | None = None,
+        max_source_len: PositiveInt | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, max_tokens=max_tokens, on_long=on_long, max_source_len=max_source_len)
         for key, value in (("train_size", train_size), ("val_size", val_size), ("test_size", test_size)):

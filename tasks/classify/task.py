@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from attnkit.errors import ConfigError
+from attnkit.ranges import Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat, Rate
 from attnkit.registry import register
 from attnkit.tasks.classify.labels import majority_baseline
 from attnkit.tasks.classify.sequences import collate, encode_labelled, label_names
@@ -41,12 +42,12 @@ class ClassifyTask(Task):
     title: ClassVar[str] = "sequence classification"
     batches_shard: ClassVar[bool] = True
 
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup_steps: int = 200
-    min_lr_ratio: float = 0.01
-    label_smoothing: float = 0.0
-    ema_decay: float = 0.0
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 0.05
+    warmup_steps: NonNegativeInt = 200
+    min_lr_ratio: Fraction = 0.01
+    label_smoothing: Rate = 0.0
+    ema_decay: Rate = 0.0
     ema_warmup: bool | None = None
     test_checkpoint: Literal["best", "last"] = "best"
     tokenizer: TokenizerOptions = field(

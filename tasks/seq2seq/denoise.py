@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from attnkit.data.warning import warn
 from attnkit.errors import ConfigError, DataError
+from attnkit.ranges import PositiveFloat, Rate
 from attnkit.registry import did_you_mean
 from attnkit.tasks.seq2seq.batches import source_limit
 from attnkit.train import run
@@ -38,8 +39,8 @@ class DenoiseOptions:
     first; `texts` are extra text files (one document per non-empty line, paths from the launch directory) added to
     the training split's source documents."""
 
-    mask_ratio: float = 0.3
-    span_mean: float = 3.0
+    mask_ratio: Rate = 0.3
+    span_mean: PositiveFloat = 3.0
     permute_sentences: bool = True
     texts: list[str] = field(default_factory=list)
 

@@ -12,12 +12,13 @@ import functools
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from torch.utils.data import DataLoader
 
 from attnkit.data.warning import reported_warnings, warn
 from attnkit.errors import ConfigError
+from attnkit.ranges import Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range, Rate
 from attnkit.registry import did_you_mean, get
 from attnkit.tasks.seq2seq.batches import collate, encode_splits, source_limit
 from attnkit.tasks.seq2seq.denoise import (
@@ -77,22 +78,22 @@ class Seq2SeqTask(Task):
     inherits: ClassVar[tuple[str, ...]] = ("dim", "depth", "decoder_depth")  # an init_from run's, where left null
     batches_shard: ClassVar[bool] = True
 
-    lr: float = 5e-4
-    weight_decay: float = 1e-4
-    warmup_steps: int = 1000
-    min_lr_ratio: float = 0.0
-    label_smoothing: float = 0.1
-    beam: int = 5
-    val_beam: int = 1
-    length_penalty: float = 1.0
-    max_len_a: float = 1.5
-    max_len_b: int = 10
-    no_repeat_ngram: int = 0
+    lr: PositiveFloat = 5e-4
+    weight_decay: NonNegativeFloat = 1e-4
+    warmup_steps: NonNegativeInt = 1000
+    min_lr_ratio: Fraction = 0.0
+    label_smoothing: Rate = 0.1
+    beam: PositiveInt = 5
+    val_beam: PositiveInt = 1
+    length_penalty: Annotated[float, Range()] = 1.0
+    max_len_a: NonNegativeFloat = 1.5
+    max_len_b: NonNegativeInt = 10
+    no_repeat_ngram: NonNegativeInt = 0
     no_repeat_unit: Literal["word", "piece"] = "word"
-    repetition_penalty: float = 1.0
-    min_len: int = 0
-    max_len: int | None = None
-    samples: int = 8
+    repetition_penalty: PositiveFloat = 1.0
+    min_len: NonNegativeInt = 0
+    max_len: PositiveInt | None = None
+    samples: NonNegativeInt = 8
     test_checkpoint: Literal["best", "last"] = "best"
     tokenizer: TokenizerOptions = field(default_factory=lambda: TokenizerOptions(vocab_size=None))
     objective: Literal["supervised", "denoise"] = "supervised"

@@ -13,6 +13,7 @@ import random
 
 import attnkit
 from attnkit.data.checks import check_int
+from attnkit.ranges import NonNegativeInt, PositiveInt, Seed
 from attnkit.text.pairs import OnLong, TextPairData, TextPairs
 
 TOWNS = (
@@ -59,15 +60,15 @@ class MatchReportsData(TextPairData):
 
     def __init__(
         self,
-        batch_size: int = 64,
-        max_tokens: int | None = None,
-        train_size: int = 8000,
-        val_size: int = 500,
-        test_size: int = 500,
-        seed: int = 0,
-        extra_sentences: int = 0,
+        batch_size: PositiveInt = 64,
+        max_tokens: PositiveInt | None = None,
+        train_size: PositiveInt = 8000,
+        val_size: PositiveInt = 500,
+        test_size: PositiveInt = 500,
+        seed: Seed = 0,
+        extra_sentences: NonNegativeInt = 0,
         on_long: OnLong = "truncate",
-        max_source_len: int | None = None,
+        max_source_len: PositiveInt | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, max_tokens=max_tokens, on_long=on_long, max_source_len=max_source_len)
         for key, value in (("train_size", train_size), ("val_size", val_size), ("test_size", test_size)):

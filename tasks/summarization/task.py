@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from attnkit.errors import ConfigError
+from attnkit.ranges import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from attnkit.registry import register
 from attnkit.tasks.seq2seq.task import Scorer, Seq2SeqTask
 from attnkit.tasks.summarization.metrics import RougeScorer, lead, lead_length
@@ -32,15 +33,15 @@ class SummarizationTask(Seq2SeqTask):
     sample_columns: ClassVar[tuple[str, ...]] = ("document", "reference", "summary")
     sample_source_chars: ClassVar[int | None] = 300
 
-    lr: float = 2e-3
-    warmup_steps: int = 300
-    beam: int = 4
-    min_len: int = 2
-    max_len: int | None = 32
-    max_len_a: float = 0.0
-    max_len_b: int = 32
-    no_repeat_ngram: int = 3
-    samples: int = 6
+    lr: PositiveFloat = 2e-3
+    warmup_steps: NonNegativeInt = 300
+    beam: PositiveInt = 4
+    min_len: NonNegativeInt = 2
+    max_len: PositiveInt | None = 32
+    max_len_a: NonNegativeFloat = 0.0
+    max_len_b: NonNegativeInt = 32
+    no_repeat_ngram: NonNegativeInt = 3
+    samples: NonNegativeInt = 6
     tokenizer: TokenizerOptions = field(default_factory=lambda: TokenizerOptions(vocab_size=None))
 
     def scorer(self) -> RougeScorer:

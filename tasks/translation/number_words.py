@@ -12,6 +12,7 @@ import random
 import attnkit
 from attnkit.data.checks import check_int
 from attnkit.errors import ConfigError
+from attnkit.ranges import PositiveInt, Seed
 from attnkit.text.pairs import OnLong, TextPairData, TextPairs
 
 
@@ -26,17 +27,17 @@ class NumberWordsData(TextPairData):
 
     def __init__(
         self,
-        batch_size: int = 64,
-        max_tokens: int | None = None,
+        batch_size: PositiveInt = 64,
+        max_tokens: PositiveInt | None = None,
         src: str = "en",
         tgt: str = "fr",
-        max_number: int = 999_999,
-        train_size: int = 12_000,
-        val_size: int = 500,
-        test_size: int = 500,
-        seed: int = 0,
+        max_number: PositiveInt = 999_999,
+        train_size: PositiveInt = 12_000,
+        val_size: PositiveInt = 500,
+        test_size: PositiveInt = 500,
+        seed: Seed = 0,
         on_long: OnLong = "truncate",
-        max_source_len: int | None = None,
+        max_source_len: PositiveInt | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, max_tokens=max_tokens, on_long=on_long, max_source_len=max_source_len)
         check_int("max_number", max_number, minimum=10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from attnkit.ranges import NonNegativeInt, PositiveFloat
 from attnkit.registry import register
 from attnkit.tasks.seq2seq.task import Seq2SeqTask
 from attnkit.tasks.translation.metrics import TranslationScorer
@@ -24,8 +25,8 @@ class TranslationTask(Seq2SeqTask):
     title: ClassVar[str] = "translation"
     sample_columns: ClassVar[tuple[str, ...]] = ("source", "reference", "translation")
 
-    lr: float = 2e-3
-    warmup_steps: int = 300
+    lr: PositiveFloat = 2e-3
+    warmup_steps: NonNegativeInt = 300
     tokenizer: TokenizerOptions = field(default_factory=lambda: TokenizerOptions(vocab_size=None))
 
     def scorer(self) -> TranslationScorer:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 from torch.utils.data import DataLoader
 
 from attnkit.errors import ConfigError
+from attnkit.ranges import Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat, Range, Rate
 from attnkit.registry import build_spec, register
 from attnkit.tasks.vit.data.base import ImageData
 from attnkit.tasks.vit.data.images import read_image
@@ -51,17 +52,17 @@ class VitTask(Task):
     name: ClassVar[str] = "vit"
     title: ClassVar[str] = "ViT"
 
-    lr: float = 3e-3
-    weight_decay: float = 0.1
-    warmup_epochs: float | None = None
-    min_lr_ratio: float = 0.01
-    label_smoothing: float = 0.1
-    random_shift: float = 1.0
-    random_rotate: float | None = None
-    random_scale: float | None = None
-    ema_decay: float = 0.998
+    lr: PositiveFloat = 3e-3
+    weight_decay: NonNegativeFloat = 0.1
+    warmup_epochs: NonNegativeFloat | None = None
+    min_lr_ratio: Fraction = 0.01
+    label_smoothing: Rate = 0.1
+    random_shift: Annotated[float, Range(0), "pixels of random shift"] = 1.0
+    random_rotate: Annotated[float, Range(0, 180), "degrees of random rotation"] | None = None
+    random_scale: Annotated[float, Range(0, 1, high_open=True), "the random zoom, a fraction"] | None = None
+    ema_decay: Rate = 0.998
     ema_warmup: bool | None = None
-    attention_maps: int = 4
+    attention_maps: NonNegativeInt = 4
     test_checkpoint: Literal["last", "best"] = "last"
 
     def load(self, cfg: dict[str, Any], given: Given) -> LoadedData:

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from attnkit.nn.attention.base import Attention, allowed_mask, check_dropout, repeat_kv
+from attnkit.ranges import PositiveFloat, Rate
 from attnkit.registry import register
 
 
@@ -46,7 +47,7 @@ class EagerAttention(Attention):
     supports_bias = True
     supports_weights = True
 
-    def __init__(self, dropout: float = 0.0, scale: float | None = None) -> None:
+    def __init__(self, dropout: Rate = 0.0, scale: PositiveFloat | None = None) -> None:
         super().__init__()
         self.dropout = check_dropout("eager", dropout)
         self.scale = scale

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from attnkit.errors import ConfigError
 from attnkit.nn.attention.base import Attention, repeat_kv
+from attnkit.ranges import PositiveFloat
 from attnkit.registry import register
 
 
@@ -82,7 +83,7 @@ class LinearAttention(Attention):
     max_length = None
     chunk_size = 64
 
-    def __init__(self, eps: float = 1e-6, recurrent: bool = True) -> None:
+    def __init__(self, eps: PositiveFloat = 1e-6, recurrent: bool = True) -> None:
         super().__init__()
         if not eps > 0:
             raise ConfigError(f"linear attention eps={eps} must be > 0 (e.g. 1e-6)")

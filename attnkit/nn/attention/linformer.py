@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from attnkit.errors import ConfigError
 from attnkit.nn.attention.base import Attention, check_dropout, repeat_kv
+from attnkit.ranges import PositiveInt, Rate
 from attnkit.registry import register
 
 
@@ -28,7 +29,7 @@ class LinformerAttention(Attention):
     supports_weights = False
     supports_cache = True  # each query's output depends only on itself and the keys
 
-    def __init__(self, proj_dim: int = 32, max_length: int | None = None, dropout: float = 0.0) -> None:
+    def __init__(self, proj_dim: PositiveInt = 32, max_length: PositiveInt | None = None, dropout: Rate = 0.0) -> None:
         super().__init__()
         max_length = 512 if max_length is None else max_length
         self.dropout = check_dropout("linformer", dropout)

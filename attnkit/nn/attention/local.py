@@ -10,6 +10,7 @@ from torch import Tensor
 
 from attnkit.errors import ConfigError
 from attnkit.nn.attention.base import Attention, check_dropout, repeat_kv
+from attnkit.ranges import PositiveInt, Rate
 from attnkit.registry import register
 
 
@@ -32,7 +33,7 @@ class LocalAttention(Attention):
     supports_cache = True
     max_length = None
 
-    def __init__(self, window: int = 64, dropout: float = 0.0) -> None:
+    def __init__(self, window: PositiveInt = 64, dropout: Rate = 0.0) -> None:
         super().__init__()
         if window <= 0:
             raise ConfigError(f"local attention window={window} must be > 0 (keys seen on each side, e.g. 64)")

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from attnkit.errors import ConfigError
 from attnkit.nn.attention.base import Attention, repeat_kv
+from attnkit.ranges import PositiveInt
 from attnkit.registry import register
 
 
@@ -55,7 +56,7 @@ class NystromAttention(Attention):
     supports_weights = False
     supports_cache = False
 
-    def __init__(self, num_landmarks: int = 16, pinv_iterations: int = 6) -> None:
+    def __init__(self, num_landmarks: PositiveInt = 16, pinv_iterations: PositiveInt = 6) -> None:
         super().__init__()
         if num_landmarks <= 0:
             raise ConfigError(f"nystrom: num_landmarks must be positive; got {num_landmarks} (attention.num_landmarks)")

@@ -10,6 +10,7 @@ from torch import Tensor
 from attnkit.errors import ConfigError
 from attnkit.nn.attention.base import Attention, repeat_kv
 from attnkit.nn.attention.linear import causal_sums, grouped_readout
+from attnkit.ranges import PositiveInt
 from attnkit.registry import register
 
 
@@ -50,7 +51,11 @@ class PerformerAttention(Attention):
     chunk_size = 64  # causal prefix sums, in chunks (see linear.causal_sums)
 
     def __init__(
-        self, num_features: int = 64, redraw: bool = False, head_dim: int | None = None, recurrent: bool = True
+        self,
+        num_features: PositiveInt = 64,
+        redraw: bool = False,
+        head_dim: PositiveInt | None = None,
+        recurrent: bool = True,
     ) -> None:
         super().__init__()
         if num_features <= 0:

@@ -7,6 +7,7 @@ from torch import Tensor
 
 from attnkit.nn.attention.base import Attention, allowed_mask, check_dropout
 from attnkit.nn.attention.eager import eager_attention
+from attnkit.ranges import NonNegativeInt, PositiveFloat, Rate
 from attnkit.registry import register
 
 
@@ -23,7 +24,9 @@ class SoftmaxAttention(Attention):
     supports_bias = True
     supports_weights = True  # computed eagerly, only when asked for
 
-    def __init__(self, dropout: float = 0.0, scale: float | None = None, cpu_eager_max_len: int = 96) -> None:
+    def __init__(
+        self, dropout: Rate = 0.0, scale: PositiveFloat | None = None, cpu_eager_max_len: NonNegativeInt = 96
+    ) -> None:
         super().__init__()
         self.dropout = check_dropout("softmax", dropout)
         self.scale = scale

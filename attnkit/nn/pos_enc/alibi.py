@@ -9,6 +9,7 @@ from torch import Tensor
 
 from attnkit.errors import ConfigError
 from attnkit.nn.pos_enc.base import PositionalEncoding
+from attnkit.ranges import PositiveInt
 from attnkit.registry import register
 
 
@@ -35,7 +36,7 @@ class Alibi(PositionalEncoding):
 
     kind = "bias"
 
-    def __init__(self, heads: int, causal: bool = False) -> None:
+    def __init__(self, heads: PositiveInt, causal: bool = False) -> None:
         super().__init__()
         self.causal = causal
         self.register_buffer("slopes", alibi_slopes(heads), persistent=False)

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from attnkit.errors import ConfigError
 from attnkit.nn.pos_enc.base import PositionalEncoding
+from attnkit.ranges import NonNegativeFloat, NonNegativeInt, PositiveInt
 from attnkit.registry import register
 
 
@@ -22,12 +23,12 @@ class Learned(PositionalEncoding):
 
     def __init__(
         self,
-        dim: int,
-        max_len: int | None = None,
-        init_std: float = 0.02,
+        dim: PositiveInt,
+        max_len: PositiveInt | None = None,
+        init_std: NonNegativeFloat = 0.02,
         interpolate: bool = False,
-        grid: tuple[int, int] | list[int] | None = None,
-        prefix_tokens: int | None = None,
+        grid: tuple[PositiveInt, PositiveInt] | list[PositiveInt] | None = None,
+        prefix_tokens: NonNegativeInt | None = None,
     ) -> None:
         super().__init__()
         prefix_tokens = prefix_tokens or 0  # None: the model's context (a class token or not)

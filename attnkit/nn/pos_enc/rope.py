@@ -6,12 +6,15 @@ token's position: the score q_m·k_n then depends on the positions only through 
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from torch import Tensor
 
 from attnkit.errors import ConfigError
 from attnkit.nn.capabilities import head_dim
 from attnkit.nn.pos_enc.base import PositionalEncoding
+from attnkit.ranges import PositiveInt, Range
 from attnkit.registry import register
 
 
@@ -48,7 +51,13 @@ class Rope(PositionalEncoding):
 
     kind = "rotary"
 
-    def __init__(self, dim: int, heads: int, base: float = 10000.0, fraction: float = 1.0) -> None:
+    def __init__(
+        self,
+        dim: PositiveInt,
+        heads: PositiveInt,
+        base: Annotated[float, Range(1, low_open=True), "the wavelength base, e.g. 10000"] = 10000.0,
+        fraction: Annotated[float, Range(0, 1, low_open=True), "the share of each head's features that rotate"] = 1.0,
+    ) -> None:
         super().__init__()
         if base <= 1.0:
             raise ConfigError(f"pos_enc=rope: base={base} must be > 1 (pos_enc.base, e.g. 10000)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from torch import Tensor
 
@@ -9,6 +11,7 @@ from attnkit.errors import ConfigError
 from attnkit.nn.capabilities import head_dim
 from attnkit.nn.pos_enc.base import PositionalEncoding, image_grid
 from attnkit.nn.pos_enc.rope import frequencies, rotary_dims, rotate_pairs
+from attnkit.ranges import NonNegativeInt, PositiveFloat, PositiveInt, Range
 from attnkit.registry import register
 
 
@@ -23,12 +26,12 @@ class Rope2d(PositionalEncoding):
 
     def __init__(
         self,
-        dim: int,
-        heads: int,
-        grid: tuple[int, int] | list[int] | None = None,
-        prefix_tokens: int | None = None,
-        base: float = 100.0,
-        fraction: float = 1.0,
+        dim: PositiveInt,
+        heads: PositiveInt,
+        grid: tuple[PositiveInt, PositiveInt] | list[PositiveInt] | None = None,
+        prefix_tokens: NonNegativeInt | None = None,
+        base: PositiveFloat = 100.0,
+        fraction: Annotated[float, Range(0, 1, low_open=True), "the share of each head's features that rotate"] = 1.0,
     ) -> None:
         super().__init__()
         prefix_tokens = prefix_tokens or 0  # None: the model's context (a class token or not)

@@ -8,6 +8,7 @@ from torch import Tensor
 from attnkit.errors import ConfigError
 from attnkit.nn.pos_enc.base import PositionalEncoding, image_grid
 from attnkit.nn.pos_enc.sinusoidal import sinusoidal_table
+from attnkit.ranges import NonNegativeInt, PositiveFloat, PositiveInt
 from attnkit.registry import register
 
 
@@ -28,10 +29,10 @@ class SinCos2d(PositionalEncoding):
 
     def __init__(
         self,
-        dim: int,
-        grid: tuple[int, int] | list[int] | None = None,
-        prefix_tokens: int | None = None,
-        base: float = 10000.0,
+        dim: PositiveInt,
+        grid: tuple[PositiveInt, PositiveInt] | list[PositiveInt] | None = None,
+        prefix_tokens: NonNegativeInt | None = None,
+        base: PositiveFloat = 10000.0,
     ) -> None:
         super().__init__()
         prefix_tokens = prefix_tokens or 0  # None: the model's context (a class token or not)

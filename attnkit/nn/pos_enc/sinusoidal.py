@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from attnkit.nn.pos_enc.base import PositionalEncoding
+from attnkit.ranges import NonNegativeFloat, PositiveFloat, PositiveInt
 from attnkit.registry import register
 
 
@@ -31,7 +32,7 @@ def sinusoidal_table(length: int, dim: int, base: float = 10000.0, offset: int =
 class Sinusoidal(PositionalEncoding):
     """Fixed sine/cosine absolute positions (Vaswani et al. 2017); any length."""
 
-    def __init__(self, dim: int, base: float = 10000.0, scale: float = 1.0) -> None:
+    def __init__(self, dim: PositiveInt, base: PositiveFloat = 10000.0, scale: NonNegativeFloat = 1.0) -> None:
         super().__init__()
         self.dim, self.base, self.scale = dim, base, scale
         # a cache, not a buffer: it grows with the longest sequence seen, and a buffer whose shape changes would

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from attnkit.errors import ConfigError
 from attnkit.nn.pos_enc.base import PositionalEncoding
+from attnkit.ranges import PositiveInt
 from attnkit.registry import register
 
 
@@ -40,7 +41,9 @@ class T5Bias(PositionalEncoding):
 
     kind = "bias"
 
-    def __init__(self, heads: int, num_buckets: int = 32, max_distance: int = 128, causal: bool = False) -> None:
+    def __init__(
+        self, heads: PositiveInt, num_buckets: PositiveInt = 32, max_distance: PositiveInt = 128, causal: bool = False
+    ) -> None:
         super().__init__()
         smallest = 2 if causal else 4
         if num_buckets < smallest or max_distance <= num_buckets // (2 if causal else 4):

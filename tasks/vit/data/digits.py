@@ -8,6 +8,7 @@ from torch.utils.data import TensorDataset
 import attnkit
 from attnkit.data.checks import check_int
 from attnkit.errors import ConfigError
+from attnkit.ranges import PositiveInt, Seed
 from attnkit.tasks.vit.data.base import ImageData, ImageSplits, stratified_split
 from attnkit.tasks.vit.data.images import channel_stats, normalize
 
@@ -26,10 +27,10 @@ class DigitsData(ImageData):
 
     def __init__(
         self,
-        batch_size: int = 64,
-        test_size: int = 360,
-        val_size: int = 180,
-        split_seed: int = 0,
+        batch_size: PositiveInt = 64,
+        test_size: PositiveInt = 360,
+        val_size: PositiveInt = 180,
+        split_seed: Seed = 0,
     ) -> None:
         super().__init__(batch_size=batch_size)
         check_int("test_size", test_size, minimum=1)

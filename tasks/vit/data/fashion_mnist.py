@@ -15,6 +15,7 @@ from attnkit.data.checks import check_int
 from attnkit.data.messages import one_line
 from attnkit.data.paths import resolve
 from attnkit.errors import ConfigError, DataError
+from attnkit.ranges import PositiveInt
 from attnkit.tasks.vit.data.base import ImageData, ImageSplits
 from attnkit.tasks.vit.data.images import channel_stats, normalize
 
@@ -54,10 +55,10 @@ class FashionMNISTData(ImageData):
 
     def __init__(
         self,
-        batch_size: int = 64,
+        batch_size: PositiveInt = 64,
         path: str = "/usr/share/datasets/fashion-mnist",
-        val_size: int = 5000,
-        limit_train: int | None = None,
+        val_size: PositiveInt = 5000,
+        limit_train: PositiveInt | None = None,
         download: bool = False,
     ) -> None:
         super().__init__(batch_size=batch_size)

@@ -11,6 +11,7 @@ import numpy as np
 import attnkit
 from attnkit.data.hf import HFDataset
 from attnkit.errors import DataError
+from attnkit.ranges import PositiveInt, Rate, Seed
 from attnkit.tasks.vit.data.base import ImageData, ImageSplits, build_splits, carve, check_image_args, check_norm
 from attnkit.tasks.vit.data.images import IMAGE_EXTENSIONS, open_image
 
@@ -43,7 +44,7 @@ class HFImageData(ImageData):
 
     def __init__(
         self,
-        batch_size: int = 64,
+        batch_size: PositiveInt = 64,
         dataset: str | None = None,
         config_name: str | None = None,
         data_dir: str | None = None,
@@ -53,11 +54,11 @@ class HFImageData(ImageData):
         train_split: str = "train",
         val_split: str | None = "validation",
         test_split: str | None = "test",
-        image_size: int = 32,
-        channels: int = 3,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.2,
-        split_seed: int = 0,
+        image_size: PositiveInt = 32,
+        channels: PositiveInt = 3,
+        val_fraction: Rate = 0.1,
+        test_fraction: Rate = 0.2,
+        split_seed: Seed = 0,
         mean: list[float] | None = None,
         std: list[float] | None = None,
         in_memory: bool | None = None,

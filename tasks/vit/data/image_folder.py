@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import attnkit
 from attnkit.data.paths import resolve
 from attnkit.errors import DataError
+from attnkit.ranges import PositiveInt, Rate, Seed
 from attnkit.tasks.vit.data.base import ImageData, ImageSplits, build_splits, carve, check_image_args, check_norm
 from attnkit.tasks.vit.data.images import IMAGE_EXTENSIONS, FileReader
 
@@ -27,13 +28,13 @@ class ImageFolderData(ImageData):
 
     def __init__(
         self,
-        batch_size: int = 64,
+        batch_size: PositiveInt = 64,
         path: str | None = None,
-        image_size: int = 32,
-        channels: int = 3,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.2,
-        split_seed: int = 0,
+        image_size: PositiveInt = 32,
+        channels: PositiveInt = 3,
+        val_fraction: Rate = 0.1,
+        test_fraction: Rate = 0.2,
+        split_seed: Seed = 0,
         mean: list[float] | None = None,
         std: list[float] | None = None,
         in_memory: bool | None = None,
