@@ -87,7 +87,14 @@ def matches(value: Any, expected: Any, *, loose: bool = False) -> bool:
         inside = loose or not ranges or (_numeric(value) and all(value in r for r in ranges))
         return matches(value, base, loose=loose) and inside
     if origin in (typing.Union, types.UnionType):
-        return any(matches(value, arg, loose=loose) for arg in args)
+        plain = [arg for arg in args if not _rich(arg)]
+        if any(matches(value, arg, loose=loose) for arg in plain):
+            return True
+        # a richer arm (`Path`, `Accelerator`, `timedelta`) takes what a config can hold for it, a string or a
+        # mapping (`_target_: ...`), unless a plain arm of that type refused it (`int >= 1 | str | timedelta`)
+        text = isinstance(value, str) or isinstance(value, Mapping) or type(value).__name__ == "DictConfig"
+        refused = any(matches(value, arg, loose=True) for arg in plain)
+        return text and not refused and any(_rich(arg) for arg in args)
     if origin is typing.Literal:
         return any((loose or value == a) and type(value) is type(a) for a in args)
     if expected is float:
@@ -145,6 +152,17 @@ def _notes(expected: Any) -> list[str]:
         own = [m for m in expected.__metadata__ if isinstance(m, str)]
         return list(dict.fromkeys(own + _notes(typing.get_args(expected)[0])))
     return list(dict.fromkeys(n for arg in typing.get_args(expected) for n in _notes(arg)))
+
+
+def _rich(annotation: Any) -> bool:
+    """An annotation `matches` cannot judge (a class such as `Path` or `timedelta`): the component judges it."""
+    base = _base(annotation)
+    origin = typing.get_origin(base)
+    if base is Any or isinstance(base, TypeVar) or base in (int, float, str, bool, type(None), list, tuple, dict):
+        return False
+    if origin in (typing.Union, types.UnionType):
+        return any(_rich(arg) for arg in typing.get_args(base))
+    return origin not in (typing.Literal, list, tuple, Sequence, dict, Mapping)
 
 
 def _base(annotation: Any) -> Any:

@@ -36,7 +36,7 @@ TOP_LEVEL: dict[str, Any] = {
 }
 
 # group -> registry kind whose component (named by the node's `name`) consumes the node
-COMPONENT_GROUPS = ("task", "model", "data", "attention", "pos_enc", "norm", "ffn")
+COMPONENT_GROUPS = ("attention", "pos_enc", "norm", "ffn", "model", "task", "data")  # the groups a user sets first
 # options of a component that hold the spec of another component (a mapping with `name`): checked as that kind
 NESTED_KINDS = ("attention", "pos_enc", "norm", "ffn", "copy")
 

@@ -195,7 +195,7 @@ def test_build_unknown_option_did_you_mean() -> None:
         ("dim", None, "an int"),
         ("dropout", "big", "a number"),
         ("pool", "max", "'cls', 'mean'"),
-        ("kv_heads", "one", "an int or null"),
+        ("kv_heads", "one", "an int >= 1 or null"),
     ],
 )
 def test_build_wrong_type(key, value, needle) -> None:
