@@ -92,7 +92,7 @@ def matches(value: Any, expected: Any, *, loose: bool = False) -> bool:
             return True
         # a richer arm (`Path`, `Accelerator`, `timedelta`) takes what a config can hold for it, a string or a
         # mapping (`_target_: ...`), unless a plain arm of that type refused it (`int >= 1 | str | timedelta`)
-        text = isinstance(value, str) or isinstance(value, Mapping) or type(value).__name__ == "DictConfig"
+        text = isinstance(value, (str, Mapping)) or type(value).__name__ == "DictConfig"
         refused = any(matches(value, arg, loose=True) for arg in plain)
         return text and not refused and any(_rich(arg) for arg in args)
     if origin is typing.Literal:
@@ -182,6 +182,8 @@ def _kind(value: Any) -> str:
         return "true or false"
     if isinstance(value, str):
         return "a string"
+    if isinstance(value, int):
+        return "an int"
     if isinstance(value, float):
         return "a fractional number"
     if isinstance(value, Mapping):

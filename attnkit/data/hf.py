@@ -11,9 +11,12 @@ dataset loads.
 from __future__ import annotations
 
 import os
+import socket
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from attnkit.data.messages import one_line
 from attnkit.data.paths import resolve, resolve_files
@@ -51,6 +54,8 @@ def load_splits(
 
     Hub errors, offline mode, missing files and bad formats become one DataError line.
     """
+    if is_hub_name(builder) and not hub_reachable():
+        go_offline()  # the cache may hold it; else one line at once, not a minute of retries
     import datasets  # lazy: seconds of start-up, needed only when a Hugging Face dataset loads
 
     if data_dir is not None:
@@ -64,6 +69,12 @@ def load_splits(
     try:
         loaded = datasets.load_dataset(builder, config_name, **kwargs)
     except Exception as exc:
+        if is_hub_name(builder) and offline():
+            raise DataError(
+                f"data.dataset={builder!r} is not in the local Hugging Face cache and the hub is not reachable "
+                f"({hub_address()[0]}, or HF_HUB_OFFLINE=1); connect to the network once to download it, or give "
+                f"local files: data.data_dir=... or data.data_files=..."
+            ) from exc
         raise DataError(
             f"cannot load Hugging Face dataset {builder!r}: {one_line(exc)}; check data.dataset, data.config_name, "
             f"data.data_dir, data.data_files (hub datasets need a network or a cache)"
@@ -75,6 +86,50 @@ def load_splits(
             f"dataset {builder!r} has no split {train_split!r}; splits: {', '.join(loaded)}; set data.train_split=..."
         )
     return loaded
+
+
+# `datasets`' own builders, which read local files (no hub)
+LOCAL_BUILDERS = ("json", "csv", "parquet", "text", "arrow", "imagefolder", "audiofolder", "pandas", "webdataset")
+
+
+def is_hub_name(builder: str) -> bool:
+    """Whether `builder` is a dataset on the hub (not a packaged builder, not a local folder or script)."""
+    return builder not in LOCAL_BUILDERS and not os.path.exists(builder)
+
+
+def hub_address() -> tuple[str, int]:
+    """(host, port) of the hub: `HF_ENDPOINT`, by default huggingface.co:443."""
+    url = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    return url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+
+
+def offline() -> bool:
+    """Whether Hugging Face's offline mode is on (`HF_HUB_OFFLINE` or `HF_DATASETS_OFFLINE`)."""
+    return any(os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE") for v in OFFLINE_VARIABLES)
+
+
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """A TCP connection to the hub within `timeout` seconds (none when offline mode is already on)."""
+    if offline():
+        return False
+    try:
+        socket.create_connection(hub_address(), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def go_offline() -> None:
+    """Hugging Face's offline mode, for this process: the cache is read, the hub never tried (its retries take a
+    minute to fail)."""
+    for variable in OFFLINE_VARIABLES:
+        os.environ[variable] = "1"
+    for module, name in (("huggingface_hub.constants", "HF_HUB_OFFLINE"), ("datasets.config", "HF_HUB_OFFLINE")):
+        if module in sys.modules:  # imported already: they read the variables when imported
+            setattr(sys.modules[module], name, True)
 
 
 @dataclass
