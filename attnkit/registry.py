@@ -197,7 +197,8 @@ def _check_kwargs(kind: str, name: str, obj: Any, kwargs: Mapping[str, Any]) -> 
 def type_hints(obj: Any) -> dict[str, Any]:
     """The annotations of a component's arguments (a class's `__init__`, a dataclass's fields), with `Annotated`
     ranges and descriptions kept."""
-    target = obj.__init__ if inspect.isclass(obj) else obj
+    # a dataclass's fields by class (each resolved in the module that declares it: a subclass elsewhere inherits)
+    target = obj.__init__ if inspect.isclass(obj) and not dataclasses.is_dataclass(obj) else obj
     try:
         return typing.get_type_hints(target, include_extras=True)
     except Exception:  # unresolvable annotations: skip type checks rather than refuse the component
