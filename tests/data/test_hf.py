@@ -80,3 +80,45 @@ def test_hf_dataset_resolves_paths_and_refuses_bad_data_files(tmp_path, monkeypa
     )
     with pytest.raises(ConfigError, match="data.data_files=3 must be a path"):
         HFDataset("mine", BUILDERS, data_files=3)
+
+
+def test_an_unreachable_hub_is_one_line_at_once(tmp_path, monkeypatch) -> None:
+    """No network: the probe fails, offline mode is set for the process, and a dataset not in the cache is one line
+    (not a minute of retries)."""
+    from attnkit.data import hf
+
+    tried = []
+
+    def no_network(address, timeout):
+        tried.append((address, timeout))
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(hf.socket, "create_connection", no_network)
+    for variable in hf.OFFLINE_VARIABLES:
+        monkeypatch.setenv(variable, "0")  # restored after the test, whatever go_offline sets
+    import datasets.config
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    with pytest.raises(DataError) as exc:
+        load_splits("no_such_owner/no_such_dataset", cache_dir=str(tmp_path))
+    assert tried == [(("huggingface.co", 443), 3.0)]
+    assert datasets.config.HF_HUB_OFFLINE is True and huggingface_hub.constants.HF_HUB_OFFLINE is True
+    message = one_line(exc)
+    assert "is not in the local Hugging Face cache and the hub is not reachable" in message
+    assert "data.data_dir" in message
+
+
+@pytest.mark.parametrize(("builder", "hub"), [("json", False), ("imagefolder", False), ("cifar10", True)])
+def test_only_hub_names_probe_the_hub(builder, hub) -> None:
+    from attnkit.data.hf import is_hub_name
+
+    assert is_hub_name(builder) is hub
+
+
+def test_hf_endpoint_names_the_probed_host(monkeypatch) -> None:
+    from attnkit.data.hf import hub_address
+
+    monkeypatch.setenv("HF_ENDPOINT", "http://mirror.local:8080")
+    assert hub_address() == ("mirror.local", 8080)
