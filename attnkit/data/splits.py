@@ -42,25 +42,36 @@ def split_sizes(data: Any, splits: Sequence[str] = SPLITS) -> dict[str, int]:
     return sizes
 
 
-def check_sizes(sizes: Mapping[str, int], classes: int | None = None, minimum: int = MIN_SCORED) -> None:
+def check_sizes(
+    sizes: Mapping[str, int],
+    classes: int | None = None,
+    options: Mapping[str, Any] | None = None,
+    minimum: int = MIN_SCORED,
+) -> None:
     """Splits too small to train on or to score, every task's (Task.prepare calls it on the splits a mode uses).
 
     Refused in one line: an empty split, or a training split with fewer examples than `classes` (a class it has
     no example of cannot be learnt). Warned in one line with the numbers, since the run can still go on: a
     validation or test split with fewer than `minimum` examples or than `classes`, whose score says little (of one
-    example: 0 or 1).
+    example: 0 or 1). `options`: the data config, whose keys that size a split (`val_fraction`, `test_size`, ...)
+    the fix names.
     """
+
+    def fix(split: str) -> str:
+        keys = [f"data.{k}" for k in (f"{split}_size", f"{split}_fraction") if k in (options or {})]
+        return f"give more data{', or a larger ' + ' or '.join(keys) if keys else ''}"
+
     for split, n in sizes.items():
         if n == 0:
             raise DataError(
                 f"the {split} split has no example, so nothing can be {'trained' if split == 'train' else 'scored'}; "
-                f"give more data, or a larger data.{split}_fraction (or data.{split}_size) where the source has one"
+                f"{fix(split)}"
             )
     train = sizes.get("train")
     if train is not None and classes and train < classes:
         raise DataError(
-            f"the train split has {train} examples for {classes} classes, so some class has none to learn from; "
-            f"give more data"
+            f"the train split has {train} example{'s' if train != 1 else ''} for {classes} classes, so some class has "
+            f"none to learn from; {fix('train')}"
         )
     for split in ("val", "test"):
         n = sizes.get(split)
@@ -70,6 +81,5 @@ def check_sizes(sizes: Mapping[str, int], classes: int | None = None, minimum: i
         of = f" for {classes} classes" if classes else ""
         warn(
             f"the {split} split has {n} example{'s' if n != 1 else ''}{of}, fewer than {need}: its score says little "
-            f"(one example more or less moves it by {1 / n:.2g}); give more data, or a larger data.{split}_fraction "
-            f"(or data.{split}_size)"
+            f"(one example more or less moves it by {1 / n:.2g}); {fix(split)}"
         )

@@ -244,7 +244,7 @@ class Task:
                 task = self if cfg["task"] == self.recipe() else build_spec("task", cfg["task"])
             setup = task.setup(cfg, loaded, given)
             stages = ("test",) if given.checkpoint is not None else SPLITS
-            check_sizes(split_sizes(loaded.data, stages), setup.context.get("num_classes"))
+            check_sizes(split_sizes(loaded.data, stages), setup.context.get("num_classes"), loaded.cfg)
         setup.warnings = seen
         return cfg, task, setup
 
