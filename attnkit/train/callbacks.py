@@ -96,8 +96,9 @@ class FiniteTraining(pl.Callback):
         spoilt = [name for name, p in pl_module.named_parameters() if not bool(torch.isfinite(p.detach()).all())]
         if spoilt:
             raise TrainingError(
-                f"the weights are no longer finite numbers at step {trainer.global_step} ({len(spoilt)} tensors, "
-                f"first {spoilt[0]}), so no checkpoint was written{self._kept()}; {_advice(trainer, pl_module)}"
+                f"the weights are no longer finite numbers at step {trainer.global_step} ({', '.join(spoilt[:3])}"
+                f"{', ...' if len(spoilt) > 3 else ''}), so no checkpoint was written{self._kept()}; "
+                f"{_advice(trainer, pl_module)}"
             )
 
     def _kept(self) -> str:
