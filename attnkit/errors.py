@@ -24,3 +24,7 @@ class PluginError(AttnkitError, ImportError):
 
 class DataError(AttnkitError, OSError):
     """Missing or unreadable data: a path that does not exist, an image that cannot be decoded."""
+
+
+class TrainingError(AttnkitError, RuntimeError):
+    """Training that went wrong: a loss or weights that are no longer finite numbers."""

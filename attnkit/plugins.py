@@ -9,6 +9,7 @@ import hashlib
 import importlib
 import importlib.util
 import sys
+import traceback
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
@@ -52,9 +53,9 @@ def _load_file(path: Path) -> ModuleType:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         sys.modules.pop(module_name, None)
-        raise PluginError(f"plugin {str(path)!r} failed to import: {type(exc).__name__}: {exc}") from exc
+        raise PluginError(f"plugin {str(path)!r} failed to import: {raised(exc, str(path))}") from exc
     _loaded[key] = module
     return module
 
@@ -68,8 +69,8 @@ def _import_module(name: str) -> ModuleType:
                 f"plugin module {name!r} is not installed; pip install it, or give a file path such as ./{name}.py"
             ) from exc
         raise PluginError(f"plugin module {name!r} failed to import: ModuleNotFoundError: {exc}") from exc
-    except Exception as exc:
-        raise PluginError(f"plugin module {name!r} failed to import: {type(exc).__name__}: {exc}") from exc
+    except (Exception, SystemExit) as exc:
+        raise PluginError(f"plugin module {name!r} failed to import: {raised(exc)}") from exc
 
 
 def load_entry_points() -> list[str]:
@@ -78,10 +79,28 @@ def load_entry_points() -> list[str]:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             ep.load()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise PluginError(
-                f"installed plugin {ep.name!r} ({ep.value}) failed to import: {type(exc).__name__}: {exc}; "
-                f"fix or uninstall that package"
+                f"installed plugin {ep.name!r} ({ep.value}) failed to import: {raised(exc)}; fix or uninstall that "
+                f"package"
             ) from exc
         names.append(ep.name)
     return names
+
+
+def raised(exc: BaseException, path: str | None = None) -> str:
+    """What an import raised, on one line, with where: `RuntimeError: broken (at broken.py:3)`. `path`: the file
+    imported (its last frame in the traceback is the line; else the innermost frame's); a `SystemExit` is said as
+    the `sys.exit` call it was, which a plugin must not make."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        at = f"{Path(exc.filename).name}:{exc.lineno}"
+    else:
+        mine = [f for f in frames if path is not None and f.filename == path] or frames[-1:]
+        at = f"{Path(mine[-1].filename).name}:{mine[-1].lineno}" if mine else ""
+    where = f" (at {at})" if at else ""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r}){where}; a plugin must only define and register, never exit"
+    message = " ".join(str(exc.msg if isinstance(exc, SyntaxError) else exc).split())
+    message = message if len(message) <= 300 else message[:297] + "..."
+    return f"{type(exc).__name__}: {message}{where}" if message else f"{type(exc).__name__}{where}"

@@ -12,13 +12,16 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import re
 import sys
+import traceback
+import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from attnkit.errors import ConfigError, RegistryError
+from attnkit.errors import AttnkitError, ConfigError, RegistryError
 from attnkit.plugins import load_entry_points
 from attnkit.ranges import check_value
 
@@ -139,7 +142,7 @@ def build(kind: str, name: str, /, **kwargs: Any) -> Any:
     """An instance of the registered component, with keyword arguments checked against its signature."""
     obj = get(kind, name)
     _check_kwargs(kind, name, obj, kwargs)
-    return obj(**kwargs)
+    return construct(kind, name, obj, kwargs)
 
 
 def build_spec(kind: str, spec: Any, /, **context: Any) -> Any:
@@ -166,10 +169,70 @@ def build_spec(kind: str, spec: Any, /, **context: Any) -> Any:
         if args.get(key) is None and (takes_any or key in accepted):  # None: let the caller decide
             args[key] = value
     _check_kwargs(kind, name, obj, args)
-    return obj(**args)
+    return construct(kind, name, obj, args, context=tuple(context))
+
+
+def construct(
+    kind: str, name: str, obj: Callable[..., Any], args: Mapping[str, Any], context: tuple[str, ...] = ()
+) -> Any:
+    """`obj(**args)`, its failure said in one line: the component, where it is defined (file:line) and the problem.
+
+    A required argument that nothing gives, an argument the constructor does not take, or any exception it raises
+    (an `AttnkitError` is already such a line, and passes as it is) — built-ins and plugins alike. `context`: the
+    arguments the model offers (`dim`, `heads`, ...), named in the advice.
+    """
+    params = _parameters(obj)
+    missing = [n for n, p in params.items() if p.default is p.empty and p.kind is not p.VAR_KEYWORD and n not in args]
+    if missing:
+        keys = ", ".join(f"{key}=" for key in missing)
+        raise ConfigError(
+            f"{kind} {name!r} ({location(obj)}) needs {keys} but nothing gives it; give each a default in its "
+            f"__init__ (it becomes the option {kind}.{missing[0]}=...)"
+        )
+    try:
+        return obj(**args)
+    except AttnkitError:
+        raise
+    except Exception as exc:
+        unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(exc)) if isinstance(exc, TypeError) else None
+        if unexpected and unexpected.group(1) in args:
+            key = unexpected.group(1)
+            offered = f" (the model offers {', '.join(f'{c}=' for c in context)}; it passes those __init__ names)"
+            raise ConfigError(
+                f"{kind} {name!r} ({location(obj)}) does not accept {key}={args[key]!r}; its __init__ must name each "
+                f"argument it takes{offered if context else ''}, or take none"
+            ) from exc
+        message = " ".join(str(exc).split()) or "(no message)"
+        message = message if len(message) <= 300 else message[:297] + "..."
+        raise ConfigError(
+            f"{kind} {name!r} ({location(obj, exc)}) failed when built: {type(exc).__name__}: {message}"
+        ) from exc
+
+
+def location(obj: Any, exc: BaseException | None = None) -> str:
+    """Where `obj` is defined, as `file.py:line` (a class: its own `__init__`, or its `class` line); with `exc`, the
+    line of that file where it raised (when it did)."""
+    target = inspect.unwrap(obj)
+    if inspect.isclass(target) and inspect.isfunction(vars(target).get("__init__")):
+        target = vars(target)["__init__"]
+    try:
+        path = inspect.getsourcefile(target) or ""
+        lines, line = inspect.getsourcelines(target)
+    except (OSError, TypeError):
+        return getattr(obj, "__module__", "?")
+    line += next((i for i, text in enumerate(lines) if text.lstrip().startswith(("class ", "def "))), 0)
+    if exc is not None:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == path]
+        line = frames[-1].lineno if frames else line
+    return f"{path.rsplit('/', 1)[-1]}:{line}"
 
 
 def _parameters(obj: Any) -> dict[str, inspect.Parameter]:
+    """The keyword parameters of a component's constructor or factory. A class that defines no `__init__` below
+    torch's `nn.Module` takes none (Module's `*args, **kwargs` accept nothing)."""
+    init = getattr(obj, "__init__", None) if inspect.isclass(obj) else None
+    if getattr(init, "__qualname__", "") == "Module.__init__" and getattr(init, "__module__", "").startswith("torch."):
+        return {}
     try:
         params = inspect.signature(obj).parameters
     except (TypeError, ValueError):

@@ -42,6 +42,55 @@ def table() -> list[tuple[str, list[str], list[str]]]:
 ROWS = table()
 
 
+# attention plugins that break the contract: their constructors, or what attend returns (rows name their lines)
+KERNELS = """import attnkit
+from attnkit.nn.attention.base import Attention, repeat_kv
+
+
+class Softmax(Attention):
+    def attend(self, q, k, v, *, key_padding_mask=None, causal=False, bias=None):
+        k, v = repeat_kv(k, q.shape[1]), repeat_kv(v, q.shape[1])
+        return (q @ k.transpose(-2, -1)).softmax(-1) @ v
+
+
+@attnkit.register("attention", "needs_window")
+class NeedsWindow(Softmax):
+    def __init__(self, window, dim=64):
+        super().__init__()
+
+
+@attnkit.register("attention", "passes_kwargs")
+class PassesKwargs(Softmax):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+
+
+@attnkit.register("attention", "raises")
+class Raises(Softmax):
+    def __init__(self, head_dim=8):
+        super().__init__()
+        self.table = {}[head_dim]
+
+
+@attnkit.register("attention", "transposed")
+class Transposed(Softmax):
+    def attend(self, q, k, v, **kwargs):
+        return super().attend(q, k, v, **kwargs).transpose(1, 2)
+
+
+@attnkit.register("attention", "one_query")
+class OneQuery(Softmax):
+    def attend(self, q, k, v, **kwargs):
+        return super().attend(q, k, v, **kwargs).mean(2, keepdim=True)
+
+
+@attnkit.register("attention", "nan_kernel")
+class NaNKernel(Softmax):
+    def attend(self, q, k, v, **kwargs):
+        return super().attend(q, k, v, **kwargs) * float("nan")
+"""
+
+
 class Payload:
     def __reduce__(self):
         return (exec, ("open('pwned', 'w').write('ran')",))
@@ -71,6 +120,8 @@ def files(tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("files")
     (folder / "broken.py").write_text("raise RuntimeError('broken on purpose')\n")
+    (folder / "exits.py").write_text("import sys\n\nsys.exit(3)\n")
+    (folder / "kernels.py").write_text(KERNELS)
     (folder / "notes.txt").write_text("not a plugin, not an image\n")
     (folder / "garbage.ckpt").write_text("not a checkpoint\n")
     torch.save(
@@ -82,6 +133,9 @@ def files(tmp_path_factory) -> Path:
     for i in range(4):
         (folder / "one_class" / "cat").mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(folder / "one_class" / "cat" / f"{i}.png")
+    for i in range(3):
+        (folder / "three_images" / f"class{i}").mkdir(parents=True)
+        Image.new("RGB", (8, 8), (0, i * 40, 0)).save(folder / "three_images" / f"class{i}" / "0.png")
     (folder / "one_label").mkdir()
     rows = [json.dumps({"text": f"text number {i}", "label": "same"}) for i in range(40)]
     (folder / "one_label" / "train.jsonl").write_text("\n".join(rows) + "\n")

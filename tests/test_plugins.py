@@ -137,6 +137,75 @@ def test_plugin_errors_are_one_line(clean_registry, tmp_path) -> None:
     assert isinstance(exc.value, ImportError)
 
 
+def test_a_plugin_that_exits_or_cannot_be_parsed_is_one_line_with_its_line(clean_registry, tmp_path) -> None:
+    (tmp_path / "exits.py").write_text("import sys\n\nsys.exit(3)\n")
+    (tmp_path / "unparsable.py").write_text("import attnkit\n\ndef f(:\n    pass\n")
+    (tmp_path / "deep.py").write_text("def helper():\n    return 1 / 0\n\n\nhelper()\n")
+    answers = {
+        "exits.py": "it called sys.exit(3) (at exits.py:3); a plugin must only define and register, never exit",
+        "unparsable.py": "failed to import: SyntaxError: invalid syntax (at unparsable.py:3)",
+        "deep.py": "failed to import: ZeroDivisionError: division by zero (at deep.py:2)",
+    }
+    for name, answer in answers.items():
+        with pytest.raises(PluginError) as exc:
+            attnkit.load_plugins(tmp_path / name)
+        assert name in one_line(exc) and answer in one_line(exc), one_line(exc)
+
+
+CONSTRUCTORS = """import attnkit
+from attnkit.nn.attention.base import Attention, repeat_kv
+
+
+@attnkit.register("attention", "no_init")
+class NoInit(Attention):
+    def attend(self, q, k, v, *, key_padding_mask=None, causal=False, bias=None):
+        k, v = repeat_kv(k, q.shape[1]), repeat_kv(v, q.shape[1])
+        return (q @ k.transpose(-2, -1)).softmax(-1) @ v
+
+
+@attnkit.register("attention", "needs_window")
+class NeedsWindow(NoInit):
+    def __init__(self, window, dim=None):
+        super().__init__()
+
+
+@attnkit.register("attention", "passes_kwargs")
+class PassesKwargs(NoInit):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+
+
+@attnkit.register("attention", "raises")
+class Raises(NoInit):
+    def __init__(self, head_dim: int = 8):
+        super().__init__()
+        self.table = {}[head_dim]
+"""
+
+
+def test_a_constructor_that_fails_is_one_line_naming_the_component_and_its_line(clean_registry, tmp_path) -> None:
+    """A required argument nothing gives, an argument it does not take, an exception: each names the component and
+    file:line; a kernel without an __init__ of its own takes no arguments (and is given none)."""
+    (tmp_path / "constructors.py").write_text(CONSTRUCTORS)
+    attnkit.load_plugins(tmp_path / "constructors.py")
+    model = ViT((8, 8), 1, 10, dim=16, depth=1, heads=2, attention="no_init")
+    assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+    assert registry.defaults("attention", "no_init") == {"name": "no_init"}
+    answers = {
+        "needs_window": "attention 'needs_window' (constructors.py:14) needs window= but nothing gives it; give each a "
+        "default in its __init__ (it becomes the option attention.window=...)",
+        "passes_kwargs": "attention 'passes_kwargs' (constructors.py:20) does not accept dim=16; its __init__ must "
+        "name each argument it takes (the model offers dim=, heads=, head_dim=, max_length=",
+        "raises": "attention 'raises' (constructors.py:28) failed when built: KeyError: 8",
+    }
+    for name, answer in answers.items():
+        with pytest.raises(attnkit.ConfigError) as exc:
+            ViT((8, 8), 1, 10, dim=16, depth=1, heads=2, attention=name)
+        assert answer in one_line(exc), one_line(exc)
+    with pytest.raises(attnkit.ConfigError, match="has no option 'window'"):
+        attnkit.build("attention", "no_init", window=3)
+
+
 def test_module_plugin_by_name(clean_registry, tmp_path, monkeypatch) -> None:
     (tmp_path / "my_plugin_module.py").write_text(
         "import attnkit\n\n@attnkit.register('ffn', 'my_plugin_ffn')\ndef make(dim: int, width: int = 4):\n"

@@ -402,3 +402,29 @@ def test_attnkit_modules_import_one_another_without_a_cycle() -> None:
     graph = {module: _imported(path, module, set(files)) for module, path in files.items()}
     assert not {m for m in graph["attnkit.registry"] if m.startswith("attnkit.nn")}
     list(graphlib.TopologicalSorter(graph).static_order())  # CycleError names the modules of a circle
+
+
+# --- a constructor that fails -------------------------------------------------------------------------------
+
+
+def test_a_failing_constructor_is_one_line_naming_the_component_and_where(scratch) -> None:
+    """The same for every component, built-in or plugin: an AttnkitError passes as it is (it is already one line),
+    any other exception is said with the component's name, its file:line and what it raised."""
+
+    def halves(dim: int, parts: int = 2):
+        return dim // (parts - 2)
+
+    attnkit.register("ffn", "halves")(halves)
+    line = inspect.getsourcelines(halves)[1] + 1
+    with pytest.raises(ConfigError) as exc:
+        attnkit.build_spec("ffn", {"name": "halves", "parts": 2}, dim=8)
+    assert one_line(exc) == (
+        f"ffn 'halves' (test_registry.py:{line}) failed when built: ZeroDivisionError: integer division or modulo by "
+        f"zero"
+    )
+    assert attnkit.build_spec("ffn", {"name": "halves", "parts": 4}, dim=8) == 4
+    with pytest.raises(ConfigError) as exc:
+        attnkit.build("ffn", "halves")
+    assert one_line(exc).startswith(f"ffn 'halves' (test_registry.py:{line - 1}) needs dim= but nothing gives it")
+    with pytest.raises(ConfigError, match=r"^heads=3 does not divide the width model.dim=16"):
+        attnkit.build("model", "vit", image_size=8, in_channels=1, num_classes=2, dim=16, heads=3)

@@ -2,7 +2,8 @@
 
 The kernel (any registered `attention`) only sees projected heads, so a new variant stays a few dozen lines. The
 layer is built for one use (self, causal self or cross-attention, padded keys or not, at most `max_keys` keys, fed by
-`pos_enc`) and checks once, through `attnkit.nn.capabilities`, that its kernel can serve it.
+`pos_enc`) and checks once, through `attnkit.nn.capabilities`, that its kernel can serve it, then runs the kernel once
+on a tiny input of that layout (`attnkit.nn.probe`), which must give the contract's shape, dtype and finite values.
 
 Incremental decoding (`cache`): a layer built as causal self-attention whose kernel has a recurrent form
 (`supports_recurrent`, and its `recurrent` option left on) and that gets no score bias keeps the kernel's fixed-size
@@ -23,6 +24,7 @@ from attnkit.errors import ConfigError
 from attnkit.nn import capabilities, rates
 from attnkit.nn.attention.base import Attention
 from attnkit.nn.pos_enc.base import PositionalEncoding
+from attnkit.nn.probe import probe_attention
 from attnkit.registry import build_spec
 
 _NO_POSITIONS = PositionalEncoding()  # every hook a no-op
@@ -77,6 +79,18 @@ class MultiHeadAttention(nn.Module):
             max_keys=max_keys,
             pos_enc=pos_enc,
             where=where,
+        )
+        probe_attention(
+            self.attention,
+            heads=heads,
+            kv_heads=kv_heads,
+            head_dim=head_dim,
+            causal=causal,
+            cross=cross,
+            key_padding=key_padding,
+            bias=getattr(pos_enc, "kind", None) == "bias",
+            max_keys=max_keys,
+            options=attention,
         )
         self.causal, self.cross, self.where = causal, cross, where
         self.__dict__["pos_enc"] = _NO_POSITIONS if pos_enc is None else pos_enc  # not a submodule of every layer

@@ -4,6 +4,9 @@
   `weights_only=True`;
 - `RandomState`: the random generators' states saved in each checkpoint and restored on resume, so that a resumed
   run draws the same data order, dropout masks and random features as an uninterrupted one;
+- `FiniteTraining`: a loss that is not a finite number stops training in one line (its step, the last finite loss,
+  what to change), before the step that would spoil the weights; and no checkpoint of weights that are not finite is
+  ever written (over a good one or at all);
 - `InterruptNotice`: Ctrl-C or SIGTERM ends with one line naming the last checkpoint and the command that resumes
   it (SIGTERM: exit status 143, as a shell reports a process that the signal ended);
 - `ResumableCSVLogger`: Lightning's CSV logger, which on resume keeps the rows logged up to the checkpoint (instead
@@ -28,6 +31,7 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from attnkit.errors import TrainingError
 from attnkit.train.checkpoints import save_whole
 
 
@@ -64,6 +68,51 @@ def _flatten(state: tuple) -> tuple:
 
 def _unflatten(values: list) -> tuple:
     return values[0], tuple(values[1:-1]), values[-1]
+
+
+class FiniteTraining(pl.Callback):
+    """Stops a run whose training loss is NaN or infinite (checked before its backward pass, so the weights of the
+    last step are still those of a finite loss), and refuses to write a checkpoint of weights that are not finite:
+    the checkpoints already written stay as they were. One line says the step, the last finite loss and the fix."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.last: tuple[int, Any] | None = None  # (step, loss tensor) of the last finite loss
+
+    def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: Any) -> None:
+        if bool(torch.isfinite(loss.detach()).all()):
+            self.last = (trainer.global_step, loss.detach())
+            return
+        value = loss.detach().float().flatten()[0].item() if loss.numel() else float("nan")
+        before = "no finite loss before it"
+        if self.last is not None:
+            before = f"the last finite one was {self.last[1].float().mean().item():.4g} at step {self.last[0]}"
+        raise TrainingError(
+            f"the training loss became {value} at step {trainer.global_step} ({before}); training stopped"
+            f"{self._kept()}; {_advice(trainer, pl_module)}"
+        )
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        spoilt = [name for name, p in pl_module.named_parameters() if not bool(torch.isfinite(p.detach()).all())]
+        if spoilt:
+            raise TrainingError(
+                f"the weights are no longer finite numbers at step {trainer.global_step} ({', '.join(spoilt[:3])}"
+                f"{', ...' if len(spoilt) > 3 else ''}), so no checkpoint was written{self._kept()}; "
+                f"{_advice(trainer, pl_module)}"
+            )
+
+    def _kept(self) -> str:
+        last = self.run_dir / "checkpoints" / "last.ckpt"
+        return f"; the last good checkpoint {last} is kept" if last.is_file() else " before its first checkpoint"
+
+
+def _advice(trainer: pl.Trainer, pl_module: pl.LightningModule) -> str:
+    """What usually fixes a diverging run: a lower learning rate, gradient clipping."""
+    lr = getattr(getattr(pl_module, "recipe", None), "lr", None)
+    lower = f"lower task.lr (now {lr:g})" if isinstance(lr, (int, float)) else "lower task.lr"
+    clip = trainer.gradient_clip_val
+    clipping = "clip gradients (trainer.gradient_clip_val=1.0)" if not clip else f"clip harder than {clip:g}"
+    return f"{lower} or {clipping}, and start again"
 
 
 class InterruptNotice(pl.Callback):

@@ -21,6 +21,27 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def finite_scores(metrics: dict[str, Any]) -> list[str]:
+    """Replace, in place, every number of `metrics` that is not finite (NaN, inf; nested ones too) by None, which
+    metrics.json writes as null: a NaN score is not a score, and compares false with every other one. Returns a line
+    per value replaced, which says why."""
+    said: list[str] = []
+
+    def clean(node: Any, key: str) -> Any:
+        if isinstance(node, Mapping):
+            return {k: clean(v, f"{key}.{k}" if key else str(k)) for k, v in node.items()}
+        if isinstance(node, float) and not math.isfinite(node):
+            said.append(
+                f"metrics.json: {key} is {node}, not a score, and is written as null (the run gave no finite value "
+                f"for it: a diverged loss, or nothing validated)"
+            )
+            return None
+        return node
+
+    metrics.update(clean(metrics, ""))
+    return said
+
+
 def read_metrics_csv(path: Path) -> list[dict[str, float]]:
     """Rows of Lightning's CSVLogger file, numbers parsed, empty cells dropped."""
     if not path.is_file():

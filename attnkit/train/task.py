@@ -38,6 +38,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
+from attnkit.data.splits import SPLITS, check_sizes, split_sizes
 from attnkit.data.warning import reported_warnings
 from attnkit.errors import ConfigError, DataError
 from attnkit.registry import build_spec
@@ -45,7 +46,14 @@ from attnkit.train import init_from, provenance, run
 from attnkit.train.checkpoints import load_checkpoint, load_weights, resumed_epoch
 from attnkit.train.compile import compile_module
 from attnkit.train.info import describe
-from attnkit.train.reports import plot_learning_curves, print_summary, print_table, read_metrics_csv, write_json
+from attnkit.train.reports import (
+    finite_scores,
+    plot_learning_curves,
+    print_summary,
+    print_table,
+    read_metrics_csv,
+    write_json,
+)
 from attnkit.train.trainer import check_loggers, check_trainer_config, make_trainer
 
 # (recipe key, lowest, highest, highest allowed): checked for every task that has the key
@@ -235,6 +243,8 @@ class Task:
                 cfg = resolved.config
                 task = self if cfg["task"] == self.recipe() else build_spec("task", cfg["task"])
             setup = task.setup(cfg, loaded, given)
+            stages = ("test",) if given.checkpoint is not None else SPLITS
+            check_sizes(split_sizes(loaded.data, stages), setup.context.get("num_classes"), loaded.cfg)
         setup.warnings = seen
         return cfg, task, setup
 
@@ -430,7 +440,12 @@ class Task:
     def report(
         self, cfg: dict[str, Any], run_dir: Path, module: Any, setup: Setup, metrics: dict[str, Any], title: str
     ) -> None:
-        """metrics.json, the learning curves, the task's own files, and the summary table on the terminal."""
+        """metrics.json, the learning curves, the task's own files, and the summary table on the terminal. A score
+        that is not a finite number is null in `metrics` and its file, said in a warning line (and in its
+        `warnings`)."""
+        for line in finite_scores(metrics):
+            print(f"warning: {line}", file=sys.stderr, flush=True)
+            metrics["warnings"] = [*metrics.get("warnings", []), line]
         rows = self.artifacts(cfg, run_dir, module, setup, metrics)
         write_json(run_dir / "metrics.json", metrics)
         plot_learning_curves(

@@ -195,13 +195,13 @@ def make_trainer(
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 
-    from attnkit.train.callbacks import FlushMetrics, InterruptNotice, RandomState, WholeCheckpointIO
+    from attnkit.train.callbacks import FiniteTraining, FlushMetrics, InterruptNotice, RandomState, WholeCheckpointIO
 
     quiet_lightning()
     check_trainer_config(trainer_cfg)
     options = callbacks or {}
     every_n_steps = (options.get("checkpoint") or {}).get("every_n_steps")
-    listed: list[pl.Callback] = [RandomState(), InterruptNotice(run_dir), FlushMetrics()]
+    listed: list[pl.Callback] = [RandomState(), InterruptNotice(run_dir), FlushMetrics(), FiniteTraining(run_dir)]
     if checkpoints:
         folder = run_dir / "checkpoints"
         common = {"dirpath": folder, "auto_insert_metric_name": False, "enable_version_counter": False}

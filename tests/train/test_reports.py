@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from attnkit.train.reports import epoch_curves, plot_learning_curves, read_metrics_csv, write_json
+from attnkit.train.reports import epoch_curves, finite_scores, plot_learning_curves, read_metrics_csv, write_json
 
 CSV = """epoch,step,train/loss_step,train/loss_epoch,train/acc,val/loss,val/acc,test/acc
 0,9,2.0,,,,,
@@ -42,3 +42,15 @@ def test_write_json_replaces_atomically(tmp_path) -> None:
     write_json(path, {"test/acc": 0.99, "params": 10})
     assert json.loads(path.read_text()) == {"params": 10, "test/acc": 0.99}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary file left behind
+
+
+def test_scores_that_are_not_finite_are_null_in_metrics_json_and_said(tmp_path) -> None:
+    metrics = {"test/acc": float("nan"), "val/loss": float("inf"), "ema": {"last_decay": float("nan")}, "steps": 3}
+    said = finite_scores(metrics)
+    assert metrics == {"test/acc": None, "val/loss": None, "ema": {"last_decay": None}, "steps": 3}
+    assert len(said) == 3 and "test/acc is nan, not a score, and is written as null" in said[0]
+    assert "ema.last_decay" in said[2]
+    write_json(tmp_path / "metrics.json", metrics)
+    assert "NaN" not in (tmp_path / "metrics.json").read_text()
+    assert json.loads((tmp_path / "metrics.json").read_text())["test/acc"] is None
+    assert finite_scores({"test/acc": 0.5, "tested": "last"}) == []

@@ -78,3 +78,32 @@ def test_peak_memory_sees_a_short_lived_allocation() -> None:
     with PeakMemory() as after:
         time.sleep(0.1)
     assert during.mb >= before.mb + 350 and after.mb < during.mb - 300
+
+
+def test_splits_too_small_to_score_are_warned_and_too_small_to_train_refused(tmp_path, monkeypatch) -> None:
+    """Task.prepare checks the sizes of the splits a mode uses, for every task: an image folder of four images (two
+    classes) can train, with a warning for each scored split of one image; three images of three classes cannot."""
+    from PIL import Image
+
+    monkeypatch.chdir(tmp_path)
+    for name, layout in (("four", {"a": 2, "b": 2}), ("three", {"a": 1, "b": 1, "c": 1})):
+        for label, n in layout.items():
+            (tmp_path / name / label).mkdir(parents=True)
+            for i in range(n):
+                Image.new("RGB", (8, 8), (i * 60, 0, 0)).save(tmp_path / name / label / f"{i}.png")
+    cfg = compose("data=image_folder", "data.path=four", "data.image_size=8")
+    _, _, setup = make_task(cfg).prepare(cfg)
+    assert setup.warnings == [
+        f"the {split} split has 1 example for 2 classes, fewer than 10: its score says little (one example more or "
+        f"less moves it by 1); give more data, or a larger data.{split}_fraction"
+        for split in ("val", "test")
+    ]
+    cfg = compose("data=image_folder", "data.path=three", "data.image_size=8")
+    with pytest.raises(attnkit.DataError, match="the train split has 1 example for 3 classes"):
+        make_task(cfg).prepare(cfg)
+    cfg = compose("task=translation", "data.train_size=40", "data.val_size=10", "data.test_size=3")
+    _, _, setup = make_task(cfg).prepare(cfg)
+    assert setup.warnings == [
+        "the test split has 3 examples, fewer than 10: its score says little (one example more or less moves it by "
+        "0.33); give more data, or a larger data.test_size"
+    ]
