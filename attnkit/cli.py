@@ -224,10 +224,11 @@ def check_new_folder(folder: Path, key: str) -> None:
     found += [f"{job.name}/{name}" for job in _subfolders(folder) for name in run_files(job)][: max(0, 3 - len(found))]
     if found:
         again = "resume=" + str(folder) if (folder / "checkpoints" / "last.ckpt").is_file() else "resume=<that run>"
+        default = "outputs/multirun/<date>/<time>" if key == "hydra.sweep.dir" else "outputs/<date>/<time>"
         raise ConfigError(
             f"{key}={folder} already holds a run ({', '.join(found[:3])}), which a new run would overwrite; continue a "
             f"training run with {again}, or start fresh in a new or empty folder ({key}=<new folder>, or leave "
-            f"{key} out for outputs/<date>/<time>)"
+            f"{key} out for {default})"
         )
     check_writable(folder)
 
@@ -272,9 +273,9 @@ def check_unfinished(ckpt: Path, trainer: Any) -> None:
     if done:
         key, value = done
         raise ConfigError(
-            f"the run {ckpt.parent.parent} is finished ({key}={value} reached); nothing was changed. To train it "
-            f"further, give a larger {key} with resume= (e.g. {key}={2 * value}); to evaluate it, mode=test "
-            f"ckpt_path={ckpt}"
+            f"the run {ckpt.parent.parent} is finished (trainer.{key}={value} reached); nothing was changed. To "
+            f"train it further, give a larger trainer.{key} with resume= (e.g. trainer.{key}={2 * value}); to "
+            f"evaluate it, mode=test ckpt_path={ckpt}"
         )
 
 

@@ -290,7 +290,7 @@ class Task:
             start=init_from.read(cfg, task=self.name, run_dir=run_dir),
         )
         if given.resumed is not None and (done := finished(given.resumed, cfg["trainer"])):
-            raise ConfigError(f"the run in {run_dir} is finished ({done[0]}={done[1]} reached); give a larger one")
+            raise ConfigError(f"the run in {run_dir} is finished (trainer.{done[0]}={done[1]}); give a larger one")
         cfg, task, setup = self.prepare(cfg, given)
         started = init_from.apply(given.start, setup.net, task=task.name, run_dir=run_dir)
         if getattr(setup.net, "plan", None) is not None:
@@ -507,7 +507,8 @@ class Task:
             if before != now:
                 refused.append(f"{text.lstrip('+~')} (the checkpoint has {_shown(before)})")
         if refused:
-            takes = ", ".join(f"{key}{'.*' if '.' not in key else ''}" for key in applied if key != "mode")
+            shown = [f"{k}.*" if k in ("data", "trainer") else k for k in applied]
+            takes = ", ".join(k for k in shown if k not in ("mode", "ckpt_path", "plugins"))
             raise ConfigError(
                 f"mode={mode} uses the checkpoint as it was trained, so these overrides would be ignored: "
                 f"{'; '.join(refused)}. Drop them (the checkpoint fixes the architecture, vocabulary and classes, and "
