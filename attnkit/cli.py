@@ -269,7 +269,10 @@ def check_unfinished(ckpt: Path, trainer: Any) -> None:
     """`resume=` a run that has trained all it was told to (its last checkpoint reached trainer.max_epochs or
     max_steps, as now given) changes nothing: one line that says so and how to extend it."""
     payload = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
-    done = finished(payload, OmegaConf.to_container(trainer, resolve=True))
+    given = OmegaConf.to_container(trainer, resolve=True)
+    saved = ckpt.parent.parent / "config.yaml"  # what a size rule chose where the config leaves it null
+    chosen = OmegaConf.to_container(OmegaConf.load(saved)).get("trainer") or {} if saved.is_file() else {}
+    done = finished(payload, {**given, **{k: chosen.get(k) for k, v in given.items() if v is None}})
     if done:
         key, value = done
         raise ConfigError(

@@ -504,7 +504,8 @@ class Task:
                 before, now = run.value(saved, key), run.value(mine, key)
             else:
                 before, now = _recorded(recorded, hparams, key), run.value(cfg, key)
-            if before != now:
+            chosen = text.split("=", 1)[1] if "=" in text else None  # `model=vit`: the same choice, options as trained
+            if before != now and not (isinstance(before, dict) and chosen == before.get("name")):
                 refused.append(f"{text.lstrip('+~')} (the checkpoint has {_shown(before)})")
         if refused:
             shown = [f"{k}.*" if k in ("data", "trainer") else k for k in applied]
