@@ -540,7 +540,8 @@ def _recorded(recorded: dict[str, Any], hparams: dict[str, Any], key: str) -> An
     if recorded:
         return run.value(recorded, key)
     model = hparams.get("model") or {}
-    return run.value({"model": model, **{k: model.get(k) for k in FIXED if isinstance(model, dict)}}, key)
+    parts = {k: model.get(k) for k in FIXED if isinstance(model, dict)}  # heads, attention, ... as the model has them
+    return run.value({**parts, "model": model}, key)
 
 
 def _shown(value: Any) -> str:
