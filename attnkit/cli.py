@@ -24,10 +24,11 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from attnkit import config, registry, schema
-from attnkit.errors import AttnkitError, ConfigError
+from attnkit.errors import AttnkitError, ConfigError, DataError
 from attnkit.plugins import load_plugins
 from attnkit.train import summary
-from attnkit.train.checkpoints import resume_target
+from attnkit.train.checkpoints import finished, resume_target
+from attnkit.train.run import run_files, undone_on_failure, write_error
 from attnkit.train.trainer import strategy_name
 
 # Hydra flags that take a value, and flags after which attnkit does not check the overrides itself.
@@ -144,14 +145,21 @@ def main(argv: list[str] | None = None) -> Any:
                 check_multirun_job(cfg, launcher=_value(sample, "hydra/launcher"))
             if _value(overrides, "hydra.sweep.dir") is None and set(flags) <= _MULTIRUN:
                 argv.append(f"hydra.sweep.dir={reserve_dir(Path('outputs') / 'multirun')}")
+            elif _rank_zero() and (sweep := _value(overrides, "hydra.sweep.dir")) is not None:
+                check_new_folder(Path(sweep), "hydra.sweep.dir")
         elif not _PASS_THROUGH.intersection(flags):
             cfg = config.compose(overrides)
             if cfg.mode == "list" and not flags:
                 list_components()
                 return None
             check_values(cfg)
+            resumed = _value(overrides, "resume") not in (None, "", "null")
+            if resumed:
+                check_unfinished(Path(_value(overrides, "resume")), cfg.trainer)
             if _value(overrides, "hydra.run.dir") is None and not flags:
                 argv.append(f"hydra.run.dir={reserve_dir(Path('outputs'))}")
+            elif not flags and not resumed and _rank_zero():
+                check_new_folder(Path(_value(overrides, "hydra.run.dir")), "hydra.run.dir")
         elif _HELP.intersection(flags):
             config.compose(overrides)  # Hydra would print a traceback for a bad override
     except AttnkitError as exc:
@@ -203,15 +211,84 @@ def reserve_dir(root: Path) -> Path:
     `-2`, ... (Hydra would otherwise put them in one folder)."""
     now = datetime.now()
     base = root / now.strftime("%Y-%m-%d") / now.strftime("%H-%M-%S")
-    base.parent.mkdir(parents=True, exist_ok=True)
-    for n in range(1000):
-        path = base if n == 0 else base.with_name(f"{base.name}-{n}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
+    check_writable(base)
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+        for n in range(1000):
+            path = base if n == 0 else base.with_name(f"{base.name}-{n}")
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+    except OSError as exc:
+        raise write_error(exc, None) or exc from exc
     raise ConfigError(f"{base.parent} has 1,000 runs started in one second; give hydra.run.dir=...")
+
+
+def check_new_folder(folder: Path, key: str) -> None:
+    """A run (or sweep) folder given on the command line must not hold a run already, which the new one would
+    overwrite; an empty or new folder is fine. Its nearest existing folder must be writable."""
+    found = run_files(folder)
+    found += [f"{job.name}/{name}" for job in _subfolders(folder) for name in run_files(job)][: max(0, 3 - len(found))]
+    if found:
+        again = "resume=" + str(folder) if (folder / "checkpoints" / "last.ckpt").is_file() else "resume=<that run>"
+        default = "outputs/multirun/<date>/<time>" if key == "hydra.sweep.dir" else "outputs/<date>/<time>"
+        raise ConfigError(
+            f"{key}={folder} already holds a run ({', '.join(found[:3])}), which a new run would overwrite; continue a "
+            f"training run with {again}, or start fresh in a new or empty folder ({key}=<new folder>, or leave "
+            f"{key} out for {default})"
+        )
+    check_writable(folder)
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+
+def check_writable(folder: Path) -> None:
+    """The run folder can be made and written: its nearest existing folder is writable (one line if not)."""
+    existing = folder.resolve()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
+        reason = "read-only file system" if _read_only(existing) else "permission denied"
+        raise DataError(
+            f"cannot write the run folder {folder}: {existing} is not writable ({reason}); give "
+            f"hydra.run.dir=<a folder you can write>, or make it writable"
+        )
+    if existing.exists() and not existing.is_dir():
+        raise DataError(f"cannot make the run folder {folder}: {existing} is a file; give hydra.run.dir=<a folder>")
+
+
+def _read_only(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _rank_zero() -> bool:
+    """Whether this process is the first of its run: the others of a distributed run (started by Lightning, torchrun
+    or SLURM with the same command line) share its folder."""
+    return all(os.environ.get(name, "0") == "0" for name in ("LOCAL_RANK", "RANK", "NODE_RANK", "SLURM_PROCID"))
+
+
+def check_unfinished(ckpt: Path, trainer: Any) -> None:
+    """`resume=` a run that has trained all it was told to (its last checkpoint reached trainer.max_epochs or
+    max_steps, as now given) changes nothing: one line that says so and how to extend it."""
+    payload = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    given = OmegaConf.to_container(trainer, resolve=True)
+    saved = ckpt.parent.parent / "config.yaml"  # what a size rule chose where the config leaves it null
+    chosen = OmegaConf.to_container(OmegaConf.load(saved)).get("trainer") or {} if saved.is_file() else {}
+    done = finished(payload, {**given, **{k: chosen.get(k) for k, v in given.items() if v is None}})
+    if done:
+        key, value = done
+        raise ConfigError(
+            f"the run {ckpt.parent.parent} is finished (trainer.{key}={value} reached); nothing was changed. To "
+            f"train it further, give a larger trainer.{key} with resume= (e.g. trainer.{key}={2 * value}); to "
+            f"evaluate it, mode=test ckpt_path={ckpt}"
+        )
 
 
 def resume_argv(value: str, argv: list[str]) -> list[str]:
@@ -260,11 +337,17 @@ def run(cfg: Any) -> Any:
             return compare(resolved.get("input"), run_dir)
         task = registry.build_spec("task", resolved["task"])
         overrides = list(hydra_cfg.overrides.task)
-        result = getattr(task, resolved["mode"])(resolved, run_dir=run_dir, overrides=overrides)
+        mode = getattr(task, resolved["mode"])
+        if resolved["mode"] == "train":  # it keeps what it made once it has trained a step
+            result = mode(resolved, run_dir=run_dir, overrides=overrides)
+        else:
+            with undone_on_failure(run_dir):  # a failed test, predict or info leaves nothing behind
+                result = mode(resolved, run_dir=run_dir, overrides=overrides)
         if multirun and "optuna" in str(hydra_cfg.sweeper.get("_target_", "")).lower():
             return float(result[summary.primary([summary.Run(run_dir, {}, result)])])  # the sweeper's objective
         return result
     except Exception as exc:
+        exc = write_error(exc, run_dir) or exc  # a full disk or a read-only folder: one line, as a mistake is
         if not multirun and not isinstance(exc, AttnkitError):
             raise
         if multirun and os.environ.get("HYDRA_FULL_ERROR") != "1":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -389,6 +390,129 @@ def test_test_and_predict_from_the_checkpoint(trained, digit_png, tmp_path) -> N
     message = one_error_line(results["unreadable"])
     assert "cannot read image" in message and "x.png" in message
     assert not (tmp_path / "bad_run").exists()
+
+
+# --- run folders are never overwritten or left half-made; a mode does what it is told or says why not ------------
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under `folder`: its bytes and modification time."""
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def test_run_folders_are_never_overwritten_nor_left_half_made(trained, digit_png, tmp_path) -> None:
+    shutil.copytree(trained, tmp_path / "run")
+    before = snapshot(tmp_path / "run")
+    (tmp_path / "empty").mkdir()
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    image, _ = digit_png
+    commands: dict[str, Command] = {
+        "existing": ([*CLI, *TINY, "hydra.run.dir=run"], {}),
+        "finished": ([*CLI, "resume=run"], {}),
+        "empty_folder": ([*CLI, *TINY, "trainer.fast_dev_run=true", "hydra.run.dir=empty"], {}),
+        "bf17": ([*CLI, *TINY, "trainer.precision=bf17", "hydra.run.dir=bf17"], {}),
+        "no_devices": ([*CLI, *TINY, "trainer.devices=0", "hydra.run.dir=dev0"], {}),
+        "ckpt_in_train": ([*CLI, *TINY, f"ckpt_path={ckpt}", "hydra.run.dir=ckpt"], {}),
+        "test_deeper": ([*CLI, "mode=test", f"ckpt_path={ckpt}", "model.depth=8", "heads=4", "hydra.run.dir=t8"], {}),
+        "test_batch": ([*CLI, "mode=test", f"ckpt_path={ckpt}", "data.batch_size=64", "hydra.run.dir=t64"], {}),
+        "predict_lr": (
+            [*CLI, "mode=predict", f"ckpt_path={ckpt}", f"input={image}", "task.lr=0.5", "hydra.run.dir=p"],
+            {},
+        ),
+    }
+    results = run_parallel(commands, tmp_path)
+
+    line = one_error_line(results["existing"])
+    assert "hydra.run.dir=run already holds a run" in line and "resume=run" in line and "outputs/<date>" in line
+    line = one_error_line(results["finished"])
+    assert "is finished (trainer.max_epochs=1 reached); nothing was changed" in line and "trainer.max_epochs=2" in line
+    assert snapshot(tmp_path / "run") == before  # not a byte, not a time stamp: nothing re-tested or rewritten
+    ok(results["empty_folder"])
+    assert (tmp_path / "empty" / "metrics.json").is_file()
+    assert "trainer config refused by Lightning: Precision 'bf17' is invalid" in one_error_line(results["bf17"])
+    assert "refused by Lightning: `Trainer(devices=0)`" in one_error_line(results["no_devices"])
+    line = one_error_line(results["ckpt_in_train"])
+    assert "is for mode=test and mode=predict" in line and "resume=" in line and "init_from=" in line
+    line = one_error_line(results["test_deeper"])
+    assert "model.depth=8 (the checkpoint has 1); heads=4 (the checkpoint has 2)" in line
+    assert "task.lr=0.5 (the checkpoint has 0.003)" in one_error_line(results["predict_lr"])
+    for name in ("bf17", "dev0", "ckpt", "t8", "p"):
+        assert not (tmp_path / name).exists(), f"{name}: a refused run left its folder behind"
+    ok(results["test_batch"])
+    tested = yaml.safe_load((tmp_path / "t64" / "config.yaml").read_text())
+    assert tested["data"]["batch_size"] == 64 and tested["model"]["depth"] == 1 and tested["model"]["dim"] == 16
+
+    extended = ok(attnkit_cli("resume=run", "trainer.max_epochs=2", cwd=tmp_path))  # a finished run, extended
+    assert "trained" in extended.stdout
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"] == 2
+
+
+LIMITED = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of ending the process
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), resource.RLIM_INFINITY))
+from attnkit import cli
+cli.main(sys.argv[2:])
+"""
+
+
+def test_a_full_disk_is_one_line_and_the_checkpoints_stay_whole(trained, tmp_path) -> None:
+    """A file-size limit below a checkpoint's size, as a full disk: the resumed run's first checkpoint cannot be
+    written; one line names it and the OS's reason, and the checkpoints of before are as they were."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained, run_dir)
+    checkpoints = snapshot(run_dir / "checkpoints")
+    limit = (run_dir / "checkpoints" / "last.ckpt").stat().st_size // 2
+    proc = run_python(["-c", LIMITED, str(limit), "resume=run", "trainer.max_epochs=2"], tmp_path)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]  # after the resume's warnings
+    assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+    line = errors[0]
+    assert f"cannot write {run_dir / 'checkpoints'}" in line and "File too large (EFBIG)" in line, line
+    assert "ulimit -f" in line and f"resume={run_dir}" in line
+    assert {k: v[0] for k, v in snapshot(run_dir / "checkpoints").items()} == {k: v[0] for k, v in checkpoints.items()}
+    assert not list(run_dir.rglob("*.tmp")), "a temporary file was left behind"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="runs as root, which writes into a read-only folder; run as a user")
+def test_an_unwritable_output_folder_is_one_line(tmp_path) -> None:
+    (tmp_path / "locked").mkdir(mode=0o555)
+    results = run_parallel(
+        {
+            "run_dir": ([*CLI, *TINY, "hydra.run.dir=locked/run"], {}),
+            "outputs": ([*CLI, *TINY], {}),
+        },
+        tmp_path / "locked",
+    )
+    for name, proc in results.items():
+        line = one_error_line(proc)
+        assert "cannot write the run folder" in line and "is not writable (permission denied)" in line, name
+        assert "hydra.run.dir=<a folder you can write>" in line
+    assert not list((tmp_path / "locked").iterdir())
+
+
+def test_predict_reads_an_input_file_line_by_line(translated, tmp_path) -> None:
+    ckpt = translated / "checkpoints" / "best.ckpt"
+    (tmp_path / "numbers.txt").write_text("seven\n\nthree hundred and twelve\n")
+    predict = [*CLI, "mode=predict", f"ckpt_path={ckpt}"]
+    results = run_parallel(
+        {
+            "file": ([*predict, "input=numbers.txt", "hydra.run.dir=file"], {}),
+            "missing": ([*predict, "input=number.txt", "hydra.run.dir=missing"], {}),
+            "beam": ([*predict, "input=seven", "task.beam=1", "hydra.run.dir=beam"], {}),
+            "vocab": ([*predict, "input=seven", "task.tokenizer.vocab_size=99", "hydra.run.dir=vocab"], {}),
+        },
+        tmp_path,
+    )
+    predictions = json.loads((tmp_path / "file" / "prediction.json").read_text())["predictions"]
+    assert [p["source"] for p in predictions] == ["seven", "three hundred and twelve"]
+    assert ok(results["file"]).stdout.strip().splitlines()[-2:] == [p["output"] for p in predictions]
+    line = one_error_line(results["missing"])
+    assert "input=number.txt looks like a file but" in line and "does not exist" in line
+    assert json.loads((tmp_path / "beam" / "prediction.json").read_text())["decoding"]["beam"] == 1  # applied
+    assert "task.tokenizer.vocab_size=99 (the checkpoint has 150)" in one_error_line(results["vocab"])
+    assert not (tmp_path / "missing").exists() and not (tmp_path / "vocab").exists()
 
 
 # --- distributed data parallel over two CPU processes -------------------------------------------------------

@@ -143,6 +143,16 @@ def files(tmp_path_factory) -> Path:
         "".join(json.dumps({"source": f"s{i}", "target": f"t{i}"}) + "\n" for i in range(40))
     )
     (folder / "array.json").write_text('[{"source": "a", "target": "b"}]\n')
+    for name in ("run", "finished"):  # a run's folder, and one that trained its one epoch
+        (folder / name / "checkpoints").mkdir(parents=True)
+        (folder / name / ".hydra").mkdir()
+        (folder / name / ".hydra" / "overrides.yaml").write_text("- trainer.max_epochs=1\n")
+        (folder / name / "config.yaml").write_text("trainer:\n  max_epochs: 1\n")
+        (folder / name / "metrics.json").write_text('{"test/acc": 0.5}\n')
+        payload = torch.load(folder / "vit.ckpt", weights_only=True)
+        done = {"epoch_progress": {"current": {"processed": 1}}}
+        torch.save({**payload, "epoch": 0, "global_step": 4, "loops": {"fit_loop": done}}, folder / name / "last.ckpt")
+        (folder / name / "last.ckpt").rename(folder / name / "checkpoints" / "last.ckpt")
     return folder
 
 

@@ -167,13 +167,12 @@ class ResumableCSVLogger(CSVLogger):
 
 class WholeRowsWriter(ExperimentWriter):
     """Lightning's CSV writer, which never leaves half a metrics.csv: it starts from `kept` (the rows a resumed run
-    keeps; none: no file), and a save that widens the header (Lightning rewrites the file in place then, so that a
-    kill midway lost every row) writes a temporary file renamed over the old one. Other saves append, as Lightning's
-    do."""
+    keeps; none: no file), and every save writes a temporary file renamed over the old one (Lightning rewrites the
+    file in place when the header widens, and appends otherwise: a kill or a full disk midway lost every row, or left
+    half of one)."""
 
     def __init__(self, log_dir: str, kept: list[dict[str, Any]]) -> None:
         super().__init__(log_dir=log_dir)
-        self.header: list[str] = []  # the columns of the metrics.csv on disk
         self._write(kept)
 
     def _check_log_dir_exists(self) -> None:
@@ -183,11 +182,7 @@ class WholeRowsWriter(ExperimentWriter):
         if not self.metrics:
             return
         self._record_new_keys()
-        if self.metrics_keys != self.header or not os.path.isfile(self.metrics_file_path):
-            self._write([*self._rows(), *self.metrics])
-        else:
-            with open(self.metrics_file_path, "a", newline="") as f:
-                csv.DictWriter(f, fieldnames=self.metrics_keys).writerows(self.metrics)
+        self._write([*self._rows(), *self.metrics])
         self.metrics = []
 
     def _rows(self) -> list[dict[str, Any]]:
@@ -200,7 +195,6 @@ class WholeRowsWriter(ExperimentWriter):
         """metrics.csv := a header and `rows`, renamed into place whole (no rows: no file)."""
         if not rows:
             Path(self.metrics_file_path).unlink(missing_ok=True)
-            self.header = []
             return
         self.metrics_keys = sorted(set(self.metrics_keys).union(*rows))
         tmp = Path(f"{self.metrics_file_path}.{os.getpid()}.tmp")
@@ -214,7 +208,6 @@ class WholeRowsWriter(ExperimentWriter):
             os.replace(tmp, self.metrics_file_path)
         finally:
             tmp.unlink(missing_ok=True)
-        self.header = list(self.metrics_keys)
 
 
 class FlushMetrics(pl.Callback):

@@ -30,6 +30,11 @@ def save_whole(checkpoint: dict[str, Any], path: str | os.PathLike[str]) -> None
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # torch's writer says RuntimeError; the OS's reason is its context
+        cause = exc if isinstance(exc, OSError) else exc.__context__
+        if isinstance(cause, OSError) and cause.errno:
+            raise OSError(cause.errno, cause.strerror, str(path)) from exc
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -72,6 +77,17 @@ def resumed_epoch(checkpoint: dict[str, Any]) -> int:
         return int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
     except (KeyError, TypeError):
         return int(checkpoint.get("epoch", 0))
+
+
+def finished(checkpoint: dict[str, Any], trainer_cfg: dict[str, Any]) -> tuple[str, int] | None:
+    """(`max_epochs` or `max_steps`, its value) when a run resumed from `checkpoint` with these trainer settings
+    would train nothing more, as Lightning judges it (epochs done, or optimizer steps taken); None otherwise."""
+    epochs, steps = trainer_cfg.get("max_epochs"), trainer_cfg.get("max_steps", -1)
+    if isinstance(steps, int) and steps > 0 and int(checkpoint.get("global_step", 0)) >= steps:
+        return "max_steps", steps
+    if isinstance(epochs, int) and epochs > 0 and resumed_epoch(checkpoint) >= epochs:
+        return "max_epochs", epochs
+    return None
 
 
 def load_weights(module: nn.Module, state: dict[str, Any], ckpt: str | os.PathLike[str]) -> None:

@@ -17,8 +17,11 @@ from rich.table import Table
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     """Write JSON atomically (a temporary file renamed into place): an interrupted run never leaves half a file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def finite_scores(metrics: dict[str, Any]) -> list[str]:

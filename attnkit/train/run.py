@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import random
-from collections.abc import Mapping
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +66,96 @@ def with_values(cfg: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, 
             node = node[part]
         node[last] = new
     return out
+
+
+# What attnkit and Hydra write into a run folder: a folder holding any of them holds a run
+RUN_FILES = (
+    "checkpoints",
+    "metrics.csv",
+    "metrics.json",
+    "config.yaml",
+    "prediction.json",
+    "info.json",
+    "summary.md",
+    "multirun.yaml",
+    ".hydra",
+)
+
+
+def run_files(folder: Path) -> list[str]:
+    """The files of a run that `folder` holds (none: it is empty, holds other files only, or does not exist)."""
+    return [name for name in RUN_FILES if (folder / name).exists()] if folder.is_dir() else []
+
+
+@contextmanager
+def undone_on_failure(run_dir: Path, keep: Callable[[], bool] = lambda: False) -> Iterator[None]:
+    """Run the block; if it raises while `keep()` is false, remove what it added to `run_dir` (the folder too when
+    the block made it), so that a run refused before its first training step leaves nothing behind. Files that
+    were there before are left alone."""
+    before = set(os.listdir(run_dir)) if run_dir.is_dir() else None
+    try:
+        yield
+    except BaseException:
+        if not keep() and run_dir.is_dir():
+            for name in set(os.listdir(run_dir)) - (before or set()):
+                path = run_dir / name
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
+            if before is None and not any(run_dir.iterdir()):
+                run_dir.rmdir()
+        raise
+
+
+# errno of the writes that fail for want of room or permission
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def write_error(exc: BaseException, run_dir: Path | None) -> DataError | None:
+    """A failed write (full disk, file-size limit, no permission, read-only disk) as one line naming the file and
+    the OS's reason, with the fix; None for any other exception."""
+    while exc is not None and not (isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS):
+        exc = exc.__cause__ or exc.__context__  # a write error that another one (Lightning's teardown) followed
+    if exc is None:
+        return None
+    where = exc.filename or run_dir or "the run folder"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "give hydra.run.dir=<a folder you can write>, or make it writable"
+    else:
+        fix = "free space on that disk (or raise the file-size limit, ulimit -f) or give hydra.run.dir=<another disk>"
+    kept = ""
+    if run_dir is not None and (run_dir / "checkpoints" / "last.ckpt").is_file():
+        kept = f"; the checkpoints written before are whole: continue with resume={run_dir}"
+    code = errno.errorcode.get(exc.errno, exc.errno)
+    return DataError(f"cannot write {where}: {exc.strerror or exc} ({code}); {fix}{kept}")
+
+
+# suffixes of the text files a predict input may name
+TEXT_SUFFIXES = (".txt", ".text", ".tsv", ".csv", ".jsonl", ".json", ".md", ".src", ".tgt")
+
+
+def text_inputs(value: Any, fix: str) -> list[str] | None:
+    """The texts `input=` gives mode=predict: the lines of the file it names (one input per line, blank lines
+    skipped) when it names an existing file, else the text itself; None when unset (the caller reads stdin). A value
+    that names a folder, or looks like a file name but names none, is refused rather than taken as the text."""
+    if value is None:
+        return None
+    text = str(value)
+    if not text.strip():
+        raise ConfigError(f"input is empty; {fix}")
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"input={text} is a folder; give a text file (one input per line) or the text itself")
+    if path.is_file():
+        try:
+            lines = [line.rstrip("\r\n") for line in path.read_text(encoding="utf-8").splitlines()]
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"input {str(path.resolve())!r} is not UTF-8 text; convert it to UTF-8") from exc
+        lines = [line for line in lines if line.strip()]
+        if not lines:
+            raise ConfigError(f"input {str(path.resolve())!r} is an empty file; give one input per line")
+        return lines
+    if not any(c.isspace() for c in text) and ("/" in text or text.lower().endswith(TEXT_SUFFIXES)):
+        raise ConfigError(
+            f"input={text} looks like a file but {str(path.resolve())!r} does not exist; give an existing file (one "
+            f"input per line), or the text itself"
+        )
+    return [text]

@@ -40,10 +40,10 @@ from torch import nn
 
 from attnkit.data.splits import SPLITS, check_sizes, split_sizes
 from attnkit.data.warning import reported_warnings
-from attnkit.errors import ConfigError, DataError
+from attnkit.errors import AttnkitError, ConfigError, DataError
 from attnkit.registry import build_spec
 from attnkit.train import init_from, provenance, run
-from attnkit.train.checkpoints import load_checkpoint, load_weights, resumed_epoch
+from attnkit.train.checkpoints import finished, load_checkpoint, load_weights, resumed_epoch
 from attnkit.train.compile import compile_module
 from attnkit.train.info import describe
 from attnkit.train.reports import (
@@ -67,6 +67,25 @@ RANGES = (
     ("ema_decay", 0.0, 1.0, False),
 )
 CKPT_HINT = "give ckpt_path=outputs/<date>/<time>/checkpoints/best.ckpt (or last.ckpt)"
+
+# What a checkpoint fixes for mode=test and mode=predict: the model as it was built (with its vocabulary and classes)
+FIXED = ("model", "heads", "attention", "pos_enc", "norm", "ffn", "plan")
+# Keys of the command line that mode=test / mode=predict apply, besides a task's `evaluation_keys`; every other key
+# must be the checkpoint's (or is refused: it would be ignored)
+APPLIED = {
+    "test": ("mode", "ckpt_path", "plugins", "data", "trainer", "seed", "compile"),
+    "predict": ("mode", "ckpt_path", "plugins", "input"),
+}
+
+
+class FirstStep:
+    """Whether a run has taken a training step of its own (a resumed run: beyond its checkpoint's step)."""
+
+    trainer: Any = None
+    resumed_step: int = 0
+
+    def taken(self) -> bool:
+        return self.trainer is not None and self.trainer.global_step > self.resumed_step
 
 
 @dataclass(frozen=True)
@@ -134,8 +153,10 @@ class Task:
 
     Class attributes: `name` (as registered), `title` (report headings), `monitor` (the validation metric that picks
     the best checkpoint), `monitor_mode` (`max`: higher is better, or `min`), `inherits` (model keys taken from an
-    `init_from` checkpoint of this task where the config leaves them null) and `batches_shard` (its batch sampler
-    shards the data across processes itself, so Lightning must not add a distributed sampler). A `test_checkpoint`
+    `init_from` checkpoint of this task where the config leaves them null), `batches_shard` (its batch sampler
+    shards the data across processes itself, so Lightning must not add a distributed sampler) and
+    `evaluation_keys` (dotted keys, such as decoding options, that mode=test and mode=predict take from the command
+    line on top of the checkpoint's: see `checked_overrides`). A `test_checkpoint`
     field ("last" or "best") says which weights are tested after training.
     """
 
@@ -145,6 +166,7 @@ class Task:
     monitor_mode: ClassVar[str] = "max"
     inherits: ClassVar[tuple[str, ...]] = ()
     batches_shard: ClassVar[bool] = False
+    evaluation_keys: ClassVar[tuple[str, ...]] = ()
 
     # -- the recipe ----------------------------------------------------------------------------------------------
 
@@ -256,15 +278,29 @@ class Task:
         With `cfg["resume"]` (a checkpoint of this run, set by `python -m attnkit resume=<run>`), training continues
         from it in the same run directory: weights, optimizer, schedule, moving average, epoch, data order and
         random state, as if it had never stopped.
+
+        Refused before its first training step (by attnkit or by Lightning), a run leaves nothing in `run_dir`.
         """
+        if cfg.get("ckpt_path"):
+            raise ConfigError(
+                f"ckpt_path={cfg['ckpt_path']} is for mode=test and mode=predict, and training does not read it: to "
+                f"continue that run give resume=<its run folder>; to train from its weights give init_from=<the .ckpt>"
+            )
         check_trainer_config(cfg["trainer"])
         check_loggers(cfg.get("logger"))
+        step = FirstStep()
+        with run.undone_on_failure(run_dir, keep=step.taken):
+            return self._train(cfg, run_dir, list(overrides or []), step)
+
+    def _train(self, cfg: dict[str, Any], run_dir: Path, overrides: list[str], step: FirstStep) -> dict[str, Any]:
         resume = cfg.get("resume")
         given = Given(
-            list(overrides or []),
+            overrides,
             resumed=load_checkpoint(resume, self.name) if resume else None,
             start=init_from.read(cfg, task=self.name, run_dir=run_dir),
         )
+        if given.resumed is not None and (done := finished(given.resumed, cfg["trainer"])):
+            raise ConfigError(f"the run in {run_dir} is finished (trainer.{done[0]}={done[1]}); give a larger one")
         cfg, task, setup = self.prepare(cfg, given)
         started = init_from.apply(given.start, setup.net, task=task.name, run_dir=run_dir)
         if getattr(setup.net, "plan", None) is not None:
@@ -280,20 +316,30 @@ class Task:
                 f"examples, data.batch_size={getattr(setup.source, 'batch_size', '?')}); give more data or a "
                 f"smaller batch"
             )
-        run.save_config(cfg, run_dir)
-        provenance.record(run_dir, setup.data_cfg, provenance.content_digest(setup.data))
-
-        trainer = make_trainer(
+        resumed_step = None if given.resumed is None else int(given.resumed.get("global_step", 0))
+        trainer = make_trainer(  # before anything is written: Lightning's refusals leave no file
             task.trainer_config(cfg),
             run_dir,
             monitor=task.monitor,
             mode=task.monitor_mode,
-            resumed_step=None if given.resumed is None else int(given.resumed.get("global_step", 0)),
+            resumed_step=resumed_step,
             loggers=cfg.get("logger"),
             callbacks=cfg.get("callbacks"),
         )
+        step.trainer, step.resumed_step = trainer, resumed_step or 0
+        run.save_config(cfg, run_dir)
+        provenance.record(run_dir, setup.data_cfg, provenance.content_digest(setup.data))
         with PeakMemory() as memory:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+            try:
+                trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+            except Exception as exc:
+                if step.taken() or isinstance(exc, AttnkitError) or run.write_error(exc, None):
+                    raise
+                message = " ".join(str(exc).split())[:400] or "(no message)"
+                raise ConfigError(
+                    f"the run was refused before its first training step: {type(exc).__name__}: {message} "
+                    f"(HYDRA_FULL_ERROR=1 shows where)"
+                ) from exc
         if trainer.global_step == 0:
             raise DataError(
                 "no training step ran (trainer.limit_train_batches=0, or an empty epoch); nothing was trained, so "
@@ -330,7 +376,8 @@ class Task:
     def test(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
         """Evaluate a checkpoint on the test split of its own data (or of `data=...` given on the command line), with
         the recipe it was trained with (and the `task.<key>=...` of the command line on top)."""
-        ckpt, payload = self.checkpoint(cfg)
+        ckpt, payload = self.checkpoint(cfg, overrides)
+        cfg = self.checkpoint_config(cfg, payload, overrides)
         for change in provenance.compare(Path(ckpt).resolve().parent.parent):
             print(f"warning: {change}; its scores may differ from the run's", file=sys.stderr, flush=True)
         task = build_spec("task", self.saved_recipe(payload, overrides))
@@ -426,16 +473,58 @@ class Task:
             run_dir.mkdir(parents=True, exist_ok=True)
             write_json(run_dir / "prediction.json", result)
 
+    def checkpoint_config(
+        self, cfg: dict[str, Any], payload: dict[str, Any], overrides: list[str] | None
+    ) -> dict[str, Any]:
+        """The config a test of the checkpoint runs with (and records in config.yaml): the model as the checkpoint
+        built it and the seed its run split the data with (unless the command line sets one)."""
+        recorded = payload["attnkit"].get("config") or {}
+        kept = [key for key in (*FIXED, "seed") if key in recorded]
+        return {**cfg, **{k: recorded[k] for k in kept if not (k == "seed" and run.overridden(overrides, "seed"))}}
+
     def saved_recipe(self, checkpoint: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
         """The recipe a checkpoint was trained with, and on top of it the `task.<key>=...` of the command line."""
         saved = dict(checkpoint["hyper_parameters"]["task"])
         mine = self.recipe()
         return {**saved, **{k: mine[k] for k in saved if k != "name" and run.overridden(overrides, f"task.{k}")}}
 
-    def checkpoint(self, cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
-        """The `ckpt_path` of the config and its contents, refused with one line unless this task wrote it."""
+    def checkpoint(self, cfg: dict[str, Any], overrides: list[str] | None = None) -> tuple[Path, dict[str, Any]]:
+        """The `ckpt_path` of the config and its contents, refused with one line unless this task wrote it, or when
+        the command line's `overrides` ask for what the checkpoint fixes (see `checked_overrides`)."""
         ckpt = run.user_path(cfg.get("ckpt_path"), "ckpt_path", CKPT_HINT)
-        return ckpt, load_checkpoint(ckpt, self.name)
+        payload = load_checkpoint(ckpt, self.name)
+        self.checked_overrides(cfg, payload, overrides)
+        return ckpt, payload
+
+    def checked_overrides(self, cfg: dict[str, Any], payload: dict[str, Any], overrides: list[str] | None) -> None:
+        """mode=test and mode=predict use the checkpoint as it was trained: an override of the command line that
+        they cannot apply (the architecture, the vocabulary, a training setting) and that differs from the
+        checkpoint's value is refused in one line naming each, instead of being ignored. They apply `APPLIED` and
+        the task's `evaluation_keys` (decoding options and the like)."""
+        mode = cfg.get("mode", "test")
+        applied = (*APPLIED.get(mode, APPLIED["test"]), *self.evaluation_keys)
+        recorded, hparams = payload["attnkit"].get("config") or {}, payload["hyper_parameters"]
+        saved, mine = {"task": hparams["task"]}, {"task": self.recipe()}
+        refused = []
+        for text in overrides or []:
+            key = text.lstrip("+~").split("=", 1)[0]
+            if key in ("task", "experiment") or key.startswith("hydra.") or _under(key, applied):
+                continue
+            if key.startswith("task."):
+                before, now = run.value(saved, key), run.value(mine, key)
+            else:
+                before, now = _recorded(recorded, hparams, key), run.value(cfg, key)
+            chosen = text.split("=", 1)[1] if "=" in text else None  # `model=vit`: the same choice, options as trained
+            if before != now and not (isinstance(before, dict) and chosen == before.get("name")):
+                refused.append(f"{text.lstrip('+~')} (the checkpoint has {_shown(before)})")
+        if refused:
+            shown = [f"{k}.*" if k in ("data", "trainer") else k for k in applied]
+            takes = ", ".join(k for k in shown if k not in ("mode", "ckpt_path", "plugins"))
+            raise ConfigError(
+                f"mode={mode} uses the checkpoint as it was trained, so these overrides would be ignored: "
+                f"{'; '.join(refused)}. Drop them (the checkpoint fixes the architecture, vocabulary and classes, and "
+                f"training settings do nothing here), or train a run with them; mode={mode} takes {takes}"
+            )
 
     def report(
         self, cfg: dict[str, Any], run_dir: Path, module: Any, setup: Setup, metrics: dict[str, Any], title: str
@@ -455,6 +544,25 @@ class Task:
             title=f"{self.name} on {setup.data_cfg.get('name', '?')}",
         )
         print_summary(title, {**self.summary(metrics), **rows, "run directory": str(run_dir)})
+
+
+def _under(key: str, prefixes: tuple[str, ...]) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+
+def _recorded(recorded: dict[str, Any], hparams: dict[str, Any], key: str) -> Any:
+    """The value a checkpoint's run had at `key`: its recorded config's, else (an older checkpoint) its model's."""
+    if recorded:
+        return run.value(recorded, key)
+    model = hparams.get("model") or {}
+    parts = {k: model.get(k) for k in FIXED if isinstance(model, dict)}  # heads, attention, ... as the model has them
+    return run.value({**parts, "model": model}, key)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict) and "name" in value:
+        return str(value["name"])
+    return "nothing" if value is None else str(value)
 
 
 def warn_if_config_changed(saved: Path, cfg: dict[str, Any]) -> None:

@@ -139,14 +139,13 @@ class ClassifyTask(Task):
         }
 
     def predict(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
-        """Classify `input="a text"`, or each line of stdin: print the label and its probability."""
+        """Classify `input="a text"`, each line of the file `input=texts.txt`, or each line of stdin: print the label
+        and its probability."""
 
-        ckpt, payload = self.checkpoint(cfg)
+        ckpt, payload = self.checkpoint(cfg, overrides)
         saved = payload["attnkit"]
-        value = cfg.get("input")
-        if value is not None and not str(value).strip():
-            raise ConfigError('input is empty; give input="a text", or leave input unset to read lines from stdin')
-        texts = [str(value)] if value is not None else _stdin_lines()
+        fix = 'give input="a text" or input=texts.txt, or leave input unset to read lines from stdin'
+        texts = run.text_inputs(cfg.get("input"), fix) or _stdin_lines()
         tokenizer = Tokenizers.from_state(saved["tokenizers"]).src
         model = model_from_checkpoint(payload)
         classes, limit = saved["classes"], saved["max_len"]

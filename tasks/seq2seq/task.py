@@ -77,6 +77,12 @@ class Seq2SeqTask(Task):
     sample_source_chars: ClassVar[int | None] = None  # sources in the sample table are cut to this many characters
     inherits: ClassVar[tuple[str, ...]] = ("dim", "depth", "decoder_depth")  # an init_from run's, where left null
     batches_shard: ClassVar[bool] = True
+    # what test and predict take from the command line: how to decode, the sample table, what to do with long inputs
+    evaluation_keys: ClassVar[tuple[str, ...]] = (
+        *(f"task.{f.name}" for f in dataclasses.fields(DecodeOptions)),
+        "task.samples",
+        "data.on_long",
+    )
 
     lr: PositiveFloat = 5e-4
     weight_decay: NonNegativeFloat = 1e-4
@@ -333,7 +339,7 @@ class Seq2SeqTask(Task):
 
     def predict(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
         """Generate an output for each text of `read_inputs` (one output line each), saved to prediction.json."""
-        ckpt, payload = self.checkpoint(cfg)
+        ckpt, payload = self.checkpoint(cfg, overrides)
         saved = payload["attnkit"]
         texts = self.read_inputs(cfg.get("input"))
         tokenizers = Tokenizers.from_state(saved["tokenizers"])
@@ -362,10 +368,10 @@ class Seq2SeqTask(Task):
     # -- what tasks may change ---------------------------------------------------------------------------------
 
     def read_inputs(self, value: Any) -> list[str]:
-        """What `mode=predict` generates from: `input="a sentence"`, else every line of stdin."""
-        if value is not None and not str(value).strip():
-            raise ConfigError('input is empty; give input="a sentence", or leave input unset to read lines from stdin')
-        return [str(value)] if value is not None else read_stdin()
+        """What `mode=predict` generates from: `input="a sentence"`, each line of the file `input=sentences.txt`,
+        else every line of stdin."""
+        fix = 'give input="a sentence" or input=sentences.txt, or leave input unset to read lines from stdin'
+        return run.text_inputs(value, fix) or read_stdin()
 
     def baselines(self, pairs: TextPairs, scorer: Scorer, stages: tuple[str, ...]) -> dict[str, Any]:
         """Scores of simple baselines on `stages` (e.g. `test/lead_rougeL`), reported beside the model's."""

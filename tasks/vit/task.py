@@ -51,6 +51,7 @@ class VitTask(Task):
 
     name: ClassVar[str] = "vit"
     title: ClassVar[str] = "ViT"
+    evaluation_keys: ClassVar[tuple[str, ...]] = ("task.attention_maps",)
 
     lr: PositiveFloat = 3e-3
     weight_decay: NonNegativeFloat = 0.1
@@ -141,7 +142,7 @@ class VitTask(Task):
 
     def predict(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
         """Classify one image file: print the top classes with their probabilities."""
-        ckpt, payload = self.checkpoint(cfg)
+        ckpt, payload = self.checkpoint(cfg, overrides)
         image_path = run.user_path(cfg.get("input"), "input", "give input=path/to/image.png")
         info = payload["attnkit"]["data_info"]
         model = model_from_checkpoint(payload)

@@ -83,6 +83,12 @@ def test_predict_one_text_and_stdin(trained, tmp_path, monkeypatch, capsys) -> N
     with pytest.raises(ConfigError) as exc:
         make_task(cfg).predict({**cfg, "input": " "}, run_dir=tmp_path / "x", overrides=[])
     assert "input is empty" in one_line(exc)
+    (tmp_path / "texts.txt").write_text("bad bad plot\n\ngood good light\n")
+    read = make_task(cfg).predict({**cfg, "input": str(tmp_path / "texts.txt")}, run_dir=tmp_path / "f", overrides=[])
+    assert [(p["input"], p["label"]) for p in read["predictions"]] == [
+        ("bad bad plot", "negative"),
+        ("good good light", "positive"),
+    ]  # the file's lines, not its name
 
 
 def test_listops_trains_and_reports_the_majority_baseline(tmp_path, monkeypatch) -> None:

@@ -7,7 +7,14 @@ import torch
 from checks import one_line
 
 from attnkit import ConfigError, DataError, registry
-from attnkit.train.checkpoints import load_checkpoint, load_weights, model_from_checkpoint, resume_target, save_whole
+from attnkit.train.checkpoints import (
+    finished,
+    load_checkpoint,
+    load_weights,
+    model_from_checkpoint,
+    resume_target,
+    save_whole,
+)
 
 
 class Explodes:
@@ -109,3 +116,12 @@ def test_resume_target(tmp_path) -> None:
     with pytest.raises(DataError) as exc:
         resume_target(elsewhere)
     assert "not an attnkit run directory" in one_line(exc)
+
+
+def test_a_run_is_finished_when_its_epochs_or_steps_are_reached() -> None:
+    after_two_epochs = {"global_step": 8, "loops": {"fit_loop": {"epoch_progress": {"current": {"processed": 2}}}}}
+    assert finished(after_two_epochs, {"max_epochs": 2, "max_steps": -1}) == ("max_epochs", 2)
+    assert finished(after_two_epochs, {"max_epochs": 3, "max_steps": -1}) is None  # extended: it goes on
+    assert finished(after_two_epochs, {"max_epochs": 10, "max_steps": 8}) == ("max_steps", 8)
+    assert finished(after_two_epochs, {"max_epochs": -1, "max_steps": 20}) is None
+    assert finished({"epoch": 0, "global_step": 3}, {"max_epochs": 1}) is None  # killed within its first epoch

@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 import torch
-from checks import compose, make_task
+from checks import compose, make_task, one_line
 
 import attnkit
 from attnkit import registry
@@ -107,3 +107,42 @@ def test_splits_too_small_to_score_are_warned_and_too_small_to_train_refused(tmp
         "the test split has 3 examples, fewer than 10: its score says little (one example more or less moves it by "
         "0.33); give more data, or a larger data.test_size"
     ]
+
+
+def checkpoint_of(*overrides: str) -> dict:
+    """What test and predict read of a checkpoint trained with `overrides`: its recorded config and recipe."""
+    trained = compose(*overrides)
+    return {"attnkit": {"config": trained}, "hyper_parameters": {"task": trained["task"], "model": trained["model"]}}
+
+
+def checked(payload: dict, mode: str, *overrides: str) -> None:
+    cfg = compose(f"mode={mode}", *overrides)
+    make_task(cfg).checked_overrides(cfg, payload, list(overrides))
+
+
+def test_test_and_predict_take_what_they_apply_and_what_the_checkpoint_has() -> None:
+    vit = checkpoint_of("model.depth=1", "heads=2", "task.lr=0.01")
+    checked(vit, "test", "model.depth=1", "heads=2", "task.lr=0.01", "model=vit", "attention=softmax")  # as trained
+    checked(vit, "test", "data.batch_size=8", "trainer.devices=1", "seed=3", "task.attention_maps=0")  # applied
+    checked(vit, "predict", "input=digit.png", "task.attention_maps=0")
+    translation = checkpoint_of("task=translation", "task.tokenizer.vocab_size=150")
+    checked(translation, "predict", "task=translation", "task.beam=1", "task.max_len=9", "data.on_long=error")
+
+
+@pytest.mark.parametrize(
+    ("trained", "mode", "overrides", "named"),
+    [
+        ((), "test", ("model.depth=8", "attention=linear"), ("model.depth=8 (the checkpoint has 4)", "has softmax")),
+        (("heads=2",), "predict", ("heads=4", "pos_enc=rope"), ("heads=4 (the checkpoint has 2)", "pos_enc=rope")),
+        (("task.lr=0.01",), "test", ("task.lr=0.5",), ("task.lr=0.5 (the checkpoint has 0.01)",)),
+        ((), "predict", ("data.batch_size=8", "seed=1"), ("data.batch_size=8", "seed=1 (the checkpoint has 0)")),
+        (("task=translation",), "test", ("task=translation", "task.tokenizer.vocab_size=99"), ("vocab_size=99",)),
+    ],
+)
+def test_test_and_predict_refuse_in_one_line_what_they_would_ignore(trained, mode, overrides, named) -> None:
+    payload = checkpoint_of(*trained)
+    with pytest.raises(attnkit.ConfigError) as exc:
+        checked(payload, mode, *overrides)
+    message = one_line(exc)
+    assert message.startswith(f"mode={mode} uses the checkpoint as it was trained")
+    assert all(fragment in message for fragment in named), message
