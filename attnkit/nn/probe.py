@@ -121,8 +121,10 @@ def probe_attention(
     `[2, kv_heads, Nk, head_dim]` (Nk = N, or N + 2 for cross-attention), `causal`, the last key of the second sample
     padded with `key_padding`, a zero score bias `[1, heads, N, Nk]` with `bias`. `options`: the kernel's spec."""
     batch = 2
-    nq = probe_length(max_keys, batch, heads, kv_heads, head_dim)
-    nk = nq if not cross else probe_length(max_keys, batch, heads, kv_heads, head_dim, nq, nq + 1)
+    limits = [n for n in (max_keys, getattr(kernel, "max_length", None)) if isinstance(n, int)]
+    limit = min(limits) if limits else None  # the most keys the model gives, or the kernel takes
+    nq = probe_length(limit, batch, heads, kv_heads, head_dim)
+    nk = nq if not cross else probe_length(limit, batch, heads, kv_heads, head_dim, nq, nq + 1)
     dtype = torch.get_default_dtype()
     device = next((t.device for t in [*kernel.parameters(), *kernel.buffers()]), torch.device("cpu"))
     layout = (heads, kv_heads, head_dim, causal, cross, key_padding, bias, max_keys, dtype, device.type)
