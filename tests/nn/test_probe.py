@@ -143,3 +143,30 @@ def test_every_registered_kernel_keeps_the_contract_on_every_use_it_supports(nam
     probe._passed.clear()  # probe again, whatever was built before in this process
     layer = MultiHeadAttention(32, heads, kv_heads=kv_heads, attention=name, max_keys=64, **use)
     assert any(key[0] is type(layer.attention) for key in probe._passed)
+
+
+def test_probe_serves_any_kind_that_maps_tensors_to_a_known_shape() -> None:
+    """The mechanism is not the kernel's alone: a token-mixing layer `[B, N, D] -> [B, N, D]` (here an ffn) is
+    probed by giving its input and the shape it must return."""
+    x = torch.randn(2, 5, 16)
+
+    class Widening(nn.Module):
+        def forward(self, x):
+            return torch.cat([x, x], dim=-1)
+
+    with restored_registry():
+        attnkit.register("ffn", "widening")(Widening)
+        layer = attnkit.build_spec("ffn", "widening")
+        with pytest.raises(ConfigError) as exc:
+            probe.probe(
+                layer,
+                "ffn",
+                lambda m: m(x),
+                expected=x.shape,
+                dtype=x.dtype,
+                given="x of [2, 5, 16]",
+                rule="forward must return [B, N, D]",
+            )
+    assert one_line(exc).startswith("ffn 'widening' (test_probe.py:")
+    assert one_line(exc).endswith("returned shape [2, 5, 32] for x of [2, 5, 16]; forward must return [B, N, D]")
+    probe.probe(nn.Identity(), "ffn", lambda m: m(x), expected=x.shape, dtype=x.dtype, given="x", rule="-")
