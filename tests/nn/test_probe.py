@@ -155,6 +155,7 @@ LAYOUTS = {  # (heads, kv_heads, use): the uses every model of attnkit builds
     "grouped": (4, 2, {}),
     "padded": (4, 4, {"key_padding": True}),
     "causal": (4, 1, {"causal": True}),
+    "causal_padded": (4, 2, {"causal": True, "key_padding": True}),
     "cross": (2, 2, {"cross": True, "key_padding": True}),
 }
 
