@@ -88,6 +88,11 @@ class OneQuery(Softmax):
 class NaNKernel(Softmax):
     def attend(self, q, k, v, **kwargs):
         return super().attend(q, k, v, **kwargs) * float("nan")
+
+
+@attnkit.register("attention", "sees_the_future")
+class SeesTheFuture(Softmax):
+    pass
 """
 
 

@@ -8,7 +8,9 @@ the random generators left as they were (the model built next, and the run, are 
 and remembers each (class, options, layout) that passed, so a model of many layers pays for one call.
 `probe_attention` gives it a kernel's input: q `[B, H, N, D]` and k, v `[B, Hkv, Nk, D]` with the model's heads,
 key/value heads and head width, causal or cross as built, a padding mask and a score bias where the model gives
-them. A token mixer (`[B, N, D] -> [B, N, D]`) is probed the same way, with x `[B, N, D]` and its expected shape.
+them; and checks that the masks hold: a causal kernel's earlier queries do not change when the last key does, and no
+output changes when a padded key does (a kernel that lets a decoder see the future would train well and decode
+nonsense). A token mixer (`[B, N, D] -> [B, N, D]`) is probed the same way, with x `[B, N, D]` and its expected shape.
 """
 
 from __future__ import annotations
@@ -47,9 +49,11 @@ def probe(
     given: str,
     rule: str,
     key: Hashable | None = None,
+    checks: Sequence[Callable[[nn.Module, Tensor], tuple[str, str] | None]] = (),
 ) -> None:
     """Run `call(copy of component)` once and refuse, in one line, an output that is not a tensor of shape `expected`
-    and `dtype` with finite values. `given` says the input (`q of [2, 4, 5, 8]`), `rule` what the contract asks;
+    and `dtype` with finite values, or that one of `checks(copy, output)` finds wrong (each returns None, or what is
+    wrong and the rule it breaks). `given` says the input (`q of [2, 4, 5, 8]`), `rule` what the contract asks;
     `key` (None: no memory) skips a probe that passed before."""
     if key is not None and key in _passed:
         return
@@ -60,6 +64,12 @@ def probe(
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         try:
             out = call(trial)
+            problem = _problem(out, tuple(expected), dtype)
+            if problem:
+                raise ConfigError(f"{name} ({_where(component)}) returned {problem} for {given}; {rule}")
+            for check in checks:
+                if (broken := check(trial, out)) is not None:
+                    raise ConfigError(f"{name} ({_where(component)}) {broken[0]} for {given}; {broken[1]}")
         except AttnkitError:
             raise
         except Exception as exc:
@@ -68,9 +78,6 @@ def probe(
                 f"{name} ({_where(component, exc)}) failed on a probe input ({given}): {type(exc).__name__}: "
                 f"{message}; {rule}"
             ) from exc
-    problem = _problem(out, tuple(expected), dtype)
-    if problem:
-        raise ConfigError(f"{name} ({_where(component)}) returned {problem} for {given}; {rule}")
     if key is not None:
         _passed.add(key)
 
@@ -119,10 +126,13 @@ def probe_attention(
 ) -> None:
     """Probe an attention kernel on the layout a multi-head layer gives it: q `[2, heads, N, head_dim]`, k and v
     `[2, kv_heads, Nk, head_dim]` (Nk = N, or N + 2 for cross-attention), `causal`, the last key of the second sample
-    padded with `key_padding`, a zero score bias `[1, heads, N, Nk]` with `bias`. `options`: the kernel's spec."""
+    padded with `key_padding`, a zero score bias `[1, heads, N, Nk]` with `bias`; the masks checked by changing the
+    last key (causal) and the padded one. `options`: the kernel's spec."""
     batch = 2
-    nq = probe_length(max_keys, batch, heads, kv_heads, head_dim)
-    nk = nq if not cross else probe_length(max_keys, batch, heads, kv_heads, head_dim, nq, nq + 1)
+    limits = [n for n in (max_keys, getattr(kernel, "max_length", None)) if isinstance(n, int)]
+    limit = min(limits) if limits else None  # the most keys the model gives, or the kernel takes
+    nq = probe_length(limit, batch, heads, kv_heads, head_dim)
+    nk = nq if not cross else probe_length(limit, batch, heads, kv_heads, head_dim, nq, nq + 1)
     dtype = torch.get_default_dtype()
     device = next((t.device for t in [*kernel.parameters(), *kernel.buffers()]), torch.device("cpu"))
     layout = (heads, kv_heads, head_dim, causal, cross, key_padding, bias, max_keys, dtype, device.type)
@@ -139,6 +149,34 @@ def probe_attention(
     }
     uses = [word for word, on in (("causal", causal), ("padded keys", key_padding), ("a bias", bias)) if on]
     given = f"q of {list(q.shape)}, k and v of {list(k.shape)}" + (f" ({', '.join(uses)})" if uses else "")
+
+    def unchanged_by(changed: str, rows: tuple[slice, slice], k2: Tensor, v2: Tensor, must: str) -> Callable[..., Any]:
+        """A check: the output in `rows` (batch, query positions) stays the same when keys and values become k2, v2."""
+
+        def check(trial: nn.Module, out: Tensor) -> tuple[str, str] | None:
+            again = trial(q, k2, v2, **extras)
+            index = (rows[0], slice(None), rows[1])
+            if torch.allclose(again[index], out[index], rtol=1e-4, atol=1e-5):
+                return None
+            return f"changed its output where the {changed} changed", must
+
+        return check
+
+    checks = []
+    if causal and not cross:  # no query but the last may see the last key
+        k2, v2 = k.clone(), v.clone()
+        k2[:, :, -1], v2[:, :, -1] = k2[:, :, -1] + 1.0, v2[:, :, -1] - 1.0
+        hidden = "last key (which causal attention hides from earlier queries)"
+        rule = "with causal=True, attend must let query i see keys up to i only"
+        checks.append(unchanged_by(hidden, (slice(None), slice(0, -1)), k2, v2, rule))
+    if key_padding:
+        k2, v2 = k.clone(), v.clone()
+        k2[1, :, -1], v2[1, :, -1] = k2[1, :, -1] + 1.0, v2[1, :, -1] - 1.0
+        hidden, rule = (
+            "padded key (which key_padding_mask hides)",
+            "attend must ignore keys where key_padding_mask is True",
+        )
+        checks.append(unchanged_by(hidden, (slice(1, 2), slice(None)), k2, v2, rule))
     probe(
         kernel,
         "attention",
@@ -148,4 +186,5 @@ def probe_attention(
         given=given,
         rule="attend must return [B, H, N, D] (the shape and dtype of q) with finite values",
         key=None if spec is None else (type(kernel), spec, layout),
+        checks=checks,
     )

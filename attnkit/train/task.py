@@ -362,7 +362,8 @@ class Task:
             "steps": trainer.global_step,
             **{f"train_{k}_per_s": round(n / fit_s, 1) if fit_s > 0 else 0.0 for k, n in trained.items()},
             "peak_memory_mb": memory.mb,
-            f"best_{task.monitor.replace('/', '_')}": float("nan") if best_score is None else float(best_score),
+            # null where no checkpoint was chosen by it (trainer.fast_dev_run, no validation): no score, not NaN
+            f"best_{task.monitor.replace('/', '_')}": None if best_score is None else float(best_score),
             "best_checkpoint": str(best),
             "tested": "best" if tested else "last",
             **({"ema": ema_report(module.ema)} if module.ema is not None else {}),
