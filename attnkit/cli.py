@@ -268,10 +268,13 @@ def _rank_zero() -> bool:
 def check_unfinished(ckpt: Path, trainer: Any) -> None:
     """`resume=` a run that has trained all it was told to (its last checkpoint reached trainer.max_epochs or
     max_steps, as now given) changes nothing: one line that says so and how to extend it."""
-    payload = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    try:
+        payload = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+        saved = ckpt.parent.parent / "config.yaml"  # what a size rule chose where the config leaves it null
+        chosen = OmegaConf.to_container(OmegaConf.load(saved)).get("trainer") or {} if saved.is_file() else {}
+    except Exception:  # not a checkpoint, or not a run's config: the run itself says so in one line
+        return
     given = OmegaConf.to_container(trainer, resolve=True)
-    saved = ckpt.parent.parent / "config.yaml"  # what a size rule chose where the config leaves it null
-    chosen = OmegaConf.to_container(OmegaConf.load(saved)).get("trainer") or {} if saved.is_file() else {}
     done = finished(payload, {**given, **{k: chosen.get(k) for k, v in given.items() if v is None}})
     if done:
         key, value = done

@@ -82,6 +82,8 @@ def resumed_epoch(checkpoint: dict[str, Any]) -> int:
 def finished(checkpoint: dict[str, Any], trainer_cfg: dict[str, Any]) -> tuple[str, int] | None:
     """(`max_epochs` or `max_steps`, its value) when a run resumed from `checkpoint` with these trainer settings
     would train nothing more, as Lightning judges it (epochs done, or optimizer steps taken); None otherwise."""
+    if not isinstance(checkpoint, dict):
+        return None
     epochs, steps = trainer_cfg.get("max_epochs"), trainer_cfg.get("max_steps", -1)
     if isinstance(steps, int) and steps > 0 and int(checkpoint.get("global_step", 0)) >= steps:
         return "max_steps", steps
