@@ -343,6 +343,7 @@ def run(cfg: Any) -> Any:
     except Exception as exc:
         exc = write_error(exc, run_dir) or exc  # a full disk or a read-only folder: one line, as a mistake is
         if not multirun and not isinstance(exc, AttnkitError):
+            _discard_if_empty(run_dir, Path(hydra_cfg.runtime.cwd))  # a crash with a traceback leaves no litter either
             raise
         if multirun and os.environ.get("HYDRA_FULL_ERROR") != "1":
             message = " ".join(str(exc).split()) or type(exc).__name__
