@@ -276,6 +276,12 @@ def check_unfinished(ckpt: Path, trainer: Any) -> None:
         return
     given = OmegaConf.to_container(trainer, resolve=True)
     done = finished(payload, {**given, **{k: chosen.get(k) for k, v in given.items() if v is None}})
+    if done and done[0] == "early_stopping":
+        raise ConfigError(
+            f"the run {ckpt.parent.parent} is finished (callbacks.early_stopping stopped it at epoch {done[1]}); "
+            f"nothing was changed. To train further, start a new run from its weights: init_from={ckpt}; to "
+            f"evaluate it, mode=test ckpt_path={ckpt}"
+        )
     if done:
         key, value = done
         raise ConfigError(
