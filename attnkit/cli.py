@@ -277,11 +277,20 @@ def _rank_zero() -> bool:
 def check_unfinished(ckpt: Path, trainer: Any) -> None:
     """`resume=` a run that has trained all it was told to (its last checkpoint reached trainer.max_epochs or
     max_steps, as now given) changes nothing: one line that says so and how to extend it."""
-    payload = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    try:
+        payload = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+        saved = ckpt.parent.parent / "config.yaml"  # what a size rule chose where the config leaves it null
+        chosen = OmegaConf.to_container(OmegaConf.load(saved)).get("trainer") or {} if saved.is_file() else {}
+    except Exception:  # not a checkpoint, or not a run's config: the run itself says so in one line
+        return
     given = OmegaConf.to_container(trainer, resolve=True)
-    saved = ckpt.parent.parent / "config.yaml"  # what a size rule chose where the config leaves it null
-    chosen = OmegaConf.to_container(OmegaConf.load(saved)).get("trainer") or {} if saved.is_file() else {}
     done = finished(payload, {**given, **{k: chosen.get(k) for k, v in given.items() if v is None}})
+    if done and done[0] == "early_stopping":
+        raise ConfigError(
+            f"the run {ckpt.parent.parent} is finished (callbacks.early_stopping stopped it at epoch {done[1]}); "
+            f"nothing was changed. To train further, start a new run from its weights: init_from={ckpt}; to "
+            f"evaluate it, mode=test ckpt_path={ckpt}"
+        )
     if done:
         key, value = done
         raise ConfigError(
@@ -349,6 +358,7 @@ def run(cfg: Any) -> Any:
     except Exception as exc:
         exc = write_error(exc, run_dir) or exc  # a full disk or a read-only folder: one line, as a mistake is
         if not multirun and not isinstance(exc, AttnkitError):
+            _discard_if_empty(run_dir, Path(hydra_cfg.runtime.cwd))  # a crash with a traceback leaves no litter either
             raise
         if multirun and os.environ.get("HYDRA_FULL_ERROR") != "1":
             message = " ".join(str(exc).split()) or type(exc).__name__

@@ -492,6 +492,23 @@ def test_an_unwritable_output_folder_is_one_line(tmp_path) -> None:
     assert not list((tmp_path / "locked").iterdir())
 
 
+def test_a_folder_that_cannot_be_written_is_said_before_the_run(tmp_path, monkeypatch) -> None:
+    """What the test above checks end to end, for a suite that runs as root: the same check, os.access refusing."""
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(attnkit.DataError) as exc:
+        cli.check_writable(tmp_path / "new" / "run")
+    assert f"{tmp_path / 'new' / 'run'}: {tmp_path} is not writable (permission denied)" in str(exc.value)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(attnkit.DataError) as exc:
+        cli.reserve_dir(Path("outputs"))
+    assert "hydra.run.dir=<a folder you can write>" in str(exc.value) and not (tmp_path / "outputs").exists()
+    (tmp_path / "notes.txt").write_text("a file")
+    monkeypatch.undo()
+    with pytest.raises(attnkit.DataError) as exc:
+        cli.check_writable(tmp_path / "notes.txt" / "run")
+    assert "is a file" in str(exc.value)
+
+
 def test_predict_reads_an_input_file_line_by_line(translated, tmp_path) -> None:
     ckpt = translated / "checkpoints" / "best.ckpt"
     (tmp_path / "numbers.txt").write_text("seven\n\nthree hundred and twelve\n")

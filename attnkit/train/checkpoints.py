@@ -81,7 +81,13 @@ def resumed_epoch(checkpoint: dict[str, Any]) -> int:
 
 def finished(checkpoint: dict[str, Any], trainer_cfg: dict[str, Any]) -> tuple[str, int] | None:
     """(`max_epochs` or `max_steps`, its value) when a run resumed from `checkpoint` with these trainer settings
-    would train nothing more, as Lightning judges it (epochs done, or optimizer steps taken); None otherwise."""
+    would train nothing more, as Lightning judges it (epochs done, or optimizer steps taken); (`early_stopping`, the
+    epoch) when its early stopping ended it (a resumed run would train on past the end it chose); None otherwise."""
+    if not isinstance(checkpoint, dict):
+        return None
+    for name, state in (checkpoint.get("callbacks") or {}).items():
+        if str(name).startswith("EarlyStopping") and isinstance(state, dict) and state.get("stopping_reason"):
+            return "early_stopping", int(state.get("stopped_epoch", 0))
     epochs, steps = trainer_cfg.get("max_epochs"), trainer_cfg.get("max_steps", -1)
     if isinstance(steps, int) and steps > 0 and int(checkpoint.get("global_step", 0)) >= steps:
         return "max_steps", steps

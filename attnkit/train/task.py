@@ -300,7 +300,7 @@ class Task:
             start=init_from.read(cfg, task=self.name, run_dir=run_dir),
         )
         if given.resumed is not None and (done := finished(given.resumed, cfg["trainer"])):
-            raise ConfigError(f"the run in {run_dir} is finished (trainer.{done[0]}={done[1]}); give a larger one")
+            raise ConfigError(f"the run in {run_dir} is finished ({done[0]}: {done[1]}); there is nothing to resume")
         cfg, task, setup = self.prepare(cfg, given)
         started = init_from.apply(given.start, setup.net, task=task.name, run_dir=run_dir)
         if getattr(setup.net, "plan", None) is not None:

@@ -125,3 +125,8 @@ def test_a_run_is_finished_when_its_epochs_or_steps_are_reached() -> None:
     assert finished(after_two_epochs, {"max_epochs": 10, "max_steps": 8}) == ("max_steps", 8)
     assert finished(after_two_epochs, {"max_epochs": -1, "max_steps": 20}) is None
     assert finished({"epoch": 0, "global_step": 3}, {"max_epochs": 1}) is None  # killed within its first epoch
+    callback = "EarlyStopping{'monitor': 'val/acc', 'mode': 'max'}"
+    stopped = {**after_two_epochs, "callbacks": {callback: {"stopped_epoch": 1, "stopping_reason": 3}}}
+    assert finished(stopped, {"max_epochs": 100}) == ("early_stopping", 1)  # it ended by its own rule
+    waiting = {**after_two_epochs, "callbacks": {callback: {"stopped_epoch": 0, "stopping_reason": 0}}}
+    assert finished(waiting, {"max_epochs": 100}) is None
