@@ -142,9 +142,14 @@ def text_inputs(value: Any, fix: str) -> list[str] | None:
     if not text.strip():
         raise ConfigError(f"input is empty; {fix}")
     path = Path(text).expanduser()
-    if path.is_dir():
+    try:
+        is_dir, is_file = path.is_dir(), path.is_file()
+        in_a_folder = "/" in text and path.parent.is_dir()  # data/missing, not and/or
+    except (OSError, ValueError):  # too long for a file name, or a NUL in it: a text
+        is_dir = is_file = in_a_folder = False
+    if is_dir:
         raise ConfigError(f"input={text} is a folder; give a text file (one input per line) or the text itself")
-    if path.is_file():
+    if is_file:
         try:
             lines = [line.rstrip("\r\n") for line in path.read_text(encoding="utf-8").splitlines()]
         except UnicodeDecodeError as exc:
@@ -153,9 +158,9 @@ def text_inputs(value: Any, fix: str) -> list[str] | None:
         if not lines:
             raise ConfigError(f"input {str(path.resolve())!r} is an empty file; give one input per line")
         return lines
-    if not any(c.isspace() for c in text) and ("/" in text or text.lower().endswith(TEXT_SUFFIXES)):
+    if not any(c.isspace() for c in text) and (in_a_folder or text.lower().endswith(TEXT_SUFFIXES)):
         raise ConfigError(
-            f"input={text} looks like a file but {str(path.resolve())!r} does not exist; give an existing file (one "
+            f"input={text} looks like a file but {os.path.abspath(path)!r} does not exist; give an existing file (one "
             f"input per line), or the text itself"
         )
     return [text]

@@ -119,9 +119,11 @@ def test_an_input_that_names_a_file_is_read_as_the_file(tmp_path, monkeypatch) -
     assert run.text_inputs("forty-two", "fix") == ["forty-two"]
     assert run.text_inputs("a sentence that ends in notes.txt", "fix") == ["a sentence that ends in notes.txt"]
     assert run.text_inputs(None, "fix") is None
+    assert run.text_inputs("seven" * 100, "fix") == ["seven" * 100]  # too long for a file name: a text
+    assert run.text_inputs("and/or", "fix") == ["and/or"]  # no folder `and`: a text
     for value, fragment in (
         ("missing.txt", "looks like a file but"),
-        ("some/where", "looks like a file but"),
+        ("folder/missing", "looks like a file but"),
         ("folder", "is a folder"),
         ("empty.txt", "is an empty file"),
         (" ", "input is empty; fix"),
