@@ -30,6 +30,7 @@ import os
 import resource
 import sys
 import threading
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -40,7 +41,7 @@ from torch import nn
 
 from attnkit.data.splits import SPLITS, check_sizes, split_sizes
 from attnkit.data.warning import reported_warnings
-from attnkit.errors import ConfigError, DataError
+from attnkit.errors import AttnkitError, ConfigError, DataError, TrainingError
 from attnkit.registry import build_spec
 from attnkit.train import init_from, provenance, run
 from attnkit.train.checkpoints import load_checkpoint, load_weights, resumed_epoch
@@ -293,7 +294,12 @@ class Task:
             callbacks=cfg.get("callbacks"),
         )
         with PeakMemory() as memory:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+            try:
+                trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+            except AttnkitError:
+                raise
+            except Exception as exc:  # a component that breaks its contract on real batches, a bug: one line
+                raise failed_training(exc, trainer.global_step) from exc
         if trainer.global_step == 0:
             raise DataError(
                 "no training step ran (trainer.limit_train_batches=0, or an empty epoch); nothing was trained, so "
@@ -456,6 +462,20 @@ class Task:
             title=f"{self.name} on {setup.data_cfg.get('name', '?')}",
         )
         print_summary(title, {**self.summary(metrics), **rows, "run directory": str(run_dir)})
+
+
+LIBRARIES = ("torch", "pytorch_lightning", "lightning_fabric", "lightning_utilities", "lightning")
+
+
+def failed_training(exc: Exception, step: int) -> TrainingError:
+    """An exception raised while training, as one line: the step, what was raised and where, the innermost line
+    outside torch and Lightning (a plugin's, say); HYDRA_FULL_ERROR=1 shows the whole traceback."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not set(Path(f.filename).parts) & set(LIBRARIES)]
+    at = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    message = " ".join(str(exc).split())[:300] or "(no message)"
+    return TrainingError(
+        f"training failed at step {step}: {type(exc).__name__}: {message}{at}; HYDRA_FULL_ERROR=1 shows the traceback"
+    )
 
 
 def warn_if_config_changed(saved: Path, cfg: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 import torch
-from checks import compose, make_task
+from checks import compose, make_task, one_line
 
 import attnkit
 from attnkit import registry
@@ -107,3 +107,27 @@ def test_splits_too_small_to_score_are_warned_and_too_small_to_train_refused(tmp
         "the test split has 3 examples, fewer than 10: its score says little (one example more or less moves it by "
         "0.33); give more data, or a larger data.test_size"
     ]
+
+
+def test_a_component_that_fails_while_training_is_one_line_naming_its_line(tmp_path) -> None:
+    """An ffn plugin whose weight has the wrong shape fails at the first step: one line with the step, what was
+    raised and where (the innermost line outside torch and Lightning: the plugin's), not a traceback."""
+    from checks import restored_registry
+    from torch import nn
+
+    class Mismatched(nn.Module):
+        def __init__(self, dim: int, **options) -> None:  # options: those of the ffn group's preset (mlp_ratio)
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(dim // 2, dim))  # [dim / 2, dim]: x @ w needs [dim, ...]
+
+        def forward(self, x):
+            return x @ self.w
+
+    line = Mismatched.forward.__code__.co_firstlineno + 1
+    with restored_registry():
+        attnkit.register("ffn", "mismatched")(Mismatched)
+        cfg = compose("ffn=mismatched", "model.dim=16", "model.depth=1", "heads=2", "trainer.fast_dev_run=true")
+        with pytest.raises(attnkit.TrainingError) as exc:
+            make_task(cfg).train(cfg, run_dir=tmp_path / "run", overrides=[])
+    assert one_line(exc).startswith("training failed at step 0: RuntimeError: ")
+    assert one_line(exc).endswith(f"(at test_task.py:{line}); HYDRA_FULL_ERROR=1 shows the traceback")
