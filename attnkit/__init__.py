@@ -6,7 +6,7 @@ registry's first look-up.
 
 import attnkit.nn  # noqa: F401  (registers attention, pos_enc, norm, ffn, copy, model)
 from attnkit.api import compose, fit, load
-from attnkit.errors import AttnkitError, ConfigError, DataError, PluginError, RegistryError
+from attnkit.errors import AttnkitError, ConfigError, DataError, PluginError, RegistryError, TrainingError
 from attnkit.plugins import load_plugins
 from attnkit.registry import available, build, build_spec, get, register
 
@@ -18,6 +18,7 @@ __all__ = [
     "DataError",
     "PluginError",
     "RegistryError",
+    "TrainingError",
     "available",
     "build",
     "build_spec",

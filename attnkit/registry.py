@@ -15,7 +15,6 @@ import inspect
 import re
 import sys
 import traceback
-import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field

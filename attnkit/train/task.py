@@ -30,6 +30,7 @@ import os
 import resource
 import sys
 import threading
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -40,7 +41,7 @@ from torch import nn
 
 from attnkit.data.splits import SPLITS, check_sizes, split_sizes
 from attnkit.data.warning import reported_warnings
-from attnkit.errors import AttnkitError, ConfigError, DataError
+from attnkit.errors import AttnkitError, ConfigError, DataError, TrainingError
 from attnkit.registry import build_spec
 from attnkit.train import init_from, provenance, run
 from attnkit.train.checkpoints import finished, load_checkpoint, load_weights, resumed_epoch
@@ -332,14 +333,12 @@ class Task:
         with PeakMemory() as memory:
             try:
                 trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
-            except Exception as exc:
-                if step.taken() or isinstance(exc, AttnkitError) or run.write_error(exc, None):
+            except AttnkitError:
+                raise
+            except Exception as exc:  # a component that breaks its contract on real batches, a bug: one line
+                if run.write_error(exc, None):  # a full disk: the caller words it
                     raise
-                message = " ".join(str(exc).split())[:400] or "(no message)"
-                raise ConfigError(
-                    f"the run was refused before its first training step: {type(exc).__name__}: {message} "
-                    f"(HYDRA_FULL_ERROR=1 shows where)"
-                ) from exc
+                raise failed_training(exc, trainer.global_step) from exc  # before step 1: nothing is kept
         if trainer.global_step == 0:
             raise DataError(
                 "no training step ran (trainer.limit_train_batches=0, or an empty epoch); nothing was trained, so "
@@ -564,6 +563,20 @@ def _shown(value: Any) -> str:
     if isinstance(value, dict) and "name" in value:
         return str(value["name"])
     return "nothing" if value is None else str(value)
+
+
+LIBRARIES = ("torch", "pytorch_lightning", "lightning_fabric", "lightning_utilities", "lightning")
+
+
+def failed_training(exc: Exception, step: int) -> TrainingError:
+    """An exception raised while training, as one line: the step, what was raised and where, the innermost line
+    outside torch and Lightning (a plugin's, say); HYDRA_FULL_ERROR=1 shows the whole traceback."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not set(Path(f.filename).parts) & set(LIBRARIES)]
+    at = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    message = " ".join(str(exc).split())[:300] or "(no message)"
+    return TrainingError(
+        f"training failed at step {step}: {type(exc).__name__}: {message}{at}; HYDRA_FULL_ERROR=1 shows the traceback"
+    )
 
 
 def warn_if_config_changed(saved: Path, cfg: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from checks import one_line
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from attnkit.errors import TrainingError
+from attnkit import TrainingError
 from attnkit.train.callbacks import ResumableCSVLogger, WholeRowsWriter
 from attnkit.train.trainer import make_trainer
 

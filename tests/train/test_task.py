@@ -146,3 +146,27 @@ def test_test_and_predict_refuse_in_one_line_what_they_would_ignore(trained, mod
     message = one_line(exc)
     assert message.startswith(f"mode={mode} uses the checkpoint as it was trained")
     assert all(fragment in message for fragment in named), message
+
+
+def test_a_component_that_fails_while_training_is_one_line_naming_its_line(tmp_path) -> None:
+    """An ffn plugin whose weight has the wrong shape fails at the first step: one line with the step, what was
+    raised and where (the innermost line outside torch and Lightning: the plugin's), not a traceback."""
+    from checks import restored_registry
+    from torch import nn
+
+    class Mismatched(nn.Module):
+        def __init__(self, dim: int, **options) -> None:  # options: those of the ffn group's preset (mlp_ratio)
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(dim // 2, dim))  # [dim / 2, dim]: x @ w needs [dim, ...]
+
+        def forward(self, x):
+            return x @ self.w
+
+    line = Mismatched.forward.__code__.co_firstlineno + 1
+    with restored_registry():
+        attnkit.register("ffn", "mismatched")(Mismatched)
+        cfg = compose("ffn=mismatched", "model.dim=16", "model.depth=1", "heads=2", "trainer.fast_dev_run=true")
+        with pytest.raises(attnkit.TrainingError) as exc:
+            make_task(cfg).train(cfg, run_dir=tmp_path / "run", overrides=[])
+    assert one_line(exc).startswith("training failed at step 0: RuntimeError: ")
+    assert one_line(exc).endswith(f"(at test_task.py:{line}); HYDRA_FULL_ERROR=1 shows the traceback")
