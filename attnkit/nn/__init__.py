@@ -7,6 +7,7 @@ from attnkit.nn import attention, copy, ffn, norm, pos_enc  # noqa: F401  (regis
 from attnkit.nn.attention import Attention, EagerAttention, SoftmaxAttention
 from attnkit.nn.block import DecoderBlock, EncoderBlock
 from attnkit.nn.classifier import SequenceClassifier
+from attnkit.nn.decoder import Decoder
 from attnkit.nn.decoding import beam_search, greedy
 from attnkit.nn.multihead import MultiHeadAttention
 from attnkit.nn.pos_enc import PositionalEncoding
@@ -15,6 +16,7 @@ from attnkit.nn.vit import PatchEmbed, ViT
 
 __all__ = [
     "Attention",
+    "Decoder",
     "DecoderBlock",
     "EagerAttention",
     "EncoderBlock",
