@@ -38,6 +38,8 @@ class Decoder(nn.Module):
     projections N(0, 0.02 / sqrt(2 · depth)).
     """
 
+    prompted = True  # for the decoding loop: the prompt is the source, no BOS or padding token
+
     def __init__(
         self,
         vocab_size: int,
