@@ -96,8 +96,15 @@ class MQARSplits:
             made: dict[str, TensorDataset] = {}
             for role in ROLES:
                 inputs, targets = [], []
-                wanted = sizes[role]
+                wanted, tries = sizes[role], 0
                 while wanted > 0:
+                    tries += 1
+                    if tries > 20:
+                        raise ConfigError(
+                            f"data=mqar cannot make {sum(sizes.values())} distinct sequences of {context} tokens with "
+                            f"data.vocab_size={s.vocab_size} and data.num_kv_pairs={s.num_kv_pairs}; lower the "
+                            f"split sizes or raise data.vocab_size"
+                        )
                     x, y = generate(
                         wanted,
                         context,

@@ -58,7 +58,7 @@ def test_query_gaps_follow_a_power_law() -> None:
 
 def test_splits_are_deterministic_and_disjoint() -> None:
     def rows(seed: int) -> dict[str, set[tuple[int, ...]]]:
-        data = MQARData(vocab_size=8, num_kv_pairs=2, train_size=300, val_size=50, test_size=50, seed=seed).load()
+        data = MQARData(vocab_size=16, num_kv_pairs=2, train_size=300, val_size=50, test_size=50, seed=seed).load()
         return {
             r: {tuple(x.tolist()) for x, _ in data.dataset(r, 8, seed=0, epoch_offsets=False)}
             for r in ("train", "val", "test")
@@ -80,6 +80,7 @@ def test_splits_are_deterministic_and_disjoint() -> None:
         ({"num_kv_pairs": 40}, 200, "needs as many distinct keys"),
         ({"num_kv_pairs": 4}, 12, "a context of 12 tokens cannot hold 4 pairs"),
         ({"power_a": 0}, 64, "data.power_a=0 must be in (0, 1]"),
+        ({"vocab_size": 8, "num_kv_pairs": 2, "train_size": 500}, 8, "cannot make 1268 distinct sequences"),
     ],
 )
 def test_bad_mqar_options(options, context, fragment) -> None:
