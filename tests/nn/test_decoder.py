@@ -42,6 +42,23 @@ def test_cached_decoding_and_sampling_equal_the_uncached(attention: str, pos_enc
     assert cached.shape == (2, 8)
 
 
+@pytest.mark.parametrize(("attention", "pos_enc"), CASES)
+def test_a_tiny_model_learns_a_batch_then_generates(attention: str, pos_enc: str) -> None:
+    net = tiny(attention=attention, pos_enc=pos_enc).train()
+    ids = torch.randint(0, VOCAB, (4, 12), generator=torch.Generator().manual_seed(2))
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(8):
+        loss = torch.nn.functional.cross_entropy(net(ids[:, :-1]).flatten(0, 1), ids[:, 1:].flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.1, losses
+    out = sample(net.eval(), ids[:, :3], max_new_tokens=6, temperature=0)
+    assert out.shape == (4, 6) and int(out.max()) < VOCAB
+
+
 def test_a_hybrid_stack_decodes_with_a_state_and_a_kv_cache() -> None:
     net = tiny(layers=HYBRID, pos_enc="rope")
     prompt = torch.randint(0, VOCAB, (1, 4))
