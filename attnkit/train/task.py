@@ -19,8 +19,8 @@ From a config to what is trained, `Task.prepare` goes one way, through four hook
 
 A task implements `load`, `setup` and `lightning`, may implement `resolve`, `predict` and `generate`, and may change
 `evaluate` (what is scored after training), `metrics` (extra entries of metrics.json), `artifacts` (files beside
-them) and `summary` (the table printed at the end). `inherits` names the model keys an `init_from` checkpoint of the same
-task fixes where the config leaves them null (attnkit/train/init_from.py).
+them) and `summary` (the table printed at the end). `inherits` names the model keys an `init_from` checkpoint of the
+same task fixes where the config leaves them null (attnkit/train/init_from.py).
 """
 
 from __future__ import annotations
