@@ -158,7 +158,7 @@ class MQARData:
     def __init__(
         self,
         batch_size: int = 64,
-        vocab_size: int = 64,
+        vocab_size: int = 32,
         num_kv_pairs: int = 4,
         power_a: float = 0.01,
         train_size: int = 8192,

@@ -82,7 +82,7 @@ class LMTask(Task):
     monitor: ClassVar[str] = "val/loss"
     monitor_mode: ClassVar[str] = "min"
 
-    context: int = 64
+    context: int = 32
     lr: float = 3e-3
     weight_decay: float = 0.1
     warmup_steps: int = 50
