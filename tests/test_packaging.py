@@ -51,7 +51,7 @@ def test_wheel_holds_only_attnkit_with_configs_and_tasks(wheel) -> None:
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "[attnkit.plugins]" in text and "attnkit = attnkit.cli:main" in text
-    assert all(f"attnkit.tasks.{task}" in text for task in ("vit", "translation", "summarization", "classify"))
+    assert all(f"attnkit.tasks.{task}" in text for task in ("vit", "translation", "summarization", "classify", "lm"))
 
 
 def test_installed_wheel_runs_from_any_directory(wheel, tmp_path) -> None:

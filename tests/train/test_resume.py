@@ -39,6 +39,21 @@ TINY_CLASSIFY = (
     "trainer.enable_progress_bar=false",
 )
 
+TINY_LM = (
+    "task=lm",
+    "model.dim=16",
+    "heads=2",
+    "task.context=16",
+    "data.num_kv_pairs=2",
+    "data.vocab_size=16",
+    "data.train_size=256",
+    "data.val_size=16",
+    "data.test_size=16",
+    "data.batch_size=16",
+    "trainer.max_epochs=3",
+    "trainer.enable_progress_bar=false",
+)
+
 
 def env(tmp: Path) -> dict[str, str]:
     out = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "ATTNKIT_CACHE": str(tmp / "cache")}
@@ -62,7 +77,7 @@ def weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
 
 
-@pytest.mark.parametrize("overrides", [TINY_VIT, TINY_CLASSIFY], ids=["vit", "classify"])
+@pytest.mark.parametrize("overrides", [TINY_VIT, TINY_CLASSIFY, TINY_LM], ids=["vit", "classify", "lm"])
 def test_a_killed_run_resumes_to_the_same_end(tmp_path, overrides) -> None:
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     finished(*overrides, f"hydra.run.dir={whole}", cwd=tmp_path)

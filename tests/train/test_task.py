@@ -18,6 +18,7 @@ SMALL = {  # keep each task's data small: the recipe does not depend on it
     "translation": ["data.train_size=60", "data.val_size=8", "data.test_size=8"],
     "summarization": ["data.train_size=40", "data.val_size=4", "data.test_size=4"],
     "classify": ["data.train_size=40", "data.val_size=8", "data.test_size=8", "data.max_length=520"],
+    "lm": ["data.train_size=40", "data.val_size=8", "data.test_size=8"],
 }
 
 
