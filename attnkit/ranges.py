@@ -135,6 +135,7 @@ def allowed(expected: Any) -> str:
         each = args[0] if args and (origin is not tuple or args[-1] is Ellipsis) else None
         return "a list" if each is None or each is Any else f"a list of {allowed(each).split(' ', 1)[-1]} values"
     names = {int: "an int", float: "a number", str: "a string", bool: "true or false", type(None): "null"}
+    names |= {dict: "a mapping", Mapping: "a mapping", list: "a list", tuple: "a list"}
     return names.get(expected, getattr(expected, "__name__", str(expected)))
 
 

@@ -3,10 +3,11 @@
 The consumer of a key is what receives it: a registered component's constructor (`model.*`, `attention.*`, `data.*`,
 nested specs such as `model.attention`), a task's dataclass field (`task.*`, nested option dataclasses such as
 `task.tokenizer.*`), Lightning's `Trainer.__init__` (`trainer.*`, with the ranges of attnkit.train.trainer_args),
-or the declaration of the top-level keys below. Annotations and declared ranges (attnkit.ranges) say what each
-accepts; the first value that does not fit is one ConfigError line. Plugins are checked the same way, from their
-own annotations, the day they are registered. A null option of a component is left to the task's recipe or the
-caller (as `registry.build_spec` does), and checked when the component is built.
+attnkit.train.compile (`compile`), or the declaration of the top-level keys below. Annotations and declared ranges
+(attnkit.ranges) say what each accepts; the first value that does not fit is one ConfigError line. Plugins are
+checked the same way, from their own annotations, the day they are registered. A task class may add a
+`check_config(cfg)` classmethod for relations between groups. A null option of a component is left to the task's
+recipe or the caller (as `registry.build_spec` does), and checked when the component is built.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 from attnkit import registry
 from attnkit.errors import ConfigError
 from attnkit.ranges import PositiveInt, Seed, check_value
+from attnkit.train.compile import compile_kwargs
 
 # conf/config.yaml's keys outside the groups, and what each accepts
 TOP_LEVEL: dict[str, Any] = {
@@ -32,7 +34,6 @@ TOP_LEVEL: dict[str, Any] = {
     "ckpt_path": str | None,
     "resume": str | None,
     "init_from": str | None,
-    "compile": bool | dict | None,
 }
 
 # group -> registry kind whose component (named by the node's `name`) consumes the node
@@ -48,6 +49,12 @@ def check_config(cfg: Any, *, trainer: bool = True) -> None:
     for key, annotation in TOP_LEVEL.items():
         if key in resolved:
             check_value(key, resolved[key], annotation)
+    compile_kwargs(resolved.get("compile"))
+    task = resolved.get("task")
+    if isinstance(task, Mapping) and isinstance(task.get("name"), str):
+        hook = getattr(registry.get("task", task["name"]), "check_config", None)
+        if hook is not None:  # a task's relations between groups (`task=translation` needs an encoder-decoder)
+            hook(resolved)
     for group in COMPONENT_GROUPS:
         node = resolved.get(group)
         if isinstance(node, Mapping) and "name" in node:

@@ -13,7 +13,7 @@ from checks import compose, one_line
 import attnkit
 from attnkit import registry
 from attnkit.errors import ConfigError
-from attnkit.ranges import PositiveInt, Range, matches
+from attnkit.ranges import Range, matches
 from attnkit.schema import check_component, check_config
 
 TASKS = ("vit", "classify", "translation", "summarization")
@@ -136,7 +136,7 @@ def test_a_plugins_declared_ranges_are_checked_the_day_it_is_registered() -> Non
 
 
 def test_a_nested_spec_is_checked_as_its_kind() -> None:
-    node = {"name": "vit", "attention": {"name": "local", "window": 0}, "depth": PositiveInt and 2}
+    node = {"name": "vit", "attention": {"name": "local", "window": 0}, "depth": 2}
     with pytest.raises(ConfigError) as exc:
         check_component("model", "model", node)
     assert one_line(exc).startswith("model.attention.window=0 must be an int >= 1")

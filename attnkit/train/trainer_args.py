@@ -17,7 +17,7 @@ RANGES: dict[str, tuple[Range, str]] = {
     "gradient_clip_val": (AT_LEAST_0, "the largest gradient norm (or value); null or 0 clip nothing"),
     "devices": (Range(1, also=(-1,)), "how many devices; -1 for all, or a list of device indices"),
     "num_nodes": (AT_LEAST_1, "machines"),
-    "max_epochs": (Range(1, also=(-1,)), "epochs to train; -1 with trainer.max_steps"),
+    "max_epochs": (Range(1, also=(-1,)), "epochs to train; -1 with trainer.max_steps; 0 trains nothing: use mode=test"),
     "min_epochs": (AT_LEAST_0, "epochs to train at least"),
     "max_steps": (Range(1, also=(-1,)), "optimizer steps to train; -1 for no limit"),
     "min_steps": (AT_LEAST_0, "optimizer steps to train at least"),

@@ -153,6 +153,11 @@ class Seq2SeqTask(Task):
         source = text_pair_source(data_cfg, self.name)
         return LoadedData(source, source.load(), data_cfg)
 
+    @classmethod
+    def check_config(cls, cfg: dict[str, Any]) -> None:
+        """Before anything runs (attnkit.schema): the model must be an encoder-decoder."""
+        _check_model(cfg["model"], cls.name)
+
     def resolve(self, cfg: dict[str, Any], loaded: LoadedData, given: Given) -> Resolved:
         """What the config leaves null (vocabulary, width, depth, dropout, epochs) chosen for the training pairs by
         the rule of `attnkit.tasks.seq2seq.recipe`; with `init_from` a run of this task, the vocabulary is that run's

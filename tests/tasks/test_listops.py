@@ -299,7 +299,7 @@ def test_unwritable_cache_is_a_one_line_data_error(tmp_path):
         ({"min_length": 700, "max_length": 600}, "data.min_length=700 > data.max_length=600"),
         ({"max_args": 1}, "data.max_args=1 must be an int >= 2"),
         ({"max_depth": 3}, "data.min_length=500 is out of reach"),
-        ({"seed": -1}, "data.seed=-1 must be an int >= 0"),
+        ({"seed": -1}, "data.seed=-1 must be an int in [0, 4294967295]"),
         ({"batch_size": 0}, "data.batch_size=0 must be an int >= 1"),
     ],
 )
