@@ -12,6 +12,7 @@ from checks import one_line, write_jsonl
 import attnkit
 from attnkit.errors import ConfigError, DataError
 from attnkit.text import LMData, TextData, TextStream
+from attnkit.text.lm_source import load_lm_data
 from attnkit.text.lm_tokenizer import LMTokenizerOptions, from_state, train_lm_tokenizer
 from attnkit.text.windows import IGNORE, CoveringWindows, RandomWindows
 
@@ -252,3 +253,15 @@ def test_bad_options_are_one_line_config_errors(kwargs, fragment) -> None:
     with pytest.raises(ConfigError) as exc:
         TextData(**kwargs)
     assert fragment in one_line(exc)
+
+
+def test_the_lm_task_loads_text_and_refuses_other_sources_in_one_line(tmp_path) -> None:
+    source, data = load_lm_data({"name": "text", "path": write(tmp_path / "input.txt", VERSE)})
+    assert isinstance(source, TextData) and data is source.load()
+    for name, hint in (("text_files", "data=text data.path="), ("hf_text", "data=text data.dataset=")):
+        with pytest.raises(ConfigError) as exc:
+            load_lm_data({"name": name})
+        assert f"data={name} gives text pairs, not the one text task=lm models; read it with {hint}" in one_line(exc)
+    with pytest.raises(ConfigError) as exc:
+        load_lm_data({"name": "digits"})
+    assert "data=digits does not give a language model's data" in one_line(exc)
