@@ -89,6 +89,11 @@ def files(tmp_path_factory) -> Path:
         "".join(json.dumps({"source": f"s{i}", "target": f"t{i}"}) + "\n" for i in range(40))
     )
     (folder / "array.json").write_text('[{"source": "a", "target": "b"}]\n')
+    (folder / "empty.txt").write_text("")
+    (folder / "latin1.txt").write_bytes(("café au lait\n" * 50).encode("latin-1"))
+    (folder / "short.txt").write_text("a short text\n" * 20)
+    (folder / "ascii.txt").write_text("plain ascii text\n" * 50)
+    (folder / "accents.txt").write_text("naïve café, ¿qué?\n" * 5)
     return folder
 
 
