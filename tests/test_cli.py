@@ -553,6 +553,4 @@ def test_task_comes_from_the_checkpoints_run_directory(tmp_path, extra, expected
 
 
 def test_list_quotes_a_default_that_would_break_its_line() -> None:
-    from attnkit.cli import shown_value
-
-    assert (shown_value("\n\n"), shown_value("utf-8"), shown_value(0.05)) == ("'\\n\\n'", "utf-8", "0.05")
+    assert (cli.shown_value("\n\n"), cli.shown_value("utf-8"), cli.shown_value(0.05)) == ("'\\n\\n'", "utf-8", "0.05")
