@@ -152,8 +152,8 @@ class TextData:
         return texts, origins
 
     def _join(self, documents: Iterable[Any]) -> str:
-        """The documents that hold text, joined by `separator` (blank rows and empty fields are left out)."""
-        return self.separator.join(str(d) for d in documents if d is not None and str(d).strip())
+        """The documents joined by `separator` (blank rows and empty fields are left out)."""
+        return self.separator.join(str(d) for d in documents if d is not None and str(d))
 
     def _carve(self, texts: dict[str, str], origins: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
         """Cut the splits without a text of their own off the end of train, by character position."""
