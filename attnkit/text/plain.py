@@ -31,15 +31,15 @@ def read_text(path: str, encoding: str = "utf-8") -> str:
 
 def undecodable(path: str, encoding: str, data: bytes | None = None) -> DataError:
     """The one line for a file (its bytes `data`, else read again) that is not `encoding` text: the first byte that
-    cannot be decoded, by its offset in the file, and what to set."""
+    cannot be decoded, by its offset in the whole file (a reader's error counts from its chunk), and what to set."""
     data = Path(path).read_bytes() if data is None else data
+    where = "it cannot be decoded"
     try:
         data.decode(encoding)
     except UnicodeDecodeError as exc:
-        byte = data[exc.start : exc.start + 1].hex()
-        where = f"the byte 0x{byte} at offset {exc.start} cannot be decoded ({exc.reason})"
-    else:  # decodable whole: the reader's error came from a chunk boundary it could not cross
-        where = "it cannot be decoded"
+        where = (
+            f"the byte 0x{data[exc.start : exc.start + 1].hex()} at offset {exc.start} cannot be decoded ({exc.reason})"
+        )
     return DataError(
         f"{path} is not {encoding} text: {where}; set data.encoding=<the file's encoding> (e.g. latin-1, cp1252) "
         f"or convert the file to {encoding}"
