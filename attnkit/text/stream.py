@@ -50,10 +50,10 @@ class TextStream:
         tokens = self.tokens[role]
         if len(tokens) <= context:
             unit = "" if self.tokenizer.kind == "bpe" else f" ({self.unit}s)"
-            smaller = f"lower data.context to at most {len(tokens) - 1}, or " if len(tokens) > 1 else ""
+            smaller = f"lower task.context to at most {len(tokens) - 1}, or " if len(tokens) > 1 else ""
             raise DataError(
                 f"the {role} split ({self.origins[role]}) holds {len(tokens):,} tokens{unit}, fewer than one window "
-                f"of data.context={context} needs ({context + 1}); {smaller}{MORE_TEXT[role]}"
+                f"of task.context={context} needs ({context + 1}); {smaller}{MORE_TEXT[role]}"
             )
         return RandomWindows(tokens, context, seed) if epoch_offsets else CoveringWindows(tokens, context)
 

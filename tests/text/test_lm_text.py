@@ -203,8 +203,8 @@ def test_a_text_shorter_than_one_window(tmp_path) -> None:
         stream.dataset("val", 64, seed=0, epoch_offsets=False)
     message = one_line(exc)
     assert "the val split (characters 126 to 133 of" in message
-    assert "holds 7 tokens (characters), fewer than one window of data.context=64 needs (65)" in message
-    assert "lower data.context to at most 6, or raise data.val_fraction" in message
+    assert "holds 7 tokens (characters), fewer than one window of task.context=64 needs (65)" in message
+    assert "lower task.context to at most 6, or raise data.val_fraction" in message
     with pytest.raises(DataError) as exc:
         stream.dataset("train", 200, seed=0, epoch_offsets=True)
     assert "holds 126 tokens" in one_line(exc) and "lower data.val_fraction / data.test_fraction" in one_line(exc)
