@@ -98,10 +98,10 @@ class TextData:
         """The tokenized splits, made on the first call and kept."""
         if self._stream is None:
             texts, origins = self._hub_texts() if self.hub is not None else self._file_texts()
-            texts, origins = self._carve(texts, origins)
             for role, text in texts.items():
                 if not text.strip():
-                    raise DataError(f"the {role} split ({origins[role]}) is empty (no text in it); give it text")
+                    raise DataError(f"{origins[role]} is empty (no text in it); give the {role} split text")
+            texts, origins = self._carve(texts, origins)
             self._stream = TextStream(texts, train_lm_tokenizer(texts["train"], self.tokenizer), origins)
         return self._stream
 

@@ -173,7 +173,7 @@ def test_a_hugging_face_dataset_feeds_it(tmp_path, offline) -> None:
 def test_an_empty_file(tmp_path) -> None:
     with pytest.raises(DataError) as exc:
         TextData(path=write(tmp_path / "empty.txt", "")).load()
-    assert "empty.txt) is empty (no text in it)" in one_line(exc)
+    assert f"{tmp_path / 'empty.txt'} is empty (no text in it); give the train split text" in one_line(exc)
     with pytest.raises(DataError) as exc:
         TextData(path=write(tmp_path / "blank.txt", " \n\n ")).load()
     assert "is empty" in one_line(exc)
@@ -208,6 +208,13 @@ def test_a_text_shorter_than_one_window(tmp_path) -> None:
     with pytest.raises(DataError) as exc:
         stream.dataset("train", 200, seed=0, epoch_offsets=True)
     assert "holds 126 tokens" in one_line(exc) and "lower data.val_fraction / data.test_fraction" in one_line(exc)
+    tiny = TextData(path=write(tmp_path / "tiny.txt", "abcdefghij")).load()  # 5 % of 10 characters: none
+    with pytest.raises(DataError) as exc:
+        tiny.dataset("val", 4, seed=0, epoch_offsets=False)
+    assert (
+        "holds 0 tokens (characters), fewer than one window of task.context=4 needs (5); raise data.val_fraction"
+        in (one_line(exc))
+    )
 
 
 def test_validation_characters_the_vocabulary_lacks(tmp_path) -> None:
