@@ -208,7 +208,7 @@ def test_a_text_shorter_than_one_window(tmp_path) -> None:
     with pytest.raises(DataError) as exc:
         stream.dataset("train", 200, seed=0, epoch_offsets=True)
     assert "holds 126 tokens" in one_line(exc) and "lower data.val_fraction / data.test_fraction" in one_line(exc)
-    tiny = TextData(path=write(tmp_path / "tiny.txt", "abcdefghij")).load()  # 5 % of 10 characters: none
+    tiny = TextData(path=write(tmp_path / "tiny.txt", "abcabcabca")).load()  # 5 % of 10 characters: none
     with pytest.raises(DataError) as exc:
         tiny.dataset("val", 4, seed=0, epoch_offsets=False)
     assert (
