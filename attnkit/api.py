@@ -5,6 +5,7 @@
     run = attnkit.load("runs/vit")                                             # or a .ckpt inside it
     run.model                                                                  # plain PyTorch, eval mode
     run.predict("digit.png")                                                   # what mode=predict prints, as data
+    attnkit.load("runs/lm").generate("To be", max_new_tokens=100)              # a language model's continuation
 
 Nothing here keeps Hydra's global state: a composed config is a plain dict, and loading needs no Hydra at all.
 """
@@ -20,7 +21,7 @@ from typing import Any
 
 from torch import nn
 
-from attnkit.errors import DataError
+from attnkit.errors import ConfigError, DataError
 from attnkit.plugins import load_plugins
 from attnkit.registry import build_spec, kinds
 from attnkit.train.checkpoints import model_from_checkpoint, read
@@ -50,7 +51,7 @@ def fit(cfg: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
 @dataclass
 class Loaded:
     """A trained run: its `model` (plain PyTorch, eval mode, the weights it evaluates with), its `config`, the
-    `checkpoint` file, and `predict`."""
+    `checkpoint` file, `predict`, and for a language model `generate`."""
 
     model: nn.Module
     config: dict[str, Any]
@@ -64,6 +65,16 @@ class Loaded:
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed) if quiet else contextlib.nullcontext():
             return self.task.predict(cfg, run_dir=None, overrides=[])
+
+    def generate(self, prompt: str, quiet: bool = True, **settings: Any) -> str:
+        """What `mode=generate ckpt_path=<checkpoint> input=<prompt>` continues the prompt with (task=lm), with the
+        run's generation settings and `settings` on top (`max_new_tokens=100`, `temperature=0`, `top_k`, `top_p`,
+        `repetition_penalty`, `seed`, `truncate`); nothing is written. `quiet=False` prints it as it comes."""
+        with_settings = getattr(self.task, "with_settings", None)
+        if with_settings is None:
+            raise ConfigError(f"task={self.task.name} has no generate mode; generation is task=lm's")
+        data = self.task.loaded_data(self.config)
+        return with_settings(**settings).continue_text(self.model, data, prompt, echo=not quiet)
 
 
 def load(path: str | Path) -> Loaded:

@@ -92,10 +92,10 @@ def plugin_specs(overrides: list[str]) -> list[str]:
 
 
 def task_from_checkpoint(overrides: list[str]) -> str | None:
-    """`task=<name>` for `mode=test|predict ckpt_path=...` without task= or experiment=: the task recorded in the
+    """`task=<name>` for `mode=test|predict|generate ckpt_path=...` without task= or experiment=: the task recorded in the
     checkpoint's run directory (`<run>/config.yaml` beside `<run>/checkpoints/`), so a checkpoint names its task."""
     values = {o.split("=", 1)[0].lstrip("+~"): o.split("=", 1)[1] for o in overrides if "=" in o}
-    if values.get("mode") not in ("test", "predict") or not values.get("ckpt_path"):
+    if values.get("mode") not in ("test", "predict", "generate") or not values.get("ckpt_path"):
         return None
     if "task" in values or "experiment" in values:
         return None

@@ -23,7 +23,7 @@ from attnkit.errors import ConfigError
 
 CONFIG_MODULE = "attnkit.conf"
 CONFIG_NAME = "config"
-MODES = ("train", "test", "predict", "list", "compare", "info")
+MODES = ("train", "test", "predict", "generate", "list", "compare", "info")
 # Every task's recipe node (its registered fields) is also stored here, for a task preset (conf/task/<name>.yaml) to
 # pull in with `- /hydra/task_recipe@task: <name>`: the preset sets data, model and trainer, never the recipe again.
 # Under hydra/ so that `--help` does not list it as a group of its own.

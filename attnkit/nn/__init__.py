@@ -7,7 +7,8 @@ from attnkit.nn import attention, copy, ffn, norm, pos_enc  # noqa: F401  (regis
 from attnkit.nn.attention import Attention, EagerAttention, SoftmaxAttention
 from attnkit.nn.block import DecoderBlock, EncoderBlock
 from attnkit.nn.classifier import SequenceClassifier
-from attnkit.nn.decoding import beam_search, greedy
+from attnkit.nn.decoder import Decoder
+from attnkit.nn.decoding import beam_search, greedy, sample
 from attnkit.nn.multihead import MultiHeadAttention
 from attnkit.nn.pos_enc import PositionalEncoding
 from attnkit.nn.seq2seq import EncoderDecoder
@@ -15,6 +16,7 @@ from attnkit.nn.vit import PatchEmbed, ViT
 
 __all__ = [
     "Attention",
+    "Decoder",
     "DecoderBlock",
     "EagerAttention",
     "EncoderBlock",
@@ -27,4 +29,5 @@ __all__ = [
     "ViT",
     "beam_search",
     "greedy",
+    "sample",
 ]

@@ -86,9 +86,12 @@ class EncoderBlock(nn.Module):
         *,
         key_padding_mask: Tensor | None = None,
         bias: Tensor | None = None,
+        cache: dict[str, Any] | None = None,
     ) -> Tensor:
-        """`[B, N, dim]` -> `[B, N, dim]`; `bias` (the encoding's score bias) broadcastable to `[B, H, N, N]`."""
-        x = x + self.drop_path(self.attn(self.norm1(x), key_padding_mask=key_padding_mask, bias=bias))
+        """`[B, N, dim]` -> `[B, N, dim]`; `bias` (the encoding's score bias) broadcastable to `[B, H, N, Nk]`, Nk
+        counting the positions in `cache` (a causal block's self-attention cache, filled in place: decoding)."""
+        attn = self.attn(self.norm1(x), key_padding_mask=key_padding_mask, bias=bias, cache=cache)
+        x = x + self.drop_path(attn)
         return x + self.drop_path(self.dropout(self.ffn(self.norm2(x))))
 
 

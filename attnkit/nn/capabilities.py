@@ -48,9 +48,10 @@ def check_kv_heads(heads: int, kv_heads: int) -> None:
 def check_causal(attention: Attention, where: str = "attention") -> None:
     """A causal (decoder) self-attention needs a kernel that masks the future."""
     if not attention.supports_causal:
+        causal = ", ".join(e.name for e in registry.entries("attention") if getattr(e.obj, "supports_causal", False))
         raise ConfigError(
             f"decoder self-attention must be causal; {where}={component_name(attention, 'attention')} cannot mask "
-            f"the future; set {where}=softmax (or another causal attention)"
+            f"the future; set {where}=softmax (or another causal attention: {causal})"
         )
 
 

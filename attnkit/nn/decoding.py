@@ -10,12 +10,13 @@ finished.
 
 One loop, `generate`, serves every strategy; a strategy (a `Search`: `Greedy`, `BeamSearch`) only chooses the next
 tokens from their constrained log-probabilities and says which hypotheses go on. Sampling (temperature, top-k,
-top-p) would be a `Greedy` whose `pick` draws instead of taking the most probable token.
+top-p) is `Sample`, a `Greedy` whose `pick` draws instead of taking the most probable token.
 
 Lengths: a sentence of n source tokens gets at most L = max_len_a · n + max_len_b target tokens (capped by `max_len`
 and by the model's `max_len`), then EOS is forced. The padding and BOS ids are never generated. Outputs are
 `[B, T]`, without BOS, EOS included, padded with `pad_id` after EOS. A negative `eos_id` means "no end token":
-every sentence runs to exactly L tokens (useful for timing).
+every sentence runs to exactly L tokens (useful for timing); a model whose `prompted` is true (decoder-only,
+`attnkit.nn.Decoder`: its prompt is the "source") takes a negative `bos_id` and `pad_id`, no such token (`sample`).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def _check_ids(model: nn.Module, **ids: int) -> None:
             raise ConfigError(f"{key}={value!r} must be an integer token id")
         if vocab is not None and value >= vocab:
             raise ConfigError(f"{key}={value} is outside the target vocabulary of {vocab} ids; use the tokenizer's id")
-        if value < 0 and key != "eos_id":
+        if value < 0 and key != "eos_id" and not getattr(model, "prompted", False):
             raise ConfigError(f"{key}={value} must be a token id >= 0")
 
 
@@ -118,7 +119,7 @@ def _next_log_probs(
     vocab = logp.shape[-1]
     eos_logp = logp[:, eos_id].clone() if eos_id >= 0 else None
     for banned in {pad_id, bos_id} - {eos_id}:
-        if banned < vocab:
+        if 0 <= banned < vocab:
             logp[:, banned] = NEG_INF
     if no_repeat_ngram > 0:
         if word_starts is None:
@@ -218,7 +219,7 @@ class Search:
     `limits` `[B]` are the sentences' most target tokens; `context` holds tensors of the batch, one row per sentence
     (the encoder's memory, its padding mask, the source ids; None for none), and `rows` the same tensors laid out per
     decoder row (`lay_out`), which the model reads. `generate` runs the loop; a strategy implements `advance` (choose
-    the next tokens, end or drop hypotheses) and `result`. Sampling would be `Greedy` with another `pick`.
+    the next tokens, end or drop hypotheses) and `result`. Sampling is `Greedy` with another `pick` (`Sample`).
     """
 
     tokens: Tensor  # [R, t]: each decoder row's tokens so far, BOS left out
@@ -275,6 +276,48 @@ class Greedy(Search):
 
     def result(self) -> Tensor:
         return self.out[:, : self.length]
+
+
+class Sample(Greedy):
+    """Greedy with a drawn next token: log-probabilities divided by `temperature` (0 = the most probable token), cut
+    to the `top_k` most probable (0 = all) and to the smallest set whose probability reaches `top_p` (1 = all), then
+    drawn from a generator seeded with `seed`, one draw per row and step (so cached and uncached decoding draw
+    alike). `stream(tokens [R])`, when given, sees each step's tokens as they are chosen."""
+
+    def __init__(
+        self,
+        limits: Tensor,
+        context: tuple[Tensor | None, ...],
+        *,
+        eos_id: int,
+        pad_id: int,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int = 0,
+        stream: Callable[[Tensor], None] | None = None,
+    ) -> None:
+        super().__init__(limits, context, eos_id=eos_id, pad_id=pad_id)
+        self.temperature, self.top_k, self.top_p, self.stream = temperature, top_k, top_p, stream
+        self.generator = torch.Generator(device=limits.device).manual_seed(seed)
+
+    def pick(self, logp: Tensor) -> Tensor:
+        if self.temperature == 0:
+            token = logp.argmax(dim=-1)
+        else:
+            scores = logp / self.temperature
+            if 0 < self.top_k < scores.shape[-1]:
+                kth = scores.topk(self.top_k, dim=-1).values[:, -1:]
+                scores = scores.masked_fill(scores < kth, NEG_INF)
+            if self.top_p < 1.0:
+                ordered, order = scores.sort(dim=-1, descending=True)
+                probs = ordered.softmax(dim=-1)
+                drop = probs.cumsum(dim=-1) - probs >= self.top_p  # the tokens above already hold top_p
+                scores = scores.masked_fill(torch.empty_like(drop).scatter_(1, order, drop), NEG_INF)
+            token = torch.multinomial(scores.softmax(dim=-1), 1, generator=self.generator).squeeze(1)
+        if self.stream is not None:
+            self.stream(token)
+        return token
 
 
 class BeamSearch(Search):
@@ -506,6 +549,70 @@ def beam_search(
         no_repeat_ngram=no_repeat_ngram,
         word_starts=word_starts,
         stutter_free=stutter_free,
+        repetition_penalty=float(repetition_penalty),
+    )
+
+
+def sample(
+    model: nn.Module,
+    prompt: Tensor,
+    *,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    repetition_penalty: float = 1.0,
+    seed: int = 0,
+    eos_id: int = -1,
+    use_cache: bool = True,
+    stream: Callable[[Tensor], None] | None = None,
+) -> Tensor:
+    """A decoder-only model's continuation of prompt `[B, Np]` (rows of one length): tokens `[B, T]`, T at most
+    `max_new_tokens` (fewer once every row drew `eos_id`; negative = none), drawn by `Sample` in the one loop.
+
+    The model (`attnkit.nn.Decoder`) reads the prompt as the loop's source; `repetition_penalty` (1 = off) penalises
+    the tokens generated so far. Prompt and new tokens must fit the model's `max_len` positions."""
+    checks = (
+        ("max_new_tokens", max_new_tokens, isinstance(max_new_tokens, int) and max_new_tokens >= 1, "an integer >= 1"),
+        ("temperature", temperature, isinstance(temperature, (int, float)) and temperature >= 0, "a number >= 0"),
+        ("top_k", top_k, isinstance(top_k, int) and top_k >= 0, "an integer >= 0 (0 = off)"),
+        ("top_p", top_p, isinstance(top_p, (int, float)) and 0 < top_p <= 1, "in (0, 1] (1 = off)"),
+        (
+            "repetition_penalty",
+            repetition_penalty,
+            isinstance(repetition_penalty, (int, float)) and repetition_penalty > 0,
+            "a number > 0 (1 = off)",
+        ),
+        ("seed", seed, isinstance(seed, int), "an integer"),
+    )
+    for key, value, ok, what in checks:
+        if not ok or isinstance(value, bool):
+            raise ConfigError(f"{key}={value!r} must be {what}")
+    if prompt.dim() != 2 or prompt.shape[1] == 0:
+        raise ConfigError(f"the prompt must be token ids [B, Np] with Np >= 1; got shape {tuple(prompt.shape)}")
+    limit = getattr(model, "max_len", None)
+    if limit is not None and prompt.shape[1] + max_new_tokens > limit:
+        raise ConfigError(
+            f"a prompt of {prompt.shape[1]} tokens and max_new_tokens={max_new_tokens} exceed the model's context "
+            f"of {limit} positions; shorten the prompt (task.truncate=left cuts it from the left) or lower "
+            f"max_new_tokens"
+        )
+    strategy = functools.partial(
+        Sample, temperature=float(temperature), top_k=top_k, top_p=float(top_p), seed=seed, stream=stream
+    )
+    return generate(
+        model,
+        prompt,
+        None,
+        strategy,
+        bos_id=-1,
+        eos_id=eos_id,
+        pad_id=-1,
+        max_len_a=0.0,
+        max_len_b=max_new_tokens,
+        max_len=None,
+        min_len=0,
+        use_cache=use_cache,
         repetition_penalty=float(repetition_penalty),
     )
 

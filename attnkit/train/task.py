@@ -1,4 +1,4 @@
-"""The task protocol and its base: what `python -m attnkit mode=train|test|predict|info` runs, written once.
+"""The task protocol and its base: what `python -m attnkit mode=train|test|predict|generate|info` runs, written once.
 
 A task is a registered dataclass whose fields are its recipe (learning rate, schedule, augmentation, decoding, ...).
 The config node `task.*`, the YAML defaults (a task's preset pulls the node in, it does not restate it) and the
@@ -17,7 +17,7 @@ From a config to what is trained, `Task.prepare` goes one way, through four hook
    resolved config alone; all this happens before Lightning is imported (bad options fail in seconds, in one line);
 4. `lightning(cfg, setup, checkpoint)` -> (LightningModule, LightningDataModule).
 
-A task implements `load`, `setup` and `lightning`, may implement `resolve` and `predict`, and may change `evaluate`
+A task implements `load`, `setup` and `lightning`, may implement `resolve`, `predict` and `generate`, and may change `evaluate`
 (what is scored after training), `metrics` (extra entries of metrics.json), `artifacts` (files beside them) and
 `summary` (the table printed at the end). `inherits` names the model keys an `init_from` checkpoint of the same
 task fixes where the config leaves them null (attnkit/train/init_from.py).
@@ -173,6 +173,9 @@ class Task:
 
     def predict(self, cfg: dict[str, Any], *, run_dir: Path, overrides: list[str] | None = None) -> dict[str, Any]:
         raise ConfigError(f"task={self.name} has no predict mode; use mode=train or mode=test")
+
+    def generate(self, cfg: dict[str, Any], *, run_dir: Path | None, overrides: list[str] | None = None) -> dict:
+        raise ConfigError(f"task={self.name} has no generate mode; generation is task=lm's (a language model)")
 
     def example(self, setup: Setup) -> Any:
         """For `mode=info`: a function running the model forward on one training sample (its longest)."""

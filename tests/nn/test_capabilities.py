@@ -140,7 +140,7 @@ def test_the_first_failing_rule_names_the_config_key() -> None:
     )
     assert message == (
         "decoder self-attention must be causal; model.decoder.attention=linformer cannot mask the future; "
-        "set model.decoder.attention=softmax (or another causal attention)"
+        "set model.decoder.attention=softmax (or another causal attention: eager, linear, local, performer, softmax)"
     )
 
 
