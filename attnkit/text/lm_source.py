@@ -28,6 +28,6 @@ def load_lm_data(data_cfg: Any, task: str = "lm") -> tuple[Any, LMData]:
     if not isinstance(data, LMData):
         raise ConfigError(
             f"data={name} does not give a language model's data (attnkit.text.lm.LMData), which task={task} needs; "
-            f"choose data=text"
+            f"choose data=mqar or data=text"
         )
     return source, data
