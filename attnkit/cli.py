@@ -110,6 +110,11 @@ def task_from_checkpoint(overrides: list[str]) -> str | None:
     return f"task={name}" if isinstance(name, str) and name.isidentifier() else None
 
 
+def shown_value(value: object) -> str:
+    """An option's default as mode=list prints it: a string with newlines or tabs quoted, so it stays on its line."""
+    return repr(value) if isinstance(value, str) and not value.isprintable() else str(value)
+
+
 def list_components() -> None:
     """Print every registered component by kind: name, one-line description, options and where it is defined."""
     for kind in registry.kinds():
@@ -119,7 +124,7 @@ def list_components() -> None:
         for entry in entries:
             options = {k: v for k, v in registry.defaults(kind, entry.name).items() if k != "name"}
             print(f"  {entry.name:<{width}}{entry.description}")
-            shown = " ".join(f"{k}={v}" for k, v in options.items()) or "(none)"
+            shown = " ".join(f"{k}={shown_value(v)}" for k, v in options.items()) or "(none)"
             print(f"  {'':<{width}}options: {shown} · {entry.source.rsplit('.', 1)[0]}")
     print("Choose with group=name (attention=eager), set options with group.option=value (attention.dropout=0.1).")
 

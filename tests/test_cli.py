@@ -691,3 +691,7 @@ def test_task_comes_from_the_checkpoints_run_directory(tmp_path, extra, expected
     ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
     assert cli.task_from_checkpoint([*extra, f"ckpt_path={ckpt}"]) == expected
     assert cli.task_from_checkpoint(["mode=predict", f"ckpt_path={tmp_path / 'elsewhere.ckpt'}"]) is None
+
+
+def test_list_quotes_a_default_that_would_break_its_line() -> None:
+    assert (cli.shown_value("\n\n"), cli.shown_value("utf-8"), cli.shown_value(0.05)) == ("'\\n\\n'", "utf-8", "0.05")

@@ -158,6 +158,11 @@ def files(tmp_path_factory) -> Path:
         done = {"epoch_progress": {"current": {"processed": 1}}}
         torch.save({**payload, "epoch": 0, "global_step": 4, "loops": {"fit_loop": done}}, folder / name / "last.ckpt")
         (folder / name / "last.ckpt").rename(folder / name / "checkpoints" / "last.ckpt")
+    (folder / "empty.txt").write_text("")
+    (folder / "latin1.txt").write_bytes(("café au lait\n" * 50).encode("latin-1"))
+    (folder / "short.txt").write_text("a short text\n" * 20)
+    (folder / "ascii.txt").write_text("plain ascii text\n" * 50)
+    (folder / "accents.txt").write_text("naïve café, ¿qué?\n" * 5)
     return folder
 
 

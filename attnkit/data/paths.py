@@ -8,12 +8,18 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from attnkit.errors import ConfigError
+from attnkit.errors import ConfigError, DataError
 
 
 def resolve(path: str) -> str:
     """An absolute path; a relative one is taken from the launch directory (the CLI does not chdir)."""
     return os.path.abspath(os.path.expanduser(str(path)))
+
+
+def check_file(path: str) -> None:
+    """A data file must exist: else a one-line DataError naming it (relative paths start at the launch directory)."""
+    if not os.path.isfile(path):
+        raise DataError(f"data file {path!r} does not exist; check the path (relative paths start at the launch dir)")
 
 
 def resolve_files(files: Any) -> Any:

@@ -73,16 +73,14 @@ class HFTextData(TextPairData):
         self.limit_train, self.on_empty = limit_train, on_empty
 
     def _load(self) -> TextPairs:
-        builder = self.hub.builder(
-            "data.dataset=<hub name, e.g. wmt16> (with data.config_name=de-en) or data.data_files=path/to/train.jsonl"
+        builder, loaded, chosen = load_text_dataset(
+            self.hub,
+            "data.dataset=<hub name, e.g. wmt16> (with data.config_name=de-en) or data.data_files=path/to/train.jsonl",
         )
-        files = self.hub.data_files
-        tsv = builder == "csv" and files is not None and first_file(files).endswith(".tsv")
-        loaded, chosen = self.hub.load(builder, **({"delimiter": "\t"} if tsv else {}))
         parts = {}
         for split, name in chosen.items():
             parts[split] = rows_to_pairs(
-                _rows(loaded[name], self.pair_field, (self.src, self.tgt)),
+                table_rows(loaded[name], self.pair_field, (self.src, self.tgt)),
                 src=self.src,
                 tgt=self.tgt,
                 pair_field=self.pair_field,
@@ -94,7 +92,17 @@ class HFTextData(TextPairData):
         return TextPairs(train=train, val=split["val"], test=split["test"], src=self.src, tgt=self.tgt)
 
 
-def _rows(table: Any, pair_field: str | None, keys: tuple[str, str]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+def load_text_dataset(hub: HFDataset, example: str) -> tuple[str, Mapping[str, Any], dict[str, str]]:
+    """The builder of a text source's dataset (`example`: the settings that would name one, for the message when
+    none is given), its loaded splits and which of them play train, val and test; .tsv files are read with tabs."""
+    builder = hub.builder(example)
+    files = hub.data_files
+    tsv = builder == "csv" and files is not None and first_file(files).endswith(".tsv")
+    loaded, chosen = hub.load(builder, **({"delimiter": "\t"} if tsv else {}))
+    return builder, loaded, chosen
+
+
+def table_rows(table: Any, pair_field: str | None, keys: tuple[str, ...]) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """(`row N`, row) with only the columns needed (a column read is much faster than row-by-row access)."""
     columns = list(table.column_names)
     if pair_field and pair_field in columns:

@@ -14,8 +14,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from attnkit.data.messages import one_line
+from attnkit.data.paths import check_file
 from attnkit.errors import DataError
 from attnkit.text.pairs import OnEmpty, Pair, clean_pairs
+from attnkit.text.plain import undecodable
 
 FORMATS = ("jsonl", "csv", "tsv")
 EXTENSIONS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv", ".tab": "tsv"}
@@ -34,12 +36,11 @@ def detect_format(path: str, fmt: str = "auto") -> str:
     return EXTENSIONS[ext]
 
 
-def read_rows(path: str, fmt: str) -> Iterator[tuple[str, Any]]:
+def read_rows(path: str, fmt: str, encoding: str = "utf-8") -> Iterator[tuple[str, Any]]:
     """(`line N`, row) for every record of a file; blank lines of JSON lines come out as empty rows."""
-    if not os.path.isfile(path):
-        raise DataError(f"data file {path!r} does not exist; check the path (relative paths start at the launch dir)")
+    check_file(path)
     try:
-        with open(path, encoding="utf-8", newline="") as f:
+        with open(path, encoding=encoding, newline="") as f:
             if fmt == "jsonl":
                 yield from _json_rows(f, path)
             else:
@@ -49,7 +50,7 @@ def read_rows(path: str, fmt: str) -> Iterator[tuple[str, Any]]:
                 for row in reader:
                     yield f"line {reader.line_num}", row
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path} is not UTF-8 text ({one_line(exc)}); convert it to UTF-8") from exc
+        raise undecodable(path, encoding) from exc
     except csv.Error as exc:
         raise DataError(f"{path} is not valid {fmt.upper()} ({one_line(exc)}); check the file") from exc
 

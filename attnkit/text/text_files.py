@@ -12,6 +12,7 @@ from attnkit.data.splits import SPLIT_ALIASES
 from attnkit.errors import ConfigError, DataError
 from attnkit.ranges import PositiveInt, Rate, Seed
 from attnkit.text.pairs import OnEmpty, OnLong, TextPairData, TextPairs, carve
+from attnkit.text.plain import check_encoding
 from attnkit.text.records import EXTENSIONS, detect_format, read_rows, rows_to_pairs
 
 # split -> file stems looked for in `path` (the first found wins)
@@ -25,9 +26,9 @@ class TextFilesData(TextPairData):
     Give `train` (and optionally `validation`, `test`) as file paths, or `path`, a folder holding
     `train.jsonl` / `validation.jsonl` / `test.jsonl` (or .csv, .tsv; `valid`, `val`, `dev` also name the
     validation split). `src` and `tgt` name the two texts: fields of a row, or keys under `pair_field` in the
-    Hugging Face translation layout `{"translation": {"de": ..., "en": ...}}`. A missing validation or test
-    file is carved from train (`val_fraction`, `test_fraction`, seeded by `split_seed`); `limit_train` keeps
-    the first pairs of train. Empty pairs are skipped and counted, or refused (`on_empty=error`).
+    Hugging Face translation layout `{"translation": {"de": ..., "en": ...}}`; files are decoded as `encoding`. A
+    missing validation or test file is carved from train (`val_fraction`, `test_fraction`, seeded by `split_seed`);
+    `limit_train` keeps the first pairs of train. Empty pairs are skipped and counted, or refused (`on_empty=error`).
     """
 
     def __init__(
@@ -39,6 +40,7 @@ class TextFilesData(TextPairData):
         validation: str | None = None,
         test: str | None = None,
         format: Literal["auto", "jsonl", "csv", "tsv"] = "auto",
+        encoding: str = "utf-8",
         src: str = "source",
         tgt: str = "target",
         pair_field: str | None = "translation",
@@ -52,6 +54,7 @@ class TextFilesData(TextPairData):
     ) -> None:
         super().__init__(batch_size=batch_size, max_tokens=max_tokens, on_long=on_long, max_source_len=max_source_len)
         check_choice("format", format, ("auto", "jsonl", "csv", "tsv"))
+        check_encoding(encoding)
         check_choice("on_empty", on_empty, ("skip", "error"))
         check_fractions(val_fraction, test_fraction, items="pairs")
         if limit_train is not None:
@@ -63,7 +66,8 @@ class TextFilesData(TextPairData):
             split: None if value is None else resolve(value)
             for split, value in (("train", train), ("val", validation), ("test", test))
         }
-        self.format, self.src, self.tgt, self.pair_field = format, str(src), str(tgt), pair_field
+        self.format, self.encoding = format, encoding
+        self.src, self.tgt, self.pair_field = str(src), str(tgt), pair_field
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
         self.limit_train, self.on_empty = limit_train, on_empty
 
@@ -98,7 +102,7 @@ class TextFilesData(TextPairData):
         files = self.split_files()
         parts = {}
         for split, file in files.items():
-            rows = read_rows(file, detect_format(file, self.format))
+            rows = read_rows(file, detect_format(file, self.format), self.encoding)
             parts[split] = rows_to_pairs(
                 rows, src=self.src, tgt=self.tgt, pair_field=self.pair_field, where=file, on_empty=self.on_empty
             )

@@ -19,9 +19,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from attnkit.errors import ConfigError
 from attnkit.nn.decoding import sample
-from attnkit.registry import build_spec, register
+from attnkit.registry import register
 from attnkit.tasks.lm.mqar import MQARSplits, answers
 from attnkit.text.lm import LMData
+from attnkit.text.lm_source import load_lm_data
 from attnkit.train import run
 from attnkit.train.checkpoints import model_from_checkpoint
 from attnkit.train.reports import write_json
@@ -50,18 +51,6 @@ class EpochSampler(Sampler[int]):
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         return iter(torch.randperm(len(self.dataset), generator=generator).tolist())
-
-
-def load_data(data_cfg: dict[str, Any]) -> tuple[Any, LMData]:
-    """The source of `data_cfg` and what it loads, refused in one line unless it is a language model's data."""
-    source = build_spec("data", data_cfg)
-    data = source.load()
-    if not isinstance(data, LMData):
-        raise ConfigError(
-            f"data={data_cfg.get('name')} does not give a language model's data (attnkit.text.lm.LMData), which "
-            f"task=lm needs; choose data=mqar or data=text"
-        )
-    return source, data
 
 
 @register("task", "lm")
@@ -111,7 +100,7 @@ class LMTask(Task):
         """The data config's source (a test's: the checkpoint's, unless data... is given) and its data."""
         saved = given.checkpoint["attnkit"] if given.checkpoint is not None else None
         data_cfg = saved["data"] if saved is not None and not run.overridden(given.overrides, "data") else cfg["data"]
-        source, data = load_data(data_cfg)
+        source, data = load_lm_data(data_cfg)
         return LoadedData(source, data, data_cfg)
 
     def resolve(self, cfg: dict[str, Any], loaded: LoadedData, given: Given) -> Resolved:
@@ -219,7 +208,7 @@ class LMTask(Task):
         if value is not None and value != "-" and not str(value).strip():
             raise ConfigError('input is empty; give input="a prompt", or input=- to read prompts from stdin')
         prompts = [str(value)] if value not in (None, "-") else _stdin_lines()
-        _, data = load_data(payload["attnkit"]["data"])
+        _, data = load_lm_data(payload["attnkit"]["data"])
         model = model_from_checkpoint(payload, ckpt)
         settings = {k: getattr(self, k) for k in GENERATION}
         results = [{"prompt": p, "text": self.continue_text(model, data, p, echo=run_dir is not None)} for p in prompts]
@@ -272,7 +261,7 @@ class LMTask(Task):
 
     def loaded_data(self, config: dict[str, Any]) -> LMData:
         """The data of a trained run (its config), for its tokens."""
-        return load_data(config["data"])[1]
+        return load_lm_data(config["data"])[1]
 
     def with_settings(self, **settings: Any) -> LMTask:
         """This task with other generation settings (`max_new_tokens`, `temperature`, ...), refused in one line

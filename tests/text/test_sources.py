@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -235,3 +236,15 @@ def test_hf_text_errors_in_one_line(corpus, offline, tmp_path):
     with pytest.raises(DataError) as exc:  # offline: the hub is never reached
         HFTextData(dataset="someone/no-such-dataset", cache_dir=str(tmp_path / "c")).load()
     assert "someone/no-such-dataset" in one_line(exc)
+
+
+def test_text_files_not_utf8_names_the_byte_and_reads_with_data_encoding(tmp_path):
+    path = tmp_path / "train.jsonl"
+    rows = [json.dumps({"source": f"café {i}", "target": f"thé {i}"}, ensure_ascii=False) for i in range(20)]
+    path.write_bytes(("\n".join(rows) + "\n").encode("latin-1"))
+    with pytest.raises(DataError) as exc:
+        TextFilesData(train=str(path)).load()
+    assert "train.jsonl is not utf-8 text: the byte 0xe9 at offset 15" in one_line(exc)
+    assert "data.encoding=" in one_line(exc)
+    pairs = TextFilesData(train=str(path), encoding="latin-1", val_fraction=0.1, test_fraction=0.1).load()
+    assert ("café 0", "thé 0") in pairs.train + pairs.val + pairs.test
