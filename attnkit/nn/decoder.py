@@ -10,7 +10,7 @@ decoding loop (`attnkit.nn.decoding.generate`) drive it: the prompt plays the pa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +23,7 @@ from attnkit.nn.layers import summary
 from attnkit.nn.multihead import MultiHeadAttention
 from attnkit.nn.seq2seq import EncoderDecoder
 from attnkit.nn.stack import encoder_stack, plan_stack
+from attnkit.ranges import PositiveInt, Range, Rate
 from attnkit.registry import build_spec, register
 
 # layer -> {"k", "v"} or {"state", "length"}: each block's self-attention cache
@@ -42,15 +43,15 @@ class Decoder(nn.Module):
 
     def __init__(
         self,
-        vocab_size: int,
+        vocab_size: PositiveInt,
         *,
-        dim: int = 128,
-        depth: int = 2,
-        heads: int = 4,
-        kv_heads: int | None = None,
+        dim: PositiveInt = 128,
+        depth: PositiveInt = 2,
+        heads: PositiveInt = 4,
+        kv_heads: PositiveInt | None = None,
         qk_norm: str | None = None,
-        max_len: int = 256,
-        dropout: float = 0.0,
+        max_len: Annotated[int, Range(1), "the longest sequence, in tokens"] = 256,
+        dropout: Rate = 0.0,
         attention: Any = "softmax",
         pos_enc: Any = "rope",
         norm: Any = "layernorm",

@@ -20,6 +20,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from attnkit.errors import ConfigError
+from attnkit.ranges import PositiveInt
 from attnkit.registry import did_you_mean
 
 Kind = Literal["chars", "bytes", "bpe"]
@@ -33,8 +34,8 @@ class LMTokenizerOptions:
     and how often a pair must occur to be merged (`min_frequency`)."""
 
     kind: Kind = "chars"
-    vocab_size: int = 4096
-    min_frequency: int = 2
+    vocab_size: PositiveInt = 4096
+    min_frequency: PositiveInt = 2
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

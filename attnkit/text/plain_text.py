@@ -12,6 +12,7 @@ from attnkit.data.checks import check_choice, check_fractions, check_int
 from attnkit.data.hf import HFDataset
 from attnkit.data.paths import check_file, resolve
 from attnkit.errors import ConfigError, DataError
+from attnkit.ranges import Fraction, PositiveInt
 from attnkit.text.hf_text import BUILDERS, load_text_dataset, table_rows
 from attnkit.text.lm_tokenizer import LMTokenizerOptions, train_lm_tokenizer
 from attnkit.text.plain import check_encoding, read_text
@@ -39,7 +40,7 @@ class TextData:
 
     def __init__(
         self,
-        batch_size: int = 32,
+        batch_size: PositiveInt = 32,
         path: str | None = None,
         train: str | None = None,
         validation: str | None = None,
@@ -48,8 +49,8 @@ class TextData:
         field: str = "text",
         separator: str = "\n\n",
         encoding: str = "utf-8",
-        val_fraction: float = 0.05,
-        test_fraction: float = 0.05,
+        val_fraction: Fraction = 0.05,
+        test_fraction: Fraction = 0.05,
         tokenizer: LMTokenizerOptions = CHARS,
         dataset: str | None = None,
         config_name: str | None = None,

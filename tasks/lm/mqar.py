@@ -13,6 +13,8 @@ first, then validation without test's sequences, then training without either.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset, TensorDataset
@@ -20,6 +22,7 @@ from torch.utils.data import Dataset, TensorDataset
 import attnkit
 from attnkit.data.checks import check_int
 from attnkit.errors import ConfigError
+from attnkit.ranges import PositiveInt, Range, Seed
 
 IGNORE = -100
 ROLES = ("test", "val", "train")  # the order splits are made in: later ones skip the sequences of earlier ones
@@ -157,14 +160,14 @@ class MQARData:
 
     def __init__(
         self,
-        batch_size: int = 64,
-        vocab_size: int = 32,
-        num_kv_pairs: int = 4,
-        power_a: float = 0.01,
-        train_size: int = 8192,
-        val_size: int = 256,
-        test_size: int = 512,
-        seed: int = 0,
+        batch_size: PositiveInt = 64,
+        vocab_size: PositiveInt = 32,
+        num_kv_pairs: PositiveInt = 4,
+        power_a: Annotated[float, Range(0, 1, low_open=True), "the query-gap exponent"] = 0.01,
+        train_size: PositiveInt = 8192,
+        val_size: PositiveInt = 256,
+        test_size: PositiveInt = 512,
+        seed: Seed = 0,
     ) -> None:
         for key, value in (("batch_size", batch_size), ("train_size", train_size), ("val_size", val_size)):
             check_int(key, value, minimum=1)

@@ -12,13 +12,14 @@ import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from attnkit.errors import ConfigError
 from attnkit.nn.decoding import sample
+from attnkit.ranges import Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range, Rate, Seed
 from attnkit.registry import register
 from attnkit.tasks.lm.mqar import MQARSplits, answers
 from attnkit.text.lm import LMData
@@ -71,20 +72,20 @@ class LMTask(Task):
     monitor: ClassVar[str] = "val/loss"
     monitor_mode: ClassVar[str] = "min"
 
-    context: int = 32
-    lr: float = 3e-3
-    weight_decay: float = 0.1
-    warmup_steps: int = 50
-    min_lr_ratio: float = 0.1
-    ema_decay: float = 0.0
+    context: Annotated[int, Range(2), "the tokens of one training window"] = 32
+    lr: PositiveFloat = 3e-3
+    weight_decay: NonNegativeFloat = 0.1
+    warmup_steps: NonNegativeInt = 50
+    min_lr_ratio: Fraction = 0.1
+    ema_decay: Rate = 0.0
     test_checkpoint: Literal["best", "last"] = "last"
     attention_map: bool = True
-    max_new_tokens: int = 100
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    repetition_penalty: float = 1.0
-    seed: int = 0
+    max_new_tokens: PositiveInt = 100
+    temperature: Annotated[float, Range(0), "0 = greedy"] = 1.0
+    top_k: Annotated[int, Range(0), "0 = every token"] = 0
+    top_p: Annotated[float, Range(0, 1, low_open=True)] = 1.0
+    repetition_penalty: PositiveFloat = 1.0
+    seed: Seed = 0
     truncate: Literal["error", "left"] = "error"
 
     def __post_init__(self) -> None:
