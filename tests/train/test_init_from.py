@@ -155,7 +155,7 @@ def test_runs_start_from_a_checkpoint_or_timm_weights_and_bad_inputs_are_refused
             "data.test_size=8",
             f"init_from={ckpt}",
         ],
-        "resume": ["resume=resumable", "init_from=timm_vit.pth"],
+        "resume": ["resume=resumable", "init_from=timm_vit.pth", "trainer.max_epochs=2"],  # extends the finished run
     }
     done = run_many({name: (args, cwd, env(cwd)) for name, args in commands.items()})
     for name, file in (("ckpt", "last.ckpt"), ("timm", "timm_vit.pth")):
