@@ -21,6 +21,7 @@ from attnkit.nn.attention.base import Attention
 from attnkit.nn.capabilities import head_dim
 from attnkit.nn.layers import summary
 from attnkit.nn.multihead import MultiHeadAttention
+from attnkit.nn.pos_enc.base import PositionalEncoding
 from attnkit.nn.seq2seq import EncoderDecoder
 from attnkit.nn.stack import encoder_stack, plan_stack
 from attnkit.ranges import PositiveInt, Range, Rate
@@ -115,10 +116,12 @@ class Decoder(nn.Module):
             raise ConfigError(f"token ids must be [B, N]; got shape {tuple(ids.shape)}")
         offset = self.cached_length(cache)
         end = offset + ids.shape[1]
-        if end > self.max_len:
+        limit = self.position_limit()
+        if limit is not None and end > limit:
             raise ConfigError(
-                f"a sequence of {end} positions exceeds model.max_len={self.max_len}; shorten the prompt "
-                f"(task.truncate=left) or generate fewer tokens"
+                f"a sequence of {end} positions exceeds the {limit} this model holds (a learned position table "
+                f"without pos_enc.interpolate, or a kernel's max_length); use a shorter sequence, or a model with "
+                f"pos_enc=rope, alibi, t5, sinusoidal or none (any length)"
             )
         if not torch.compiler.is_compiling() and ids.numel():
             lowest, highest = (int(t) for t in ids.aminmax())
@@ -130,6 +133,21 @@ class Decoder(nn.Module):
         x = self.dropout(self.pos_enc.add_to_tokens(self.embed(ids), offset=offset))
         biases = self.layer_pos_enc.biases(ids.shape[1], end)
         return self.head(self.norm(self.blocks(x, biases=biases, cache=cache)))
+
+    def position_limit(self) -> int | None:
+        """The most positions a forward pass may take: a learned table's size (unless it interpolates) or a kernel's
+        `max_length` (linformer), None when unbounded. `max_len` bounds generation, not this."""
+        limits = [
+            m.max_len
+            for m in self.modules()
+            if isinstance(m, PositionalEncoding) and m.max_len is not None and not getattr(m, "interpolate", False)
+        ]
+        limits += [
+            m.max_length
+            for m in self.modules()
+            if isinstance(m, Attention) and getattr(m, "max_length", None) is not None
+        ]
+        return min(limits, default=None)
 
     def attention_weights(self, ids: Tensor) -> Tensor:
         """The last block's attention weights `[B, H, N, N]` over ids `[B, N]` (a kernel with `supports_weights`)."""

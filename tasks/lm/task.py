@@ -9,6 +9,7 @@ memory, and writes the learning curve and an attention map. `mode=generate` cont
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,7 @@ class LMTask(Task):
     title: ClassVar[str] = "language model"
     monitor: ClassVar[str] = "val/loss"
     monitor_mode: ClassVar[str] = "min"
+    evaluation_keys: ClassVar[tuple[str, ...]] = ("task.eval_lengths",)
 
     context: Annotated[int, Range(2), "the tokens of one training window"] = 32
     lr: PositiveFloat = 3e-3
@@ -87,6 +89,9 @@ class LMTask(Task):
     repetition_penalty: PositiveFloat = 1.0
     seed: Seed = 0
     truncate: Literal["error", "left"] = "error"
+    eval_lengths: Annotated[list[int], "test windows, in multiples of task.context"] = dataclasses.field(
+        default_factory=lambda: [1]
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -94,6 +99,12 @@ class LMTask(Task):
             raise ConfigError(f"task.context={self.context!r} must be an integer >= 2 (tokens per window)")
         if self.truncate not in ("error", "left"):
             raise ConfigError(f"task.truncate={self.truncate!r} must be error (refuse long prompts) or left")
+        lengths = list(self.eval_lengths) if isinstance(self.eval_lengths, (list, tuple)) else None
+        if not lengths or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in lengths):
+            raise ConfigError(
+                f"task.eval_lengths={self.eval_lengths!r} must be a list of positive integers (multiples of "
+                f"task.context), such as [1,2,4]"
+            )
 
     # -- from a config to a model ----------------------------------------------------------------------------------
 
@@ -125,9 +136,20 @@ class LMTask(Task):
                 f"task.context={self.context} exceeds model.max_len={limit}; raise model.max_len (or leave it null: "
                 f"the context) or lower task.context"
             )
+        longest, limit = self.context * max(self.eval_lengths), net.position_limit()
+        if limit is not None and longest > limit:
+            raise ConfigError(
+                f"task.eval_lengths={list(self.eval_lengths)} asks for test windows of {longest} tokens; this model "
+                f"holds {limit} positions (a learned table without pos_enc.interpolate=true, or a kernel's "
+                f"max_length); lower task.eval_lengths, or train with pos_enc=rope, alibi, t5, sinusoidal or none"
+            )
         roles = ROLES if given.checkpoint is None else ("test",)
         seed = cfg["seed"]
         encoded = {r: data.dataset(r, self.context, seed=seed, epoch_offsets=r == "train") for r in roles}
+        for multiple in sorted(set(self.eval_lengths) - {1}):
+            encoded[f"test@{self.context * multiple}"] = data.dataset(
+                "test", self.context * multiple, seed=seed, epoch_offsets=False
+            )
         for role, dataset in encoded.items():
             if len(dataset) == 0:
                 raise ConfigError(f"the {role} split gives no window of task.context={self.context} tokens")
@@ -151,7 +173,7 @@ class LMTask(Task):
 
         module = self.make_module(LanguageModelModule, cfg, setup, checkpoint)
         module.unit = setup.data.unit
-        module.units_per_token = {r: setup.data.units_per_token(r) for r in setup.encoded}
+        module.units_per_token = {r: setup.data.units_per_token(r) for r in setup.encoded if r in ROLES}
         return module, SplitsDataModule(loader)
 
     # -- what is reported ------------------------------------------------------------------------------------------
@@ -168,6 +190,42 @@ class LMTask(Task):
         out["windows"] = {role: len(data) for role, data in setup.encoded.items()}
         if isinstance(setup.data, MQARSplits):
             out.update(self._checked_answers(module.eval_model, setup))
+        if self.eval_lengths != [1]:
+            out.update(self._losses_by_length(module.eval_model, setup))
+        return out
+
+    def _losses_by_length(self, model: Any, setup: Setup) -> dict[str, Any]:
+        """Test loss (nats per scored token) and bits per unit on windows of each `eval_lengths` multiple of the
+        context: `test/loss@<tokens>`, `test/bits_per_<unit>@<tokens>`, and `lengths` (tokens -> both)."""
+        import torch.nn.functional as F
+
+        from attnkit.tasks.lm.mqar import IGNORE
+
+        model, unit = model.cpu().eval(), setup.data.unit
+        per_unit = setup.data.units_per_token("test")
+        out: dict[str, Any] = {"lengths": {}}
+        for multiple in sorted(set(self.eval_lengths)):
+            n = self.context * multiple
+            data = setup.encoded["test" if multiple == 1 else f"test@{n}"]
+            if len(data) == 0:
+                continue
+            total, count = 0.0, 0
+            with torch.no_grad():
+                for ids, target in DataLoader(data, batch_size=setup.source.batch_size):
+                    logits = model(ids).float()
+                    total += float(
+                        F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=IGNORE, reduction="sum")
+                    )
+                    count += int(target.ne(IGNORE).sum())
+            loss = total / max(count, 1)
+            bits = loss / math.log(2) / per_unit
+            out["lengths"][str(n)] = {
+                "multiple": multiple,
+                "loss": loss,
+                f"bits_per_{unit}": bits,
+                "windows": len(data),
+            }
+            out[f"test/loss@{n}"], out[f"test/bits_per_{unit}@{n}"] = loss, bits
         return out
 
     def _checked_answers(self, model: Any, setup: Setup) -> dict[str, Any]:

@@ -18,7 +18,8 @@ class Learned(PositionalEncoding):
 
     `max_len=None` takes the length the model asks for (a ViT's token count). In an image model (`grid` given) the
     rows after `prefix_tokens` form a gh×gw grid; with `interpolate=True` an image of another size resamples that
-    grid bicubically (as timm's dynamic image size does), otherwise it is refused with the table's size.
+    grid bicubically (as timm's dynamic image size does), and a sequence longer than a 1-D table stretches the table
+    linearly; otherwise either is refused with the table's size.
     """
 
     def __init__(
@@ -46,12 +47,19 @@ class Learned(PositionalEncoding):
         if grid is not None and self.grid is not None and tuple(grid) != self.grid:
             return x + self._resampled(tuple(grid), x)
         end = offset + x.shape[1]
+        if end > self.max_len and self.interpolate and self.grid is None:
+            return x + self._stretched(end)[offset:end].to(x.dtype)
         if end > self.max_len:
             raise ConfigError(
                 f"sequence of {end} positions exceeds the learned table's "
                 f"max_len={self.max_len}; raise pos_enc.max_len or use pos_enc=sinusoidal"
             )
         return x + self.weight[offset:end].to(x.dtype)
+
+    def _stretched(self, n: int) -> Tensor:
+        """The table `[max_len, dim]` resampled linearly to `[n, dim]` (a sequence longer than the table)."""
+        table = self.weight.T[None]  # [1, dim, max_len]
+        return F.interpolate(table, size=n, mode="linear", align_corners=False)[0].T
 
     def _resampled(self, grid: tuple[int, int], x: Tensor) -> Tensor:
         if not self.interpolate:
