@@ -94,18 +94,21 @@ def plugin_specs(overrides: list[str]) -> list[str]:
 
 def task_from_checkpoint(overrides: list[str]) -> str | None:
     """`task=<name>` for `mode=test|predict|generate ckpt_path=...` without task= or experiment=: the task recorded in
-    the checkpoint's run directory (`<run>/config.yaml` beside `<run>/checkpoints/`), so a checkpoint names its task."""
+    the checkpoint's run directory (`<run>/config.yaml` beside `<run>/checkpoints/`), else in the checkpoint itself,
+    so a checkpoint names its task (and its task's options, such as task.max_new_tokens, are keys of the config)."""
     values = {o.split("=", 1)[0].lstrip("+~"): o.split("=", 1)[1] for o in overrides if "=" in o}
     if values.get("mode") not in ("test", "predict", "generate") or not values.get("ckpt_path"):
         return None
     if "task" in values or "experiment" in values:
         return None
-    run_config = Path(values["ckpt_path"].strip("'\"")).expanduser().resolve().parent.parent / "config.yaml"
-    if not run_config.is_file():
-        return None
+    ckpt = Path(values["ckpt_path"].strip("'\"")).expanduser().resolve()
+    run_config = ckpt.parent.parent / "config.yaml"
     try:
-        name = OmegaConf.select(OmegaConf.load(run_config), "task.name")
-    except Exception:  # not a run's config: the task itself will judge the checkpoint
+        if run_config.is_file():
+            name = OmegaConf.select(OmegaConf.load(run_config), "task.name")
+        else:
+            name = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["attnkit"]["task"]
+    except Exception:  # not a run's config or checkpoint: the task itself will judge the checkpoint
         return None
     return f"task={name}" if isinstance(name, str) and name.isidentifier() else None
 

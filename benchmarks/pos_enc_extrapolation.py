@@ -1,133 +1,146 @@
-"""Length extrapolation of positional encodings: a character language model trained on windows of L characters,
-evaluated on windows of L, 2L and 4L.
+"""Length extrapolation of positional encodings with `task=lm`: a character model trained on windows of L characters,
+then `mode=test task.eval_lengths=[1,2,4]` scores its checkpoint on test windows of L, 2L and 4L.
 
-    python benchmarks/pos_enc_extrapolation.py                     # L = 64; sinusoidal, rope, alibi, t5, none
-    python benchmarks/pos_enc_extrapolation.py --length 32 --steps 300 --encodings rope alibi
+    python benchmarks/pos_enc_extrapolation.py                        # Tiny Shakespeare, L = 64, seeds 0 1 2
+    python benchmarks/pos_enc_extrapolation.py --data corpus.txt --length 128 --steps 1000 --seeds 0
 
-The text is the English side of Multi30k (../shared/data/multi30k-de-en, captions joined by newlines): train split
-for training, validation split for evaluation. The model is built from attnkit.nn's public blocks in plain PyTorch
-(a causal pre-norm encoder stack: embeddings, the encoding's hooks, EncoderBlock(causal=True), a tied output
-layer) and trained identically for every encoding (same seed, data order and steps). Prints a Markdown table of
-validation bits per character over whole windows (lower is better) and the training time.
+Each encoding (`none`, `sinusoidal`, `learned` with `pos_enc.interpolate=true`, `rope`, `alibi`, `t5`) trains one run
+per seed with the same recipe (`python -m attnkit task=lm data=text data.path=... pos_enc=...`), then is tested from
+its checkpoint at the three lengths; a `learned` table without interpolation is tested too, and the line that refuses
+it is printed. The text is split as nanoGPT splits it (train the first 90 %, then validation and test, 5 % each).
+Prints a Markdown table of test bits per character, mean ± std over the seeds, with the training time per run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
-import time
+import statistics
+import subprocess
+import sys
+from datetime import datetime
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
-
-import attnkit
-from attnkit.nn import EncoderBlock
-
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "multi30k-de-en"
-
-
-class CharLM(nn.Module):
-    """Causal character model: `[B, N]` ids -> `[B, N, vocab]` logits, with any registered 1-D encoding."""
-
-    def __init__(self, vocab: int, pos_enc: str, dim: int, depth: int, heads: int, train_length: int) -> None:
-        super().__init__()
-        self.embed = nn.Embedding(vocab, dim)
-        nn.init.normal_(self.embed.weight, std=dim**-0.5)  # scaled by √dim on input, tied on output
-        self.pos_enc = attnkit.build_spec("pos_enc", pos_enc, dim=dim, heads=heads, max_len=train_length, causal=True)
-        self.blocks = nn.ModuleList(
-            EncoderBlock(dim, heads, attention="softmax", causal=True, pos_enc=self.pos_enc, dropout=0.0)
-            for _ in range(depth)
-        )
-        self.norm = nn.LayerNorm(dim)
-
-    def forward(self, ids: Tensor) -> Tensor:
-        x = self.pos_enc.add_to_tokens(self.embed(ids) * math.sqrt(self.embed.embedding_dim))
-        bias = self.pos_enc.score_bias(ids.shape[1], ids.shape[1])
-        for block in self.blocks:
-            x = block(x, bias=bias)
-        return self.norm(x) @ self.embed.weight.T
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
+ENCODINGS = {
+    "none": [],
+    "sinusoidal": [],
+    "learned": ["pos_enc.interpolate=true"],
+    "rope": [],
+    "alibi": [],
+    "t5": [],
+}
 
 
-def read_text(path: Path, limit: int | None = None) -> str:
-    lines = [json.loads(line)["translation"]["en"] for line in path.read_text(encoding="utf-8").splitlines()]
-    text = "\n".join(lines)
-    return text if limit is None else text[:limit]
+def attnkit(*overrides: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "attnkit", *overrides], capture_output=True, text=True, cwd=ROOT)
 
 
-def windows(ids: Tensor, length: int) -> Tensor:
-    """Non-overlapping windows of length+1 ids (inputs and next-character targets): `[W, length + 1]`."""
-    count = (ids.numel() - 1) // length
-    return torch.stack([ids[i * length : i * length + length + 1] for i in range(count)])
+def run(args: argparse.Namespace, name: str, seed: int, out: Path) -> tuple[dict, float]:
+    """`pos_enc=name` trained with `seed`, then tested at 1, 2 and 4 times its context: (scores, seconds)."""
+    folder = out / f"{name}-seed{seed}"
+    common = [
+        "task=lm",
+        "data=text",
+        f"data.path={args.data}",
+        f"task.context={args.length}",
+        f"model.dim={args.dim}",
+        f"model.depth={args.depth}",
+        f"heads={args.heads}",
+        f"data.batch_size={args.batch}",
+        f"pos_enc={name}",
+        *ENCODINGS[name],
+    ]
+    trained = attnkit(
+        *common,
+        f"seed={seed}",
+        f"+trainer.max_steps={args.steps}",
+        "trainer.max_epochs=-1",
+        "trainer.enable_progress_bar=false",
+        "task.attention_map=false",
+        f"hydra.run.dir={folder}",
+    )
+    if trained.returncode:
+        sys.exit(f"{name} (seed {seed}) failed:\n{trained.stderr[-2000:]}")
+    seconds = json.loads((folder / "metrics.json").read_text())["train_time_s"]
+    ckpt = folder / "checkpoints" / "last.ckpt"
+    tested = attnkit("mode=test", f"ckpt_path={ckpt}", "task.eval_lengths=[1,2,4]", f"hydra.run.dir={folder}-test")
+    if tested.returncode:
+        sys.exit(f"testing {name} (seed {seed}) failed:\n{tested.stderr[-2000:]}")
+    return json.loads((folder.with_name(folder.name + "-test") / "metrics.json").read_text())["lengths"], seconds
 
 
-@torch.no_grad()
-def bits_per_char(model: CharLM, ids: Tensor, length: int, batch: int = 16) -> float:
-    model.eval()
-    data = windows(ids, length)
-    total, count = 0.0, 0
-    for i in range(0, len(data), batch):
-        chunk = data[i : i + batch]
-        logits = model(chunk[:, :-1])
-        total += F.cross_entropy(logits.flatten(0, 1), chunk[:, 1:].flatten(), reduction="sum").item()
-        count += chunk[:, 1:].numel()
-    return total / count / math.log(2)
+def refusal(out: Path, args: argparse.Namespace) -> str:
+    """The line that refuses a learned table (no interpolation) at twice its length."""
+    folder = out / "learned-plain"
+    trained = attnkit(
+        "task=lm",
+        "data=text",
+        f"data.path={args.data}",
+        f"task.context={args.length}",
+        "model.dim=32",
+        "model.depth=1",
+        "heads=2",
+        "pos_enc=learned",
+        "+trainer.max_steps=1",
+        "trainer.max_epochs=-1",
+        "trainer.enable_progress_bar=false",
+        "task.attention_map=false",
+        f"hydra.run.dir={folder}",
+    )
+    if trained.returncode:
+        sys.exit(f"learned failed:\n{trained.stderr[-2000:]}")
+    ckpt = folder / "checkpoints" / "last.ckpt"
+    tested = attnkit("mode=test", f"ckpt_path={ckpt}", "task.eval_lengths=[1,2]", f"hydra.run.dir={folder}-test")
+    return tested.stderr.strip().splitlines()[-1] if tested.returncode else "(not refused)"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--encodings", nargs="+", default=["sinusoidal", "rope", "alibi", "t5", "none"])
-    parser.add_argument("--length", type=int, default=64, help="training window L")
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--data", type=Path, default=DATA, help="a plain-text file")
+    parser.add_argument("--encodings", nargs="+", choices=list(ENCODINGS), default=list(ENCODINGS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--length", type=int, default=64, help="the training context L")
+    parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--dim", type=int, default=128)
-    parser.add_argument("--depth", type=int, default=3)
+    parser.add_argument("--depth", type=int, default=2)
     parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--train-chars", type=int, default=1_000_000)
+    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "pos_enc_extrapolation")
     args = parser.parse_args()
-    if not (args.data / "train.jsonl").is_file():
-        raise SystemExit(f"error: no Multi30k files under {args.data}; pass --data DIR (train.jsonl, validation.jsonl)")
-    train_text = read_text(args.data / "train.jsonl", args.train_chars)
-    val_text = read_text(args.data / "validation.jsonl")
-    chars = sorted(set(train_text) | set(val_text))
-    index = {c: i for i, c in enumerate(chars)}
-    train_ids = torch.tensor([index[c] for c in train_text])
-    val_ids = torch.tensor([index[c] for c in val_text])
-    lengths = [args.length, 2 * args.length, 4 * args.length]
+    if not args.data.is_file():
+        sys.exit(f"error: no text file at {args.data}; give --data path/to/text.txt")
+    args.data = args.data.resolve()
+    out = args.out / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    lengths = [args.length * m for m in (1, 2, 4)]
     rows = []
     for name in args.encodings:
-        torch.manual_seed(0)
-        model = CharLM(len(chars), name, args.dim, args.depth, args.heads, args.length)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, args.lr, total_steps=args.steps, pct_start=0.1)
-        generator = torch.Generator().manual_seed(0)
-        start = time.perf_counter()
-        model.train()
-        for _ in range(args.steps):
-            offsets = torch.randint(0, train_ids.numel() - args.length - 1, (args.batch,), generator=generator)
-            chunk = torch.stack([train_ids[o : o + args.length + 1] for o in offsets.tolist()])
-            loss = F.cross_entropy(model(chunk[:, :-1]).flatten(0, 1), chunk[:, 1:].flatten())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-        seconds = time.perf_counter() - start
-        scores = [bits_per_char(model, val_ids, n) for n in lengths]
-        rows.append((name, scores, seconds))
-        print(f"{name}: " + ", ".join(f"{n}: {s:.3f}" for n, s in zip(lengths, scores, strict=True)), flush=True)
+        scores: dict[int, list[float]] = {n: [] for n in lengths}
+        times = []
+        for seed in args.seeds:
+            measured, seconds = run(args, name, seed, out)
+            times.append(seconds)
+            for n in lengths:
+                scores[n].append(measured[str(n)]["bits_per_character"])
+            print(f"{name} seed {seed}: " + ", ".join(f"{n}: {scores[n][-1]:.3f}" for n in lengths), flush=True)
+        rows.append((name, scores, statistics.mean(times)))
+
+    def cell(values: list[float]) -> str:
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.mean(values):.3f} ± {spread:.3f}"
+
     print(
-        f"\nCharacter LM on Multi30k English, trained at L={args.length} ({args.steps} steps, batch {args.batch}, "
-        f"dim {args.dim}, depth {args.depth}, {args.heads} heads); validation bits per character\n"
+        f"\ntask=lm on {args.data.name}, trained at L={args.length} ({args.steps} steps of {args.batch} windows, "
+        f"width {args.dim}, depth {args.depth}, {args.heads} heads; seeds {', '.join(map(str, args.seeds))}); "
+        f"test bits per character, mean ± std\n"
     )
     print("| pos_enc | " + " | ".join(f"{n} ({n // args.length}L)" for n in lengths) + " | training time (s) |")
     print("|---|" + "---:|" * (len(lengths) + 1))
     for name, scores, seconds in rows:
-        print(f"| `{name}` | " + " | ".join(f"{s:.3f}" for s in scores) + f" | {seconds:.0f} |")
+        label = f"`{name}`" + (" (`interpolate=true`)" if name == "learned" else "")
+        print(f"| {label} | " + " | ".join(cell(scores[n]) for n in lengths) + f" | {seconds:.0f} |")
+    print(f"\n`learned` without interpolation, tested at 2L: {refusal(out, args)}")
 
 
 if __name__ == "__main__":

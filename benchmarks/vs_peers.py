@@ -13,14 +13,19 @@ Pairs (the same width, depth, heads, MLP ratio, tokens, pooling, vocabulary and 
   ratio 4, batch 128) against timm's (`global_pool='avg'`, no class token, no fc_norm);
 - `seq2seq-multi30k`: the Multi30k recipe's encoder–decoder (width 256, 3 + 3 pre-norm layers, 4 heads, feed-forward
   512, GELU, joint vocabulary 8,000 with tied embeddings, sinusoidal positions, ~100 sentences of 20–28 tokens with
-  padding) against `torch.nn.Transformer(norm_first=True)` with the same embeddings and output projection.
+  padding) against `torch.nn.Transformer(norm_first=True)` with the same embeddings and output projection;
+- `lm-shakespeare`: the decoder-only language model of `experiment=shakespeare_char` (width 256, 4 layers, 4 heads,
+  MLP ratio 4 with exact GELU, learned positions over a context of 256, a character vocabulary of 65, tied
+  embeddings, batch 16) against Hugging Face transformers' `GPT2LMHeadModel` of the same configuration; `generate`
+  times greedy generation of 240 tokens after a 16-token prompt with the cache (attnkit's `sample` against
+  `GPT2LMHeadModel.generate`), in milliseconds per generated token.
 
 A training step is forward, cross-entropy, backward and an AdamW step; inference is a forward pass under
 `torch.inference_mode` in eval mode. Dropout and drop-path are 0 on both sides (they differ in where they are
 applied, not in the architecture). The two models of a pair run alternately, `--rounds` times `--steps` steps each
 after a warm-up (`--steps 0`, the default: as many as take about `--round-s` seconds), and each side's median step
 time is reported with the ratio attnkit / peer (below 1: attnkit is faster). Needs timm for the ViT pairs
-(`pip install 'attnkit[timm]'`).
+(`pip install 'attnkit[timm]'`) and transformers for the language-model pair (`pip install 'attnkit[transformers]'`).
 """
 
 from __future__ import annotations
@@ -40,7 +45,9 @@ from torch import Tensor, nn
 
 import attnkit
 
-PAIRS = ("vit-digits", "vit-cifar", "seq2seq-multi30k")
+PAIRS = ("vit-digits", "vit-cifar", "seq2seq-multi30k", "lm-shakespeare")
+MODES = ("train", "infer", "generate")
+PEERS = {"vit": "timm VisionTransformer", "seq2seq": "torch.nn.Transformer", "lm": "transformers GPT2LMHeadModel"}
 
 
 def vit_pair(shape: dict, device: str) -> tuple[nn.Module, nn.Module, Callable[[], tuple]]:
@@ -171,6 +178,72 @@ def seq2seq_pair(shape: dict, device: str) -> tuple[nn.Module, nn.Module, Callab
     return ours, peer, data
 
 
+class Logits(nn.Module):
+    """A Hugging Face causal LM as `ids [B, N] -> logits [B, N, V]`, with its `generate` beside it."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return self.model(ids).logits
+
+
+def lm_pair(shape: dict, device: str) -> tuple[nn.Module, nn.Module, Callable[[], tuple]]:
+    """attnkit's decoder and GPT-2 of one shape (learned positions, exact GELU, tied embeddings), and a batch
+    function giving (inputs [B, N], next tokens [B, N])."""
+    import transformers
+
+    vocab, dim, depth, heads, context = (shape[k] for k in ("vocab", "dim", "depth", "heads", "context"))
+    ours = attnkit.build(
+        "model", "decoder", vocab_size=vocab, dim=dim, depth=depth, heads=heads, max_len=context, pos_enc="learned"
+    )
+    config = transformers.GPT2Config(
+        vocab_size=vocab,
+        n_positions=context,
+        n_embd=dim,
+        n_layer=depth,
+        n_head=heads,
+        activation_function="gelu",  # exact GELU, as ffn=mlp's
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=None,
+        eos_token_id=None,
+    )
+    peer = Logits(transformers.GPT2LMHeadModel(config))
+    batch = shape["batch"]
+    generator = torch.Generator().manual_seed(0)
+
+    def data() -> tuple[Tensor, Tensor]:
+        ids = torch.randint(0, vocab, (batch, context + 1), generator=generator).to(device)
+        return ids[:, :-1], ids[:, 1:]
+
+    return ours, peer, data
+
+
+def generation(model: nn.Module, shape: dict, device: str) -> Callable[[], None]:
+    """Greedy generation with the cache of `shape['new_tokens']` tokens after a prompt of `shape['prompt']`."""
+    from attnkit.nn import sample
+
+    prompt = torch.randint(0, shape["vocab"], (1, shape["prompt"]), generator=torch.Generator().manual_seed(1))
+    prompt, new = prompt.to(device), shape["new_tokens"]
+    model.eval()
+    if isinstance(model, Logits):
+        hf = model.model
+
+        def run() -> None:
+            out = hf.generate(prompt, max_new_tokens=new, min_new_tokens=new, do_sample=False, pad_token_id=0)
+            assert out.shape[1] == prompt.shape[1] + new
+
+        return run
+
+    def run_ours() -> None:
+        assert sample(model, prompt, max_new_tokens=new, temperature=0).shape[1] == new
+
+    return run_ours
+
+
 SHAPES = {
     "vit-digits": (vit_pair, {"image": 8, "channels": 1, "patch": 4, "stride": 2, "dim": 64, "depth": 4,
                               "heads": 8, "mlp_ratio": 2.0, "pool": "cls", "batch": 64}),
@@ -178,11 +251,14 @@ SHAPES = {
                              "heads": 3, "mlp_ratio": 4.0, "pool": "mean", "batch": 128}),
     "seq2seq-multi30k": (seq2seq_pair, {"vocab": 8000, "dim": 256, "heads": 4, "depth": 3, "ff": 512,
                                         "batch": 100}),
+    "lm-shakespeare": (lm_pair, {"vocab": 65, "dim": 256, "depth": 4, "heads": 4, "context": 256, "batch": 16,
+                                 "prompt": 16, "new_tokens": 240}),
 }  # fmt: skip
 
 
-def steps(model: nn.Module, data: Callable[[], tuple], train: bool) -> Callable[[], None]:
-    """One training step (forward, loss, backward, AdamW) or one inference forward, on a fixed batch."""
+def steps(model: nn.Module, data: Callable[[], tuple], train: bool, ignore: int) -> Callable[[], None]:
+    """One training step (forward, loss, backward, AdamW; targets equal to `ignore` unscored) or one inference
+    forward, on a fixed batch."""
     batch = data()
     if not train:
         model.eval()
@@ -197,9 +273,7 @@ def steps(model: nn.Module, data: Callable[[], tuple], train: bool) -> Callable[
 
     def train_step() -> None:
         logits = model(*batch[:-1])
-        loss = F.cross_entropy(
-            logits.flatten(0, -2), batch[-1].flatten(), ignore_index=0 if logits.dim() == 3 else -100
-        )
+        loss = F.cross_entropy(logits.flatten(0, -2), batch[-1].flatten(), ignore_index=ignore)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -219,13 +293,17 @@ def timed(step: Callable[[], None], n: int, device: str) -> float:
     return (time.perf_counter() - start) / n
 
 
-def compare(pair: str, train: bool, args: argparse.Namespace) -> tuple[float, float]:
-    """Median seconds per step of attnkit and of the peer, measured alternately."""
+def compare(pair: str, mode: str, args: argparse.Namespace) -> tuple[float, float]:
+    """Median seconds per step (generate: per generated token) of attnkit and of the peer, measured alternately."""
     build, shape = SHAPES[pair]
     torch.manual_seed(0)
     ours, peer, data = build(shape, args.device)
     ours, peer = ours.to(args.device), peer.to(args.device)
-    run_ours, run_peer = steps(ours, data, train), steps(peer, data, train)
+    if mode == "generate":
+        run_ours, run_peer = (generation(m, shape, args.device) for m in (ours, peer))
+    else:
+        ignore = 0 if pair.startswith("seq2seq") else -100  # the encoder-decoder's targets are padded with 0
+        run_ours, run_peer = (steps(m, data, mode == "train", ignore) for m in (ours, peer))
     warm = [timed(step, args.warmup, args.device) for step in (run_ours, run_peer)]
     n = args.steps or max(1, round(args.round_s / max(warm)))
     times: tuple[list[float], list[float]] = ([], [])
@@ -233,36 +311,41 @@ def compare(pair: str, train: bool, args: argparse.Namespace) -> tuple[float, fl
         order = ((0, run_ours), (1, run_peer)) if r % 2 == 0 else ((1, run_peer), (0, run_ours))
         for side, step in order:
             times[side].append(timed(step, n, args.device))
-    return statistics.median(times[0]), statistics.median(times[1])
+    per = shape["new_tokens"] if mode == "generate" else 1
+    return statistics.median(times[0]) / per, statistics.median(times[1]) / per
 
 
 def main() -> None:
     warnings.filterwarnings("ignore", message=".*enable_nested_tensor is True.*")  # nn.Transformer with norm_first
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", nargs="+", choices=PAIRS, default=list(PAIRS))
-    parser.add_argument("--modes", nargs="+", choices=("train", "infer"), default=["train", "infer"])
+    parser.add_argument(
+        "--modes", nargs="+", choices=MODES, default=list(MODES), help="generate: the language-model pair only"
+    )
     parser.add_argument("--rounds", type=int, default=7, help="alternations of the two models")
     parser.add_argument("--steps", type=int, default=0, help="steps per round (0: about --round-s seconds)")
     parser.add_argument("--round-s", type=float, default=1.0)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    if any(p.startswith("vit") for p in args.pairs):
-        try:
-            import timm
-        except ImportError:
-            sys.exit("the ViT pairs need timm: pip install 'attnkit[timm]' (or --pairs seq2seq-multi30k)")
-        peer_version = f"timm {timm.__version__}"
-    else:
-        peer_version = ""
+    versions = []
+    for prefix, package in (("vit", "timm"), ("lm", "transformers")):
+        if any(p.startswith(prefix) for p in args.pairs):
+            try:
+                versions.append(f"{package} {__import__(package).__version__}")
+            except ImportError:
+                sys.exit(f"the {prefix} pairs need {package}: pip install 'attnkit[{package}]' (or leave them out)")
+    peer_version = ", ".join(versions)
     where = f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} threads" if args.device == "cpu" else args.device
     print(f"\ntorch {torch.__version__}, {peer_version}, {where}; median of {args.rounds} alternating rounds\n")
-    print("| model | peer | mode | attnkit (ms/step) | peer (ms/step) | attnkit / peer |")
+    print("| model | peer | mode | attnkit (ms/step) | peer (ms/step) | attnkit / peer |")  # generate: ms/token
     print("|---|---|---|---:|---:|---:|")
     for pair in args.pairs:
-        peer_name = "torch.nn.Transformer" if pair.startswith("seq2seq") else "timm VisionTransformer"
+        peer_name = PEERS[pair.split("-")[0]]
         for mode in args.modes:
-            ours, peer = compare(pair, mode == "train", args)
+            if mode == "generate" and not pair.startswith("lm"):
+                continue
+            ours, peer = compare(pair, mode, args)
             print(f"| {pair} | {peer_name} | {mode} | {ours * 1e3:.1f} | {peer * 1e3:.1f} | {ours / peer:.2f} |")
             sys.stdout.flush()
 

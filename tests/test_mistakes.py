@@ -119,6 +119,24 @@ def tiny_vit_checkpoint(path: Path) -> None:
     )
 
 
+def tiny_lm_checkpoint(path: Path) -> None:
+    """A checkpoint as a `task=lm` run on the default MQAR data writes it, with a learned position table of the
+    default context's 32 positions (its weights random)."""
+    from attnkit import registry
+
+    spec = {"name": "decoder", "dim": 16, "depth": 1, "heads": 2, "max_len": 32, "pos_enc": "learned"}
+    context = {"vocab_size": 32}
+    model = registry.build_spec("model", spec, **context)
+    torch.save(
+        {
+            "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+            "hyper_parameters": {"task": registry.defaults("task", "lm"), "model": spec, "context": context},
+            "attnkit": {"task": "lm", "data": {"name": "mqar"}, "unit": "token"},
+        },
+        path,
+    )
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> Path:
     from PIL import Image
@@ -134,6 +152,8 @@ def files(tmp_path_factory) -> Path:
     )
     torch.save({"state_dict": {"w": torch.ones(2)}}, folder / "foreign.ckpt")
     tiny_vit_checkpoint(folder / "vit.ckpt")
+    tiny_lm_checkpoint(folder / "lm_learned.ckpt")
+    (folder / "prompt.txt").write_text(" ".join(str(i) for i in range(1, 11)) + "\n")  # ten MQAR token ids
     (folder / "empty").mkdir()
     for i in range(4):
         (folder / "one_class" / "cat").mkdir(parents=True, exist_ok=True)

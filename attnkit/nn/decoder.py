@@ -95,6 +95,7 @@ class Decoder(nn.Module):
         self._init_weights(depth)
         if tie_embeddings:
             self.head.weight = self.embed.weight
+        self._position_limit = self._limit()
 
     def _init_weights(self, depth: int) -> None:
         inside_kernels = {id(m) for k in self.modules() if isinstance(k, Attention) for m in k.modules()}
@@ -112,6 +113,11 @@ class Decoder(nn.Module):
     def forward(self, ids: Tensor, *, cache: Cache | None = None) -> Tensor:
         """ids `[B, N]` -> logits `[B, N, vocab_size]`. With `cache` (a dict, filled in place) `ids` are the tokens
         after the cached ones: their positions continue from there."""
+        return self.head(self.features(ids, cache=cache))
+
+    def features(self, ids: Tensor, *, cache: Cache | None = None) -> Tensor:
+        """ids `[B, N]` -> the final norm's output `[B, N, dim]`, what the head maps to logits: a loss over a few
+        positions (MQAR's answers) applies `head` to those alone."""
         if ids.dim() != 2:
             raise ConfigError(f"token ids must be [B, N]; got shape {tuple(ids.shape)}")
         offset = self.cached_length(cache)
@@ -132,11 +138,14 @@ class Decoder(nn.Module):
                 )
         x = self.dropout(self.pos_enc.add_to_tokens(self.embed(ids), offset=offset))
         biases = self.layer_pos_enc.biases(ids.shape[1], end)
-        return self.head(self.norm(self.blocks(x, biases=biases, cache=cache)))
+        return self.norm(self.blocks(x, biases=biases, cache=cache))
 
     def position_limit(self) -> int | None:
         """The most positions a forward pass may take: a learned table's size (unless it interpolates) or a kernel's
         `max_length` (linformer), None when unbounded. `max_len` bounds generation, not this."""
+        return self._position_limit
+
+    def _limit(self) -> int | None:
         limits = [
             m.max_len
             for m in self.modules()

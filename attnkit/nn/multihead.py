@@ -150,11 +150,30 @@ class MultiHeadAttention(nn.Module):
         projections = (self.q_proj, self.k_proj, self.v_proj)
         return all(type(p) is nn.Linear and not (p._forward_hooks or p._forward_pre_hooks) for p in projections)
 
+    def _stacked(self) -> tuple[Tensor, Tensor | None]:
+        """The three projections' weights and biases stacked; without autograd (decoding, evaluation) the stack is
+        kept until a weight changes (its version or storage), so a decoding step does not copy the weights."""
+        projections = (self.q_proj, self.k_proj, self.v_proj)
+        params = [p.weight for p in projections] + ([] if self.q_proj.bias is None else [p.bias for p in projections])
+        grad = torch.is_grad_enabled() and any(p.requires_grad for p in params)
+        untracked = any(p.is_inference() for p in params)  # made in inference mode: no version counter
+        if grad or untracked or torch.compiler.is_compiling():
+            key = None
+        else:
+            key = tuple((p.data_ptr(), p._version, p.device, p.dtype) for p in params)
+            kept = self.__dict__.get("_stack")
+            if kept is not None and kept[0] == key:
+                return kept[1]
+        weight = torch.cat(params[:3])
+        bias = None if len(params) == 3 else torch.cat(params[3:])
+        if key is not None:
+            self.__dict__["_stack"] = (key, (weight, bias))
+        return weight, bias
+
     def _qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """q `[B, H, N, D]`, k and v `[B, Hkv, N, D]` from x `[B, N, dim]` with one matrix product over the three
         projections' weights, stacked (fewer, larger products: faster, the same function up to rounding)."""
-        weight = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
-        bias = None if self.q_proj.bias is None else torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
+        weight, bias = self._stacked()
         kv_width = self.kv_heads * self.head_dim
         q, k, v = F.linear(x, weight, bias).split([self.dim, kv_width, kv_width], dim=-1)
         return self._split(q, self.heads), self._split(k, self.kv_heads), self._split(v, self.kv_heads)

@@ -6,6 +6,7 @@ import errno
 import os
 import random
 import shutil
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -130,6 +131,17 @@ def write_error(exc: BaseException, run_dir: Path | None) -> DataError | None:
 
 # suffixes of the text files a predict input may name
 TEXT_SUFFIXES = (".txt", ".text", ".tsv", ".csv", ".jsonl", ".json", ".md", ".src", ".tgt")
+
+
+def stdin_lines(what: str, empty: str, *, keep_blank: bool = False) -> list[str]:
+    """The lines of standard input, blank ones left out unless `keep_blank`; a hint naming `what` goes to stderr
+    when it is a terminal, and `empty` is the one line that refuses an input with no text."""
+    if sys.stdin.isatty():
+        print(f"reading {what} from stdin, one per line; end with Ctrl-D", file=sys.stderr, flush=True)
+    lines = [line.rstrip("\n") for line in sys.stdin]
+    if not any(line.strip() for line in lines):
+        raise ConfigError(empty)
+    return lines if keep_blank else [line for line in lines if line.strip()]
 
 
 def text_inputs(value: Any, fix: str) -> list[str] | None:

@@ -7,7 +7,6 @@ Labelled texts are text pairs whose target is the label: `data=listops` (built i
 from __future__ import annotations
 
 import functools
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -145,7 +144,8 @@ class ClassifyTask(Task):
         ckpt, payload = self.checkpoint(cfg, overrides)
         saved = payload["attnkit"]
         fix = 'give input="a text" or input=texts.txt, or leave input unset to read lines from stdin'
-        texts = run.text_inputs(cfg.get("input"), fix) or _stdin_lines()
+        empty = 'nothing to classify on stdin; pipe in lines of text, or give input="a text"'
+        texts = run.text_inputs(cfg.get("input"), fix) or run.stdin_lines("texts", empty)
         tokenizer = Tokenizers.from_state(saved["tokenizers"]).src
         model = model_from_checkpoint(payload)
         classes, limit = saved["classes"], saved["max_len"]
@@ -167,12 +167,3 @@ class ClassifyTask(Task):
         }
         self.write_prediction(run_dir, result)
         return result
-
-
-def _stdin_lines() -> list[str]:
-    if sys.stdin.isatty():
-        print("reading texts from stdin, one per line; end with Ctrl-D", file=sys.stderr, flush=True)
-    lines = [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    if not lines:
-        raise ConfigError('nothing to classify on stdin; pipe in lines of text, or give input="a text"')
-    return lines

@@ -11,6 +11,8 @@ from torch import Tensor
 from attnkit.tasks.lm.mqar import IGNORE as IGNORE_INDEX
 from attnkit.train.module import TaskModule
 
+SPARSE = 0.5  # at most this share of positions scored: the head maps the scored ones alone
+
 
 class LanguageModelModule(TaskModule):
     """Next-token cross-entropy over the scored positions of a causal model `model(ids [B, N]) -> [B, N, V]`.
@@ -32,11 +34,16 @@ class LanguageModelModule(TaskModule):
 
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         ids, target = batch
-        logits = self(ids)
         scored = target.ne(IGNORE_INDEX)
         n = int(scored.sum())
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=IGNORE_INDEX)
-        acc = (logits.argmax(dim=-1).eq(target) & scored).sum() / max(n, 1)
+        model = self.model if self.training else self.eval_model
+        if n <= SPARSE * target.numel() and callable(getattr(model, "features", None)):
+            # a few scored positions (MQAR's answers): the output projection maps those alone
+            logits, target = model.head(model.features(ids)[scored]), target[scored]
+        else:
+            logits, target = self(ids).flatten(0, 1), target.flatten()
+        loss = F.cross_entropy(logits.float(), target, ignore_index=IGNORE_INDEX)
+        acc = logits.argmax(dim=-1).eq(target).sum() / max(n, 1)
         opts = {"on_epoch": True, "batch_size": max(n, 1), "sync_dist": True}
         self.log(f"{stage}/loss", loss, on_step=stage == "train", prog_bar=stage != "test", **opts)
         self.log(f"{stage}/acc", acc, on_step=False, prog_bar=stage != "train", **opts)

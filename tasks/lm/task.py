@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -264,9 +263,9 @@ class LMTask(Task):
         as they come and write generation.json (prompts, texts, settings)."""
         ckpt, payload = self.checkpoint(cfg)
         value = cfg.get("input")
-        if value is not None and value != "-" and not str(value).strip():
-            raise ConfigError('input is empty; give input="a prompt", or input=- to read prompts from stdin')
-        prompts = [str(value)] if value not in (None, "-") else _stdin_lines()
+        fix = 'give input="a prompt" or input=prompts.txt (one per line), or input=- to read prompts from stdin'
+        empty = 'no prompt on stdin; pipe in lines of text, or give input="a prompt"'
+        prompts = run.text_inputs(None if value == "-" else value, fix) or run.stdin_lines("prompts", empty)
         _, data = load_lm_data(payload["attnkit"]["data"])
         model = model_from_checkpoint(payload, ckpt)
         settings = {k: getattr(self, k) for k in GENERATION}
@@ -281,8 +280,13 @@ class LMTask(Task):
         """The text `model` generates after `prompt`, printed as it comes when `echo`."""
         ids = data.encode(prompt)
         room = model.max_len - self.max_new_tokens
+        if room < 1:
+            raise ConfigError(
+                f"task.max_new_tokens={self.max_new_tokens} leaves no room for a prompt in the model's context of "
+                f"{model.max_len} tokens; lower task.max_new_tokens to at most {model.max_len - 1}"
+            )
         if len(ids) > room:
-            if self.truncate != "left" or room < 1:
+            if self.truncate != "left":
                 raise ConfigError(
                     f"a prompt of {len(ids)} tokens and task.max_new_tokens={self.max_new_tokens} exceed the "
                     f"model's context of {model.max_len}; set task.truncate=left (keep the prompt's last {room} "
@@ -329,12 +333,3 @@ class LMTask(Task):
         if unknown:
             raise ConfigError(f"no generation setting {', '.join(unknown)}; settings: {', '.join(GENERATION)}")
         return dataclasses.replace(self, **settings)
-
-
-def _stdin_lines() -> list[str]:
-    if sys.stdin.isatty():
-        print("reading prompts from stdin, one per line; end with Ctrl-D", file=sys.stderr, flush=True)
-    lines = [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    if not lines:
-        raise ConfigError('no prompt on stdin; pipe in lines of text, or give input="a prompt"')
-    return lines

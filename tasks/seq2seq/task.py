@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -376,7 +375,8 @@ class Seq2SeqTask(Task):
         """What `mode=predict` generates from: `input="a sentence"`, each line of the file `input=sentences.txt`,
         else every line of stdin."""
         fix = 'give input="a sentence" or input=sentences.txt, or leave input unset to read lines from stdin'
-        return run.text_inputs(value, fix) or read_stdin()
+        empty = 'nothing to translate on stdin; pipe in lines of text, or give input="a sentence"'
+        return run.text_inputs(value, fix) or run.stdin_lines("sentences", empty, keep_blank=True)
 
     def baselines(self, pairs: TextPairs, scorer: Scorer, stages: tuple[str, ...]) -> dict[str, Any]:
         """Scores of simple baselines on `stages` (e.g. `test/lead_rougeL`), reported beside the model's."""
@@ -411,16 +411,6 @@ def shorten(text: str, chars: int) -> str:
     if len(text) <= chars:
         return text
     return text[: max(1, chars - 1)].rsplit(" ", 1)[0] + " …"
-
-
-def read_stdin() -> list[str]:
-    """Lines of standard input (a hint goes to stderr when it is a terminal)."""
-    if sys.stdin.isatty():
-        print("reading sentences from stdin, one per line; end with Ctrl-D", file=sys.stderr, flush=True)
-    lines = [line.rstrip("\n") for line in sys.stdin]
-    if not any(line.strip() for line in lines):
-        raise ConfigError('nothing to translate on stdin; pipe in lines of text, or give input="a sentence"')
-    return lines
 
 
 def vocab(tokenizers: Tokenizers) -> dict[str, Any]:

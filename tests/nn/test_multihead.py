@@ -103,3 +103,25 @@ def test_the_encoding_turns_self_attention_only_and_is_held_not_registered() -> 
     with torch.no_grad():
         assert not torch.allclose(turned(x), plain(x))
         torch.testing.assert_close(turned(x, context), plain(x, context))  # positions of two sequences: not rotated
+
+
+def test_the_stacked_projections_follow_the_weights_without_autograd() -> None:
+    """Evaluation and decoding keep q, k and v's stacked weights between calls: a weight changed in place (an
+    optimizer step, load_state_dict) or replaced is seen by the next call, as a layer built with it computes."""
+    torch.manual_seed(0)
+    layer = MultiHeadAttention(16, 4, causal=True).eval()
+    other = MultiHeadAttention(16, 4, causal=True).eval()
+    x = torch.randn(2, 5, 16)
+    with torch.no_grad():
+        before = layer(x)
+        assert torch.equal(layer(x), before)
+        layer.k_proj.weight.add_(0.5)
+        changed = layer(x)
+        assert not torch.allclose(changed, before)
+        layer.load_state_dict(other.state_dict())
+        torch.testing.assert_close(layer(x), other(x))
+    layer.v_proj.weight = torch.nn.Parameter(other.v_proj.weight * 2)
+    with torch.inference_mode():
+        fresh = MultiHeadAttention(16, 4, causal=True).eval()
+        fresh.load_state_dict(layer.state_dict())
+        torch.testing.assert_close(layer(x), fresh(x))

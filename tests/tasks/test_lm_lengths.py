@@ -11,13 +11,15 @@ from attnkit import ConfigError
 from tests.tasks.test_lm import TINY
 
 
-@pytest.mark.parametrize("pos_enc", ["rope", "alibi", "none"])
+@pytest.mark.parametrize(
+    "pos_enc", [["pos_enc=rope"], ["pos_enc=alibi"], ["pos_enc=none"], ["pos_enc=learned", "pos_enc.interpolate=true"]]
+)
 def test_a_checkpoint_is_scored_at_twice_its_context(pos_enc, tmp_path) -> None:
-    cfg = compose(*TINY, f"pos_enc={pos_enc}")
+    cfg = compose(*TINY, *pos_enc)
     make_task(cfg).train(cfg, run_dir=tmp_path / "run", overrides=[])
     ckpt = str(tmp_path / "run" / "checkpoints" / "last.ckpt")
     overrides = ["task.eval_lengths=[1,2]"]
-    test = compose(*TINY, f"pos_enc={pos_enc}", *overrides)
+    test = compose(*TINY, *pos_enc, *overrides)
     tested = make_task(test).test(
         {**test, "mode": "test", "ckpt_path": ckpt}, run_dir=tmp_path / "t", overrides=overrides
     )

@@ -165,7 +165,7 @@ def allowed_mask(
     zero gradients.
     """
     allowed = None
-    if causal:
+    if causal and nq > 1:  # one query is the last position: it sees every key
         # bottom-right alignment: query i (of the last Nq positions) sees keys up to nk - nq + i
         q_pos = torch.arange(nq, device=device).unsqueeze(1) + (nk - nq)
         allowed = (torch.arange(nk, device=device).unsqueeze(0) <= q_pos)[None, None]

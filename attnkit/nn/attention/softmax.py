@@ -44,6 +44,8 @@ class SoftmaxAttention(Attention):
         need_weights: bool = False,
     ) -> Tensor | tuple[Tensor, Tensor]:
         p = self.dropout if self.training else 0.0
+        nq, nk = q.shape[2], k.shape[2]
+        causal = causal and nq > 1  # one query is the last position (bottom-right): it sees every key
         eager = q.device.type == "cpu" and k.shape[2] <= self.cpu_eager_max_len
         if need_weights or eager:
             out, weights = eager_attention(
@@ -57,7 +59,6 @@ class SoftmaxAttention(Attention):
                 scale=self.scale,
             )
             return (out, weights) if need_weights else out
-        nq, nk = q.shape[2], k.shape[2]
         gqa = q.shape[1] != k.shape[1]
         if key_padding_mask is None and bias is None and (not causal or nq == nk):
             # SDPA's is_causal aligns top-left, which equals bottom-right only when Nq == Nk
