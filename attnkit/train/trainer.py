@@ -6,6 +6,7 @@ import importlib.util
 import inspect
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -88,8 +89,16 @@ def check_trainer_config(trainer_cfg: dict[str, Any]) -> None:
         raise ConfigError(
             f"trainer.devices={devices} CPU processes on {os.cpu_count()} cores; use at most {os.cpu_count()}"
         )
-    if on_cpu and str(trainer_cfg.get("precision", "32-true")) in ("16", "16-mixed", "16-true"):
+    precision = str(trainer_cfg.get("precision", "32-true"))
+    if on_cpu and precision in ("16", "16-mixed", "16-true"):
         raise ConfigError("trainer.precision=16-mixed needs a GPU; on the CPU use 32-true or bf16-mixed")
+    if on_cpu and precision.startswith("bf16") and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        print(
+            f"warning: trainer.precision={precision}: this CPU has no native bfloat16 (AVX-512 BF16 or AMX), so it is "
+            f"emulated and slower than float32; set trainer.precision=32-true",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def strategy_name(strategy: Any) -> str:

@@ -248,7 +248,9 @@ class LMTask(Task):
 
         model = module.eval_model.cpu().eval()
         kernel = model.blocks[-1].attn.attention if hasattr(model, "blocks") else None
-        if not self.attention_map or not getattr(kernel, "supports_weights", False):
+        if not self.attention_map:
+            return {}
+        if not getattr(kernel, "supports_weights", False):
             return {"attention map": "skipped: this attention variant cannot return weights"}
         ids = setup.encoded["test"][0][0][None]
         with torch.no_grad():

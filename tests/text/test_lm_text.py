@@ -300,3 +300,32 @@ def test_task_lm_trains_on_text_and_generates_from_its_checkpoint(tmp_path) -> N
     with pytest.raises(ConfigError) as exc:
         attnkit.load(run_dir).generate("Speak, señor", max_new_tokens=2)
     assert "the prompt has 1 character(s) the vocabulary lacks: 'ñ' ×1" in one_line(exc)
+
+
+def test_the_shakespeare_recipe_trains_by_steps_on_any_text(tmp_path) -> None:
+    """experiment=shakespeare_char is a number of steps, not of epochs, validated every val_check_interval steps: on
+    another text (shrunk here) it trains exactly its steps, past the end of an epoch, in bfloat16 autocast."""
+    import attnkit.tasks.lm  # noqa: F401
+
+    path = write(tmp_path / "verse.txt", VERSE)
+    cfg = compose(
+        "experiment=shakespeare_char",
+        f"data.path={path}",
+        "data.batch_size=4",
+        "model.dim=16",
+        "model.depth=1",
+        "heads=2",
+        "task.context=16",
+        "task.warmup_steps=2",
+        "trainer.max_steps=30",
+        "trainer.val_check_interval=10",
+        "trainer.enable_progress_bar=false",
+    )
+    assert cfg["trainer"]["precision"] == "bf16-mixed" and cfg["data"]["tokenizer"]["kind"] == "chars"
+    run_dir = tmp_path / "run"
+    metrics = make_task(cfg).train(cfg, run_dir=run_dir, overrides=[])
+    assert metrics["steps"] == 30 and metrics["epochs"] > 1  # an epoch of this text is 22 steps
+    header, *rows = (line.split(",") for line in (run_dir / "metrics.csv").read_text().splitlines())
+    step, loss = header.index("step"), header.index("val/loss")
+    assert [row[step] for row in rows if row[loss]] == ["9", "19", "29", "30"]  # and the final evaluation
+    assert metrics["test/bits_per_character"] > 0
