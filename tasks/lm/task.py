@@ -296,18 +296,18 @@ class LMTask(Task):
                 )
             ids = ids[len(ids) - room :]
         shown: list[int] = []
-        printed = ""
+        printed = data.decode(ids)  # what the terminal shows of the prompt and its continuation, as decoded
 
         def stream(token: torch.Tensor) -> None:
             nonlocal printed
             shown.append(int(token[0]))
-            text = data.decode(shown)
+            text = data.decode(ids + shown)  # the continuation as the data joins it to the prompt
             if echo and text.startswith(printed):
                 print(text[len(printed) :], end="", flush=True)
                 printed = text
 
         if echo:
-            print(prompt, end="" if prompt.endswith((" ", "\n")) else " ", flush=True)
+            print(prompt, end="", flush=True)
         out = sample(
             model,
             torch.tensor([ids]),
@@ -321,7 +321,7 @@ class LMTask(Task):
         )
         text = data.decode(out[0].tolist())
         if echo:
-            print(text[len(printed) :], flush=True)
+            print(data.decode(ids + out[0].tolist())[len(printed) :], flush=True)
         return text
 
     def loaded_data(self, config: dict[str, Any]) -> LMData:
