@@ -35,20 +35,21 @@ def answers(tokens: list[int], num_kv_pairs: int) -> dict[int, int]:
     return {i: pairs[t] for i, t in enumerate(tokens) if i >= 2 * num_kv_pairs and t in pairs}
 
 
-def check_options(vocab_size: int, num_kv_pairs: int, context: int) -> None:
-    """One line for a setting that cannot make a sequence: too few keys or values, or too short a context."""
+def check_options(vocab_size: int, num_kv_pairs: int, context: int, key: str = "data.num_kv_pairs") -> None:
+    """One line for a setting that cannot make a sequence: too few keys or values, or too short a context (`key`
+    names the setting that asks for `num_kv_pairs`)."""
     check_int("vocab_size", vocab_size, minimum=4)
     check_int("num_kv_pairs", num_kv_pairs, minimum=1)
     keys = vocab_size // 2 - 1
     if num_kv_pairs > keys:
         raise ConfigError(
-            f"data.num_kv_pairs={num_kv_pairs} needs as many distinct keys, but data.vocab_size={vocab_size} has "
-            f"{keys}; raise data.vocab_size to {2 * num_kv_pairs + 2} or more, or lower data.num_kv_pairs"
+            f"{key}={num_kv_pairs} needs as many distinct keys, but data.vocab_size={vocab_size} has "
+            f"{keys}; raise data.vocab_size to {2 * num_kv_pairs + 2} or more, or lower {key}"
         )
     if context < 4 * num_kv_pairs:
         raise ConfigError(
             f"a context of {context} tokens cannot hold {num_kv_pairs} pairs and their queries (it needs "
-            f"{4 * num_kv_pairs}); raise task.context or lower data.num_kv_pairs"
+            f"{4 * num_kv_pairs}); raise task.context or lower {key}"
         )
 
 
@@ -98,31 +99,37 @@ class MQARSplits:
             seen: set[bytes] = set()
             made: dict[str, TensorDataset] = {}
             for role in ROLES:
+                mixed = role == "train" and s.train_pairs is not None
+                mix = s.train_pairs if mixed else [s.num_kv_pairs]
+                for pairs in mix:
+                    check_options(s.vocab_size, pairs, context, "data.train_pairs" if mixed else "data.num_kv_pairs")
                 inputs, targets = [], []
-                wanted, tries = sizes[role], 0
-                while wanted > 0:
-                    tries += 1
-                    if tries > 20:
-                        raise ConfigError(
-                            f"data=mqar cannot make {sum(sizes.values())} distinct sequences of {context} tokens with "
-                            f"data.vocab_size={s.vocab_size} and data.num_kv_pairs={s.num_kv_pairs}; lower the "
-                            f"split sizes or raise data.vocab_size"
+                for i, pairs in enumerate(mix):  # an even share of the split for each number of pairs
+                    share = sizes[role] * (i + 1) // len(mix) - sizes[role] * i // len(mix)
+                    wanted, tries = share, 0
+                    while wanted > 0:
+                        tries += 1
+                        if tries > 20:
+                            raise ConfigError(
+                                f"data=mqar cannot make {sum(sizes.values())} distinct sequences of {context} tokens "
+                                f"with data.vocab_size={s.vocab_size} and {pairs} pairs; lower the split sizes or "
+                                f"raise data.vocab_size"
+                            )
+                        x, y = generate(
+                            wanted,
+                            context,
+                            vocab_size=s.vocab_size,
+                            num_kv_pairs=pairs,
+                            power_a=s.power_a,
+                            generator=generator,
                         )
-                    x, y = generate(
-                        wanted,
-                        context,
-                        vocab_size=s.vocab_size,
-                        num_kv_pairs=s.num_kv_pairs,
-                        power_a=s.power_a,
-                        generator=generator,
-                    )
-                    for row_x, row_y in zip(x, y, strict=True):
-                        key = row_x.numpy().tobytes()
-                        if key not in seen:
-                            seen.add(key)
-                            inputs.append(row_x)
-                            targets.append(row_y)
-                    wanted = sizes[role] - len(inputs)
+                        for row_x, row_y in zip(x, y, strict=True):
+                            key = row_x.numpy().tobytes()
+                            if key not in seen:
+                                seen.add(key)
+                                inputs.append(row_x)
+                                targets.append(row_y)
+                                wanted -= 1
                 made[role] = TensorDataset(torch.stack(inputs), torch.stack(targets))
             self._made[context] = made
         return self._made[context]
@@ -156,7 +163,9 @@ class MQARSplits:
 class MQARData:
     """Multi-query associative recall (Zoology): `vocab_size` tokens, `num_kv_pairs` pairs per sequence, query gaps
     from a power law of exponent `power_a`, `train_size`/`val_size`/`test_size` sequences from `seed`; the sequence
-    length is the task's context (`task.context`). `batch_size` is the training batch."""
+    length is the task's context (`task.context`). `batch_size` is the training batch. `train_pairs` (e.g.
+    [4,8,16]): training sequences with each of these numbers of pairs, in even shares, as Zoology trains on a mixture
+    of easier settings; validation and test keep `num_kv_pairs` (null: training does too)."""
 
     def __init__(
         self,
@@ -164,6 +173,7 @@ class MQARData:
         vocab_size: PositiveInt = 32,
         num_kv_pairs: PositiveInt = 4,
         power_a: Annotated[float, Range(0, 1, low_open=True), "the query-gap exponent"] = 0.01,
+        train_pairs: list[PositiveInt] | None = None,
         train_size: PositiveInt = 8192,
         val_size: PositiveInt = 256,
         test_size: PositiveInt = 512,
@@ -183,6 +193,18 @@ class MQARData:
             power_a,
         )
         self.train_size, self.val_size, self.test_size, self.seed = train_size, val_size, test_size, seed
+        if train_pairs is not None and (
+            not isinstance(train_pairs, (list, tuple))
+            or not train_pairs
+            or any(isinstance(p, bool) or not isinstance(p, int) or p < 1 for p in train_pairs)
+        ):
+            raise ConfigError(
+                f"data.train_pairs={train_pairs!r} must be a list of pair counts, such as [4,8,16] (null: "
+                f"data.num_kv_pairs)"
+            )
+        for pairs in train_pairs or []:
+            check_options(vocab_size, pairs, 4 * pairs, "data.train_pairs")
+        self.train_pairs = None if train_pairs is None else [int(p) for p in train_pairs]
 
     def load(self) -> MQARSplits:
         return MQARSplits(self)

@@ -74,9 +74,25 @@ def test_splits_are_deterministic_and_disjoint() -> None:
     )
 
 
+def test_training_mixes_the_given_numbers_of_pairs_and_scoring_keeps_its_own() -> None:
+    data = MQARData(vocab_size=32, num_kv_pairs=4, train_pairs=[1, 2, 4], train_size=30, val_size=9, test_size=9)
+    made = data.load()
+    answered = {r: [int(y.ne(IGNORE).sum()) for _, y in made.dataset(r, 16, seed=0, epoch_offsets=False)] for r in
+                ("train", "val", "test")}  # fmt: skip
+    assert sorted(answered["train"]) == [1] * 10 + [2] * 10 + [4] * 10
+    assert answered["val"] == answered["test"] == [4] * 9
+    plain = MQARData(vocab_size=32, num_kv_pairs=4, train_size=30, val_size=9, test_size=9).load()
+    mixed_test, plain_test = (d.dataset("test", 16, seed=0, epoch_offsets=False).tensors[0] for d in (made, plain))
+    assert torch.equal(mixed_test, plain_test)  # test is made first, from the same seed
+
+
 @pytest.mark.parametrize(
     ("options", "context", "fragment"),
     [
+        ({"train_pairs": []}, 64, "data.train_pairs=[] must be a list of pair counts"),
+        ({"train_pairs": [2, 0]}, 64, "data.train_pairs=[2, 0] must be a list of pair counts"),
+        ({"train_pairs": [2, 40]}, 200, "data.train_pairs=40 needs as many distinct keys"),
+        ({"train_pairs": [2, 8]}, 16, "a context of 16 tokens cannot hold 8 pairs"),
         ({"num_kv_pairs": 40}, 200, "needs as many distinct keys"),
         ({"num_kv_pairs": 4}, 12, "a context of 12 tokens cannot hold 4 pairs"),
         ({"power_a": 0}, 64, "data.power_a=0 must be in (0, 1]"),
