@@ -92,25 +92,33 @@ def plugin_specs(overrides: list[str]) -> list[str]:
     return specs
 
 
-def task_from_checkpoint(overrides: list[str]) -> str | None:
-    """`task=<name>` for `mode=test|predict|generate ckpt_path=...` without task= or experiment=: the task recorded in
-    the checkpoint's run directory (`<run>/config.yaml` beside `<run>/checkpoints/`), else in the checkpoint itself,
-    so a checkpoint names its task (and its task's options, such as task.max_new_tokens, are keys of the config)."""
+def task_from_checkpoint(overrides: list[str]) -> list[str]:
+    """`task=<name>` (and `data=<name>`, unless data= is given) for `mode=test|predict|generate ckpt_path=...` without
+    task= or experiment=: what the checkpoint's run directory records (`<run>/config.yaml` beside
+    `<run>/checkpoints/`), else the checkpoint itself. So a checkpoint names its task and its data source, and their
+    options (task.max_new_tokens, data.test_fraction) are keys of the config."""
     values = {o.split("=", 1)[0].lstrip("+~"): o.split("=", 1)[1] for o in overrides if "=" in o}
     if values.get("mode") not in ("test", "predict", "generate") or not values.get("ckpt_path"):
-        return None
+        return []
     if "task" in values or "experiment" in values:
-        return None
+        return []
     ckpt = Path(values["ckpt_path"].strip("'\"")).expanduser().resolve()
     run_config = ckpt.parent.parent / "config.yaml"
     try:
         if run_config.is_file():
-            name = OmegaConf.select(OmegaConf.load(run_config), "task.name")
+            recorded = OmegaConf.load(run_config)
+            task, data = OmegaConf.select(recorded, "task.name"), OmegaConf.select(recorded, "data.name")
         else:
-            name = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["attnkit"]["task"]
+            saved = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["attnkit"]
+            task, data = saved["task"], saved.get("data", {}).get("name")
     except Exception:  # not a run's config or checkpoint: the task itself will judge the checkpoint
-        return None
-    return f"task={name}" if isinstance(name, str) and name.isidentifier() else None
+        return []
+    if not (isinstance(task, str) and task.isidentifier()):
+        return []
+    inferred = [f"task={task}"]
+    if "data" not in values and isinstance(data, str) and data in registry.available("data"):
+        inferred.append(f"data={data}")
+    return inferred
 
 
 def shown_value(value: object) -> str:
@@ -142,9 +150,9 @@ def main(argv: list[str] | None = None) -> Any:
         load_plugins(*plugin_specs(overrides))
         registry.kinds()  # built-in components and installed plugins
         config.store_components()
-        if (inferred := task_from_checkpoint(overrides)) is not None:
-            overrides.append(inferred)
-            argv.append(inferred)
+        inferred = task_from_checkpoint(overrides)
+        overrides.extend(inferred)
+        argv.extend(inferred)
         if _MULTIRUN.intersection(flags) and {"--cfg", "-c", "--info", "--help", "-h"}.intersection(flags):
             raise ConfigError("-m (a multirun) cannot be combined with --cfg, --info or --help; drop -m to see it")
         if _MULTIRUN.intersection(flags):

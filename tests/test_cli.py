@@ -20,6 +20,7 @@ from pathlib import Path
 
 import forked_cli
 import pytest
+import torch
 import yaml
 from forked_cli import run_many
 
@@ -678,19 +679,26 @@ def test_summarization_from_the_command_line(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        (["mode=predict"], "task=translation"),
-        (["mode=test"], "task=translation"),
-        (["mode=train"], None),
-        (["mode=predict", "task=vit"], None),  # the user's choice wins
-        (["mode=predict", "experiment=fashion_mnist"], None),
+        (["mode=predict"], ["task=translation", "data=text_files"]),
+        (["mode=test"], ["task=translation", "data=text_files"]),
+        (["mode=test", "data=number_words"], ["task=translation"]),  # the user's choice wins
+        (["mode=train"], []),
+        (["mode=predict", "task=vit"], []),
+        (["mode=predict", "experiment=fashion_mnist"], []),
     ],
 )
-def test_task_comes_from_the_checkpoints_run_directory(tmp_path, extra, expected) -> None:
+def test_task_and_data_come_from_the_checkpoints_run_directory(tmp_path, extra, expected) -> None:
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
-    (tmp_path / "run" / "config.yaml").write_text("task:\n  name: translation\n")
+    (tmp_path / "run" / "config.yaml").write_text("task:\n  name: translation\ndata:\n  name: text_files\n")
     ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
     assert cli.task_from_checkpoint([*extra, f"ckpt_path={ckpt}"]) == expected
-    assert cli.task_from_checkpoint(["mode=predict", f"ckpt_path={tmp_path / 'elsewhere.ckpt'}"]) is None
+    assert cli.task_from_checkpoint(["mode=predict", f"ckpt_path={tmp_path / 'elsewhere.ckpt'}"]) == []
+
+
+def test_a_bare_checkpoint_names_its_task_and_data(tmp_path) -> None:
+    torch.save({"attnkit": {"task": "lm", "data": {"name": "mqar"}}}, tmp_path / "lm.ckpt")
+    expected = ["task=lm", "data=mqar"]
+    assert cli.task_from_checkpoint(["mode=generate", f"ckpt_path={tmp_path / 'lm.ckpt'}"]) == expected
 
 
 def test_list_quotes_a_default_that_would_break_its_line() -> None:

@@ -30,17 +30,19 @@ import torch
 from torch import Tensor, nn
 
 from attnkit.errors import ConfigError
+from attnkit.nn.multihead import held_stacks
 
 NEG_INF = float("-inf")
 
 
 @contextmanager
 def _inference(model: nn.Module) -> Iterator[None]:
-    """Eval mode and no autograd for the duration; the model's training flag is restored afterwards."""
+    """Eval mode, no autograd and the attention layers' stacked q/k/v weights held for the duration; the model's
+    training flag is restored afterwards."""
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), held_stacks(model):
             yield
     finally:
         model.train(was_training)

@@ -13,7 +13,8 @@ every other layer keeps the keys and values ("k", "v"). The choice is made when 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -151,23 +152,14 @@ class MultiHeadAttention(nn.Module):
         return all(type(p) is nn.Linear and not (p._forward_hooks or p._forward_pre_hooks) for p in projections)
 
     def _stacked(self) -> tuple[Tensor, Tensor | None]:
-        """The three projections' weights and biases stacked; without autograd (decoding, evaluation) the stack is
-        kept until a weight changes (its version or storage), so a decoding step does not copy the weights."""
+        """The three projections' weights and biases stacked: those `held_stacks` keeps while it holds, else made
+        anew (the weights may have changed since the last call)."""
+        held = self.__dict__.get("_held_stack")
+        if held is not None:
+            return held
         projections = (self.q_proj, self.k_proj, self.v_proj)
-        params = [p.weight for p in projections] + ([] if self.q_proj.bias is None else [p.bias for p in projections])
-        grad = torch.is_grad_enabled() and any(p.requires_grad for p in params)
-        untracked = any(p.is_inference() for p in params)  # made in inference mode: no version counter
-        if grad or untracked or torch.compiler.is_compiling():
-            key = None
-        else:
-            key = tuple((p.data_ptr(), p._version, p.device, p.dtype) for p in params)
-            kept = self.__dict__.get("_stack")
-            if kept is not None and kept[0] == key:
-                return kept[1]
-        weight = torch.cat(params[:3])
-        bias = None if len(params) == 3 else torch.cat(params[3:])
-        if key is not None:
-            self.__dict__["_stack"] = (key, (weight, bias))
+        weight = torch.cat([p.weight for p in projections])
+        bias = None if self.q_proj.bias is None else torch.cat([p.bias for p in projections])
         return weight, bias
 
     def _qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -241,3 +233,20 @@ class MultiHeadAttention(nn.Module):
         out, weights = result if need_weights else (result, None)
         out = self.dropout(self.out_proj(out.transpose(1, 2).flatten(2)))
         return (out, weights) if need_weights else out
+
+
+@contextmanager
+def held_stacks(model: nn.Module) -> Iterator[None]:
+    """Within the block, each self-attention layer of `model` stacks its q, k and v weights once, not at every call:
+    for a decoding loop, whose weights do not change between its steps (and whose steps are one token each, where
+    stacking the weights would cost more than the product)."""
+    layers = [m for m in model.modules() if isinstance(m, MultiHeadAttention) and m._fusable]
+    for layer in layers:
+        layer.__dict__.pop("_held_stack", None)
+        with torch.no_grad():
+            layer.__dict__["_held_stack"] = layer._stacked()
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.__dict__.pop("_held_stack", None)

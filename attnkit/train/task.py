@@ -25,6 +25,7 @@ same task fixes where the config leaves them null (attnkit/train/init_from.py).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import resource
@@ -485,6 +486,29 @@ class Task:
         kept = [key for key in (*FIXED, "seed") if key in recorded]
         return {**cfg, **{k: recorded[k] for k in kept if not (k == "seed" and run.overridden(overrides, "seed"))}}
 
+    def data_config(self, cfg: dict[str, Any], given: Given) -> dict[str, Any]:
+        """The data a run reads: the config's; a test's or predict's, the checkpoint's, with the `data.<key>=...` of
+        the command line on top (`data=<another source>` reads that source, as the config has it)."""
+        saved = given.checkpoint["attnkit"]["data"] if given.checkpoint is not None else None
+        if saved is None:
+            return cfg["data"]
+        if not run.overridden(given.overrides, "data"):
+            return saved
+        if cfg["data"].get("name") != saved.get("name"):
+            return cfg["data"]
+        merged = copy.deepcopy(saved)
+        for text in given.overrides or []:
+            path = text.lstrip("+~").split("=", 1)[0].split(".")
+            if path[0] != "data" or len(path) < 2:
+                continue
+            node = merged
+            for part in path[1:-1]:
+                if not isinstance(node.get(part), dict):
+                    node[part] = {}
+                node = node[part]
+            node[path[-1]] = run.value(cfg, ".".join(path))
+        return merged
+
     def saved_recipe(self, checkpoint: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
         """The recipe a checkpoint was trained with, and on top of it the `task.<key>=...` of the command line."""
         saved = dict(checkpoint["hyper_parameters"]["task"])
@@ -517,6 +541,8 @@ class Task:
                 before, now = run.value(saved, key), run.value(mine, key)
             else:
                 before, now = _recorded(recorded, hparams, key), run.value(cfg, key)
+                if before is None and _under(key, ("data",)):  # a checkpoint without a recorded config: its data
+                    before = run.value({"data": payload["attnkit"].get("data") or {}}, key)
             chosen = text.split("=", 1)[1] if "=" in text else None  # `model=vit`: the same choice, options as trained
             if before != now and not (isinstance(before, dict) and chosen == before.get("name")):
                 refused.append(f"{text.lstrip('+~')} (the checkpoint has {_shown(before)})")

@@ -59,8 +59,7 @@ class ClassifyTask(Task):
 
     def load(self, cfg: dict[str, Any], given: Given) -> LoadedData:
         """The labelled-text source of the data config (a test's: the checkpoint's) and its texts."""
-        saved = given.checkpoint["attnkit"] if given.checkpoint is not None else None
-        data_cfg = saved["data"] if saved is not None and not run.overridden(given.overrides, "data") else cfg["data"]
+        data_cfg = self.data_config(cfg, given)
         source = text_pair_source(data_cfg, self.name, "labelled-text")
         return LoadedData(source, source.load(), data_cfg)
 

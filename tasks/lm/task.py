@@ -109,8 +109,7 @@ class LMTask(Task):
 
     def load(self, cfg: dict[str, Any], given: Given) -> LoadedData:
         """The data config's source (a test's: the checkpoint's, unless data... is given) and its data."""
-        saved = given.checkpoint["attnkit"] if given.checkpoint is not None else None
-        data_cfg = saved["data"] if saved is not None and not run.overridden(given.overrides, "data") else cfg["data"]
+        data_cfg = self.data_config(cfg, given)
         source, data = load_lm_data(data_cfg)
         return LoadedData(source, data, data_cfg)
 

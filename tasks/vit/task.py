@@ -69,7 +69,7 @@ class VitTask(Task):
     def load(self, cfg: dict[str, Any], given: Given) -> LoadedData:
         """The image source of the data config (a test's: the checkpoint's, with its normalisation) and its splits."""
         saved = given.checkpoint["attnkit"] if given.checkpoint is not None else None
-        data_cfg = saved["data"] if saved is not None and not run.overridden(given.overrides, "data") else cfg["data"]
+        data_cfg = self.data_config(cfg, given)
         source = build_spec("data", data_cfg)
         if not isinstance(source, ImageData):
             raise ConfigError(

@@ -105,23 +105,23 @@ def test_the_encoding_turns_self_attention_only_and_is_held_not_registered() -> 
         torch.testing.assert_close(turned(x, context), plain(x, context))  # positions of two sequences: not rotated
 
 
-def test_the_stacked_projections_follow_the_weights_without_autograd() -> None:
-    """Evaluation and decoding keep q, k and v's stacked weights between calls: a weight changed in place (an
-    optimizer step, load_state_dict) or replaced is seen by the next call, as a layer built with it computes."""
+def test_decoding_holds_the_stacked_projections_and_nothing_else_does() -> None:
+    """Outside a decoding loop every call stacks q, k and v's weights anew, so a weight changed in place (an
+    optimizer step, load_state_dict) is seen by the next call, with or without autograd; `held_stacks` (the decoding
+    loop's) stacks them once and lets go when it ends."""
+    from attnkit.nn.multihead import held_stacks
+
     torch.manual_seed(0)
     layer = MultiHeadAttention(16, 4, causal=True).eval()
-    other = MultiHeadAttention(16, 4, causal=True).eval()
     x = torch.randn(2, 5, 16)
     with torch.no_grad():
         before = layer(x)
-        assert torch.equal(layer(x), before)
         layer.k_proj.weight.add_(0.5)
         changed = layer(x)
         assert not torch.allclose(changed, before)
-        layer.load_state_dict(other.state_dict())
-        torch.testing.assert_close(layer(x), other(x))
-    layer.v_proj.weight = torch.nn.Parameter(other.v_proj.weight * 2)
-    with torch.inference_mode():
-        fresh = MultiHeadAttention(16, 4, causal=True).eval()
-        fresh.load_state_dict(layer.state_dict())
-        torch.testing.assert_close(layer(x), fresh(x))
+        with held_stacks(layer):
+            assert "_held_stack" in layer.__dict__
+            torch.testing.assert_close(layer(x), changed)
+        assert "_held_stack" not in layer.__dict__
+        layer.k_proj.weight.sub_(0.5)
+        torch.testing.assert_close(layer(x), before)

@@ -329,3 +329,23 @@ def test_the_shakespeare_recipe_trains_by_steps_on_any_text(tmp_path) -> None:
     step, loss = header.index("step"), header.index("val/loss")
     assert [row[step] for row in rows if row[loss]] == ["9", "19", "29", "30"]  # and the final evaluation
     assert metrics["test/bits_per_character"] > 0
+
+
+def test_a_test_takes_data_keys_on_top_of_the_checkpoints_data(tmp_path) -> None:
+    """mode=test with data.test_fraction=... reads the checkpoint's text (its path, tokenizer) split anew; data=<an
+    other source> would read that source instead."""
+    import attnkit.tasks.lm  # noqa: F401
+
+    path = write(tmp_path / "verse.txt", VERSE)
+    base = ("task=lm", "data=text", "data.batch_size=8", "model.dim=16", "heads=2", "task.context=16")
+    cfg = compose(*base, f"data.path={path}", "trainer.max_epochs=1", "trainer.enable_progress_bar=false")
+    trained = make_task(cfg).train(cfg, run_dir=tmp_path / "run", overrides=[])
+    overrides = ["data=text", "data.test_fraction=0.2"]
+    test = compose("task=lm", *overrides)
+    assert test["data"]["path"] is None  # the command line gives the key alone: the rest is the checkpoint's
+    ckpt = str(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    make_task(test).test({**test, "mode": "test", "ckpt_path": ckpt}, run_dir=tmp_path / "t", overrides=overrides)
+    tested = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert tested["windows"]["test"] > 2 * trained["windows"]["test"]
+    recorded = (tmp_path / "t" / "config.yaml").read_text()
+    assert "test_fraction: 0.2" in recorded and str(path) in recorded
