@@ -6,7 +6,8 @@
 
 Runs `python -m attnkit -m task=lm ...` once: the single attentions (every registered attention with a causal form
 but `eager`, which is softmax computed another way) and the hybrid stacks local+softmax and linear+softmax, two
-layers each, `model.layers` naming each layer's attention (the single ones too, so that the sweep is one axis). Each
+layers each, `model.layers` naming each layer's attention (the single ones too, so that the sweep is one axis; local
+attention looks `--window` keys back, a quarter of the context unless given). Each
 job trains `--steps` steps of `--batch` sequences drawn from `data.train_size` sequences; `--jobs` jobs run side by
 side with the cores divided between them (Hydra's joblib launcher). The sweep folder's summary.md holds test/acc
 (answer accuracy) as mean ± std over the seeds, with the training time; the command and the folder are printed.
@@ -24,13 +25,19 @@ import sys
 
 import attnkit
 
-HYBRIDS = ("[local,softmax]", "[linear,softmax]")
+HYBRIDS = (("local", "softmax"), ("linear", "softmax"))
 
 
 def command(args: argparse.Namespace) -> list[str]:
     causal = [n for n in attnkit.available("attention") if attnkit.get("attention", n).supports_causal]
     causal = [n for n in causal if n != "eager"]  # eager is softmax computed another way
-    layers = [f"[{name},{name}]" for name in causal] + list(HYBRIDS)
+    window = args.window or args.context // 4
+
+    def spec(name: str) -> str:  # local attention sees `window` keys back: a quarter of the context by default
+        return f"{{name:local,window:{window}}}" if name == "local" else name
+
+    stacks = [(name, name) for name in causal] + list(HYBRIDS)
+    layers = ["[" + ",".join(spec(name) for name in stack) + "]" for stack in stacks]
     return [
         sys.executable,
         "-m",
@@ -60,6 +67,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--widths", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--window", type=int, default=0, help="local attention's window (0: a quarter of --context)")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--jobs", type=int, default=2, help="jobs side by side (1: one after another)")

@@ -4,11 +4,13 @@ then `mode=test task.eval_lengths=[1,2,4]` scores its checkpoint on test windows
     python benchmarks/pos_enc_extrapolation.py                        # Tiny Shakespeare, L = 64, seeds 0 1 2
     python benchmarks/pos_enc_extrapolation.py --data corpus.txt --length 128 --steps 1000 --seeds 0
 
-Each encoding (`none`, `sinusoidal`, `learned` with `pos_enc.interpolate=true`, `rope`, `alibi`, `t5`) trains one run
-per seed with the same recipe (`python -m attnkit task=lm data=text data.path=... pos_enc=...`), then is tested from
-its checkpoint at the three lengths; a `learned` table without interpolation is tested too, and the line that refuses
-it is printed. The text is split as nanoGPT splits it (train the first 90 %, then validation and test, 5 % each).
-Prints a Markdown table of test bits per character, mean ± std over the seeds, with the training time per run.
+Each encoding (`none`, `sinusoidal`, the same at `pos_enc.scale=0.02`, `learned` with `pos_enc.interpolate=true`,
+`rope`, `alibi`, `t5`) trains one run per seed with the same recipe (`python -m attnkit task=lm data=text
+data.path=... pos_enc=...`), then is tested from its checkpoint at the three lengths; a `learned` table without
+interpolation is tested too, and the line that refuses it is printed. The text is split as nanoGPT splits it (train
+the first 90 %, then validation and test, 5 % each). The decoder's token embeddings start at GPT-2's scale (std
+0.02), so a sinusoidal table added at its own scale of 1 drowns them; `sinusoidal-0.02` adds it at theirs. Prints a
+Markdown table of test bits per character, mean ± std over the seeds, with the training time per run.
 """
 
 from __future__ import annotations
@@ -23,13 +25,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
+# label -> the positional encoding and its options
 ENCODINGS = {
-    "none": [],
-    "sinusoidal": [],
-    "learned": ["pos_enc.interpolate=true"],
-    "rope": [],
-    "alibi": [],
-    "t5": [],
+    "none": ["pos_enc=none"],
+    "sinusoidal": ["pos_enc=sinusoidal"],
+    "sinusoidal-0.02": ["pos_enc=sinusoidal", "pos_enc.scale=0.02"],  # the table at the embeddings' scale
+    "learned": ["pos_enc=learned", "pos_enc.interpolate=true"],
+    "rope": ["pos_enc=rope"],
+    "alibi": ["pos_enc=alibi"],
+    "t5": ["pos_enc=t5"],
 }
 
 
@@ -38,7 +42,7 @@ def attnkit(*overrides: str) -> subprocess.CompletedProcess[str]:
 
 
 def run(args: argparse.Namespace, name: str, seed: int, out: Path) -> tuple[dict, float]:
-    """`pos_enc=name` trained with `seed`, then tested at 1, 2 and 4 times its context: (scores, seconds)."""
+    """Encoding `name` trained with `seed`, then tested at 1, 2 and 4 times its context: (scores, seconds)."""
     folder = out / f"{name}-seed{seed}"
     common = [
         "task=lm",
@@ -49,7 +53,6 @@ def run(args: argparse.Namespace, name: str, seed: int, out: Path) -> tuple[dict
         f"model.depth={args.depth}",
         f"heads={args.heads}",
         f"data.batch_size={args.batch}",
-        f"pos_enc={name}",
         *ENCODINGS[name],
     ]
     trained = attnkit(
@@ -138,7 +141,9 @@ def main() -> None:
     print("| pos_enc | " + " | ".join(f"{n} ({n // args.length}L)" for n in lengths) + " | training time (s) |")
     print("|---|" + "---:|" * (len(lengths) + 1))
     for name, scores, seconds in rows:
-        label = f"`{name}`" + (" (`interpolate=true`)" if name == "learned" else "")
+        label = " ".join(
+            f"`{arg.split('=', 1)[1]}`" if arg.startswith("pos_enc=") else f"`{arg}`" for arg in ENCODINGS[name]
+        )
         print(f"| {label} | " + " | ".join(cell(scores[n]) for n in lengths) + f" | {seconds:.0f} |")
     print(f"\n`learned` without interpolation, tested at 2L: {refusal(out, args)}")
 
