@@ -4,12 +4,12 @@ then `mode=test task.eval_lengths=[1,2,4]` scores its checkpoint on test windows
     python benchmarks/pos_enc_extrapolation.py                        # Tiny Shakespeare, L = 64, seeds 0 1 2
     python benchmarks/pos_enc_extrapolation.py --data corpus.txt --length 128 --steps 1000 --seeds 0
 
-Each encoding (`none`, `sinusoidal`, the same at `pos_enc.scale=0.02`, `learned` with `pos_enc.interpolate=true`,
+Each encoding (`none`, `sinusoidal`, the same at `pos_enc.scale=1`, `learned` with `pos_enc.interpolate=true`,
 `rope`, `alibi`, `t5`) trains one run per seed with the same recipe (`python -m attnkit task=lm data=text
 data.path=... pos_enc=...`), then is tested from its checkpoint at the three lengths; a `learned` table without
 interpolation is tested too, and the line that refuses it is printed. The text is split as nanoGPT splits it (train
 the first 90 %, then validation and test, 5 % each). The decoder's token embeddings start at GPT-2's scale (std
-0.02), so a sinusoidal table added at its own scale of 1 drowns them; `sinusoidal-0.02` adds it at theirs. Prints a
+0.02), and it adds a sinusoidal table at that scale; `sinusoidal-1` adds it at its own, which drowns them. Prints a
 Markdown table of test bits per character, mean ± std over the seeds, with the training time per run.
 """
 
@@ -28,8 +28,8 @@ DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
 # label -> the positional encoding and its options
 ENCODINGS = {
     "none": ["pos_enc=none"],
-    "sinusoidal": ["pos_enc=sinusoidal"],
-    "sinusoidal-0.02": ["pos_enc=sinusoidal", "pos_enc.scale=0.02"],  # the table at the embeddings' scale
+    "sinusoidal": ["pos_enc=sinusoidal"],  # added at the token embeddings' scale, 0.02, in the decoder
+    "sinusoidal-1": ["pos_enc=sinusoidal", "pos_enc.scale=1"],  # at its own scale
     "learned": ["pos_enc=learned", "pos_enc.interpolate=true"],
     "rope": ["pos_enc=rope"],
     "alibi": ["pos_enc=alibi"],

@@ -27,6 +27,7 @@ from attnkit.nn.stack import encoder_stack, plan_stack
 from attnkit.ranges import PositiveInt, Range, Rate
 from attnkit.registry import build_spec, register
 
+EMBED_STD = 0.02  # GPT-2's: the token embeddings' initial scale
 # layer -> {"k", "v"} or {"state", "length"}: each block's self-attention cache
 Cache = dict[Any, dict[str, Any]]
 
@@ -37,7 +38,8 @@ class Decoder(nn.Module):
 
     `max_len`: the most positions a sequence (prompt and generated tokens) may have; `tie_embeddings` shares the
     token embedding with the output projection. Weights start as GPT-2's: N(0, 0.02), and the residual output
-    projections N(0, 0.02 / sqrt(2 · depth)).
+    projections N(0, 0.02 / sqrt(2 · depth)); a sinusoidal table is added at the embeddings' scale, 0.02 (unless its
+    `scale` is given).
     """
 
     prompted = True  # for the decoding loop: the prompt is the source, no BOS or padding token
@@ -70,6 +72,7 @@ class Decoder(nn.Module):
 
         def encoding(spec: Any, layer_heads: int) -> Any:
             context = {"dim": dim, "heads": layer_heads, "head_dim": head_dim(dim, layer_heads), "max_len": max_len}
+            context["scale"] = EMBED_STD  # an absolute table (sinusoidal) at the token embeddings' scale
             return build_spec("pos_enc", spec, **context, causal=True)
 
         self.pos_enc = encoding(pos_enc, heads)
@@ -104,7 +107,7 @@ class Decoder(nn.Module):
                 nn.init.normal_(module.weight, std=0.02)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
-        nn.init.normal_(self.embed.weight, std=0.02)
+        nn.init.normal_(self.embed.weight, std=EMBED_STD)
         for block in self.blocks:
             last = [m for m in block.ffn.modules() if isinstance(m, nn.Linear)][-1:]
             for proj in (block.attn.out_proj, *last):

@@ -128,3 +128,12 @@ def test_refusals_are_one_line(make, expected: str) -> None:
     with pytest.raises(ConfigError) as exc:
         make()
     assert expected in one_line(exc)
+
+
+def test_a_sinusoidal_table_is_added_at_the_embeddings_scale_unless_given() -> None:
+    """The decoder's token embeddings start at std 0.02: a sinusoidal table at its own scale of 1 would drown them
+    (Tiny Shakespeare, docs/measured/lm.md: 3.92 against 3.07 bits per character), so the decoder adds it at 0.02;
+    an explicit `scale` wins, and the other models keep 1."""
+    assert Decoder(16, dim=8, heads=2, pos_enc="sinusoidal").pos_enc.scale == 0.02
+    assert Decoder(16, dim=8, heads=2, pos_enc={"name": "sinusoidal", "scale": 1.0}).pos_enc.scale == 1.0
+    assert attnkit.build("pos_enc", "sinusoidal", dim=8).scale == 1.0

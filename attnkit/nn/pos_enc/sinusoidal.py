@@ -30,11 +30,15 @@ def sinusoidal_table(length: int, dim: int, base: float = 10000.0, offset: int =
 
 @register("pos_enc", "sinusoidal")
 class Sinusoidal(PositionalEncoding):
-    """Fixed sine/cosine absolute positions (Vaswani et al. 2017); any length."""
+    """Fixed sine/cosine absolute positions (Vaswani et al. 2017); any length.
 
-    def __init__(self, dim: PositiveInt, base: PositiveFloat = 10000.0, scale: NonNegativeFloat = 1.0) -> None:
+    `scale` multiplies the table before it is added to the tokens; None takes the model's: 1 where the token
+    embeddings have unit scale (the ViT, the encoder–decoder), the embeddings' std where they start small (0.02 in
+    the GPT-style decoder), so that the positions do not drown the tokens."""
+
+    def __init__(self, dim: PositiveInt, base: PositiveFloat = 10000.0, scale: NonNegativeFloat | None = None) -> None:
         super().__init__()
-        self.dim, self.base, self.scale = dim, base, scale
+        self.dim, self.base, self.scale = dim, base, 1.0 if scale is None else scale
         # a cache, not a buffer: it grows with the longest sequence seen, and a buffer whose shape changes would
         # break copies of the module that average or load buffers (an EMA of the weights, say)
         self._table = sinusoidal_table(0, dim, base)
