@@ -153,6 +153,11 @@ def _explain(exc: BaseException) -> str:
     text = str(exc)
     if "Could not override" in text or "not in struct" in text:
         key = text.split("'")[1] if "'" in text else "?"
+        if key == "mixer":  # a kind that is chosen per layer, not a group of its own
+            return (
+                "mixer is chosen per layer, in the attention's place: model.layers=[gla,softmax] (one entry per "
+                "layer) or 'model.layers={0-:gla}' (every layer)"
+            )
         return (
             f"no config key {key!r}; check its spelling with `python -m attnkit --cfg job`, "
             f"or add a new key with +{key}=..."

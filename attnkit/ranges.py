@@ -90,6 +90,8 @@ def matches(value: Any, expected: Any, *, loose: bool = False) -> bool:
         plain = [arg for arg in args if not _rich(arg)]
         if any(matches(value, arg, loose=loose) for arg in plain):
             return True
+        if any(isinstance(arg, type) and isinstance(value, arg) for arg in args):  # a built object of a richer arm
+            return True
         # a richer arm (`Path`, `Accelerator`, `timedelta`) takes what a config can hold for it, a string or a
         # mapping (`_target_: ...`), unless a plain arm of that type refused it (`int >= 1 | str | timedelta`)
         text = isinstance(value, (str, Mapping)) or type(value).__name__ == "DictConfig"

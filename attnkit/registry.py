@@ -26,7 +26,7 @@ from attnkit.ranges import check_value
 
 T = TypeVar("T")
 
-KINDS: tuple[str, ...] = ("attention", "pos_enc", "norm", "ffn", "copy", "model", "task", "data")
+KINDS: tuple[str, ...] = ("attention", "mixer", "pos_enc", "norm", "ffn", "copy", "model", "task", "data")
 
 _PLAIN = (int, float, bool, str, type(None))
 

@@ -1,12 +1,14 @@
-"""MQAR ranking: every registered causal attention and two hybrids, from one multirun, with its summary.
+"""MQAR ranking: every registered causal attention, every token mixer, and hybrids, from one multirun, with its summary.
 
     python benchmarks/mqar_sweep.py                     # context 256, 16 and 64 pairs, widths 64 and 128, 3 seeds
     python benchmarks/mqar_sweep.py --pairs 16 --widths 64 --seeds 0 --steps 200     # a quick look
     python benchmarks/mqar_sweep.py --dry-run           # print the command only
+    python benchmarks/mqar_sweep.py --stacks gla,gla gla,softmax    # chosen stacks only (one per argument)
 
 Runs `python -m attnkit -m task=lm ...` once: the single attentions (every registered attention with a causal form
-but `eager`, which is softmax computed another way) and the hybrid stacks local+softmax and linear+softmax, two
-layers each, `model.layers` naming each layer's attention (the single ones too, so that the sweep is one axis; local
+but `eager`, which is softmax computed another way), every registered token mixer (`attnkit.nn.mixers`), and the
+hybrid stacks local+softmax, linear+softmax, gla+softmax and gated_deltanet+softmax, two layers each,
+`model.layers` naming each layer's attention or mixer (the single ones too, so that the sweep is one axis; local
 attention looks `--window` keys back, a quarter of the context unless given). Each
 job trains `--steps` steps of `--batch` sequences drawn from `data.train_size` sequences; `--jobs` jobs run side by
 side with the cores divided between them (Hydra's joblib launcher). The sweep folder's summary.md holds test/acc
@@ -25,7 +27,7 @@ import sys
 
 import attnkit
 
-HYBRIDS = (("local", "softmax"), ("linear", "softmax"))
+HYBRIDS = (("local", "softmax"), ("linear", "softmax"), ("gla", "softmax"), ("gated_deltanet", "softmax"))
 
 
 def command(args: argparse.Namespace) -> list[str]:
@@ -36,7 +38,10 @@ def command(args: argparse.Namespace) -> list[str]:
     def spec(name: str) -> str:  # local attention sees `window` keys back: a quarter of the context by default
         return f"{{name:local,window:{window}}}" if name == "local" else name
 
-    stacks = [(name, name) for name in causal] + list(HYBRIDS)
+    mixers = [n for n in attnkit.available("mixer") if n != "attention"]
+    stacks = [(name, name) for name in causal + mixers] + list(HYBRIDS)
+    if args.stacks:
+        stacks = [tuple(stack.split(",")) for stack in args.stacks]
     layers = ["[" + ",".join(spec(name) for name in stack) + "]" for stack in stacks]
     return [
         sys.executable,
@@ -71,6 +76,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--jobs", type=int, default=2, help="jobs side by side (1: one after another)")
+    parser.add_argument(
+        "--stacks", nargs="+", default=[], help="stacks to run, e.g. gla,gla gla,softmax (default: all)"
+    )
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args()
     cmd = command(args)

@@ -96,6 +96,31 @@ class SeesTheFuture(Softmax):
 """
 
 
+# token-mixer plugins: one without a bidirectional form, one that sees the future
+MIXERS = """import attnkit
+from torch import nn
+from attnkit.nn.mixers import Mixer
+
+
+@attnkit.register("mixer", "one_way")
+class OneWay(Mixer):
+    supports_bidirectional = False
+
+    def __init__(self, dim, causal=True):
+        super().__init__(dim, causal=causal)
+        self.out_proj = nn.Linear(dim, dim)
+
+    def mix(self, x, keep, state):
+        return self.out_proj(x.cumsum(1)), {}
+
+
+@attnkit.register("mixer", "peeks")
+class Peeks(OneWay):
+    def mix(self, x, keep, state):
+        return self.out_proj(x.sum(1, keepdim=True).expand_as(x)), {}
+"""
+
+
 class Payload:
     def __reduce__(self):
         return (exec, ("open('pwned', 'w').write('ran')",))
@@ -145,6 +170,7 @@ def files(tmp_path_factory) -> Path:
     (folder / "broken.py").write_text("raise RuntimeError('broken on purpose')\n")
     (folder / "exits.py").write_text("import sys\n\nsys.exit(3)\n")
     (folder / "kernels.py").write_text(KERNELS)
+    (folder / "mixers.py").write_text(MIXERS)
     (folder / "notes.txt").write_text("not a plugin, not an image\n")
     (folder / "garbage.ckpt").write_text("not a checkpoint\n")
     torch.save(

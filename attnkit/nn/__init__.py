@@ -3,12 +3,13 @@
 Importing it registers the built-in components.
 """
 
-from attnkit.nn import attention, copy, ffn, norm, pos_enc  # noqa: F401  (registration)
+from attnkit.nn import attention, copy, ffn, mixers, norm, pos_enc  # noqa: F401  (registration)
 from attnkit.nn.attention import Attention, EagerAttention, SoftmaxAttention
 from attnkit.nn.block import DecoderBlock, EncoderBlock
 from attnkit.nn.classifier import SequenceClassifier
 from attnkit.nn.decoder import Decoder
 from attnkit.nn.decoding import beam_search, greedy, sample
+from attnkit.nn.mixers import Mixer
 from attnkit.nn.multihead import MultiHeadAttention
 from attnkit.nn.pos_enc import PositionalEncoding
 from attnkit.nn.seq2seq import EncoderDecoder
@@ -21,6 +22,7 @@ __all__ = [
     "EagerAttention",
     "EncoderBlock",
     "EncoderDecoder",
+    "Mixer",
     "MultiHeadAttention",
     "PatchEmbed",
     "PositionalEncoding",

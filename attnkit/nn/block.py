@@ -11,15 +11,38 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from attnkit.nn import rates
+from attnkit.nn import capabilities, rates
 from attnkit.nn.multihead import MultiHeadAttention
 from attnkit.nn.pos_enc.base import PositionalEncoding
+from attnkit.nn.probe import probe_mixer
 from attnkit.nn.rates import check_rate
 from attnkit.registry import build_spec
 
 
 def _key(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
+
+
+def build_mixer(
+    mixer: Any, dim: int, heads: int, *, causal: bool, key_padding: bool, where: str, **attention: Any
+) -> nn.Module:
+    """A block's token mixer from its spec (None: multi-head attention, the registered mixer `attention`), given
+    the block's width, heads and use; `attention` (the kernel, kv_heads, dropout, qk_norm, max_keys, pos_enc) goes
+    to the mixers that take it. Refused in one line where the mixer cannot serve the use."""
+    built = build_spec(
+        "mixer",
+        "attention" if mixer is None else mixer,
+        dim=dim,
+        heads=heads,
+        causal=causal,
+        key_padding=key_padding,
+        where=where,
+        **attention,
+    )
+    capabilities.check_mixer(built, causal=causal, key_padding=key_padding, where=where)
+    if not isinstance(built, MultiHeadAttention):  # which probes its kernel itself
+        probe_mixer(built, causal=causal, key_padding=key_padding, options=mixer)
+    return built
 
 
 class DropPath(nn.Module):
@@ -47,6 +70,7 @@ class EncoderBlock(nn.Module):
         heads: int,
         *,
         attention: Any = "softmax",
+        mixer: Any = None,
         kv_heads: int | None = None,
         ffn: Any = "mlp",
         norm: Any = "layernorm",
@@ -59,21 +83,23 @@ class EncoderBlock(nn.Module):
         pos_enc: PositionalEncoding | None = None,
         where: str = "",
     ) -> None:
-        """The use of the self-attention (`causal`, `key_padding`, `max_keys`, `pos_enc`): see MultiHeadAttention."""
+        """`mixer`: a token mixer spec (None: multi-head attention with the kernel `attention`); the use of the
+        self-attention (`causal`, `key_padding`, `max_keys`, `pos_enc`): see MultiHeadAttention."""
         super().__init__()
         self.norm1 = build_spec("norm", norm, dim=dim)
-        self.attn = MultiHeadAttention(
+        self.attn = build_mixer(
+            mixer,
             dim,
             heads,
+            causal=causal,
+            key_padding=key_padding,
+            where=_key(where, "attention" if mixer is None else "mixer"),
             kv_heads=kv_heads,
             attention=attention,
             dropout=dropout,
             qk_norm=qk_norm,
-            causal=causal,
-            key_padding=key_padding,
             max_keys=max_keys,
             pos_enc=pos_enc,
-            where=_key(where, "attention"),
         )
         self.norm2 = build_spec("norm", norm, dim=dim)
         self.ffn = build_spec("ffn", ffn, dim=dim)
@@ -105,6 +131,7 @@ class DecoderBlock(nn.Module):
         *,
         self_attention: Any = "softmax",
         cross_attention: Any = "softmax",
+        mixer: Any = None,
         kv_heads: int | None = None,
         ffn: Any = "mlp",
         norm: Any = "layernorm",
@@ -114,18 +141,20 @@ class DecoderBlock(nn.Module):
         pos_enc: PositionalEncoding | None = None,
         where: str = "",
     ) -> None:
-        """Self-attention is causal and fed by `pos_enc`; cross-attention takes padded memory; both get at most
-        `max_keys` keys (None = unknown)."""
+        """Self-attention is causal and fed by `pos_enc` (or `mixer`, a causal token mixer, takes its place);
+        cross-attention takes padded memory; both get at most `max_keys` keys (None = unknown)."""
         super().__init__()
         common = {"kv_heads": kv_heads, "dropout": dropout, "qk_norm": qk_norm, "max_keys": max_keys}
         self.norm1 = build_spec("norm", norm, dim=dim)
-        self.self_attn = MultiHeadAttention(
+        self.self_attn = build_mixer(
+            mixer,
             dim,
             heads,
-            attention=self_attention,
             causal=True,
+            key_padding=False,
+            where=_key(where, "attention" if mixer is None else "mixer"),
+            attention=self_attention,
             pos_enc=pos_enc,
-            where=_key(where, "attention"),
             **common,
         )
         self.norm2 = build_spec("norm", norm, dim=dim)

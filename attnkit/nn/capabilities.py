@@ -123,3 +123,22 @@ def check_use(
         check_bias(attention, f"pos_enc={component_name(pos_enc, 'pos_enc')}", where)
     if max_keys is not None:
         check_max_length(attention, max_keys, where)
+
+
+def check_mixer(mixer: Any, *, causal: bool, key_padding: bool, where: str = "attention") -> None:
+    """Refuse, when a model is built, a use a token mixer cannot serve: causal (decoders), bidirectional (encoders,
+    the ViT), padded tokens (batched sequences of several lengths). Multi-head attention checks its kernel itself."""
+    name = component_name(mixer, "mixer")
+    if causal and not getattr(mixer, "supports_causal", True):
+        raise ConfigError(f"{where}={name} has no causal form, which a decoder needs; choose a causal mixer")
+    if not causal and not getattr(mixer, "supports_bidirectional", True):
+        causal_models = "task=lm, or the decoder of task=translation/summarization"
+        raise ConfigError(
+            f"{where}={name} has no bidirectional form, which encoders and the ViT need; use it in causal stacks "
+            f"({causal_models}), or choose attention here"
+        )
+    if key_padding and not getattr(mixer, "supports_key_padding", True):
+        raise ConfigError(
+            f"{where}={name} cannot ignore padded tokens, which batched sequences of several lengths need; "
+            f"choose another mixer here"
+        )

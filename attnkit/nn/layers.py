@@ -2,9 +2,11 @@
 
 `layers` is None (every layer as the model), a list with one entry per layer, or a mapping from layer indices or
 ranges to an entry: `{"0-3": "local", "4-": "softmax"}` ("4-": from layer 4 to the last; "5": one layer). An entry is
-None (as the model), an attention name or spec, or a mapping with any of `attention`, `cross_attention` (decoder
-stacks), `heads`, `kv_heads`, `pos_enc`. A layer's `pos_enc` must act inside attention (rotary or bias: rope, alibi,
-t5, none): an absolute encoding is added to the tokens once, before the first layer, so it is the model's choice.
+None (as the model), an attention or token-mixer name or spec (`gla`, `{name: local, window: 8}`), or a mapping with
+any of `attention`, `mixer`, `cross_attention` (decoder stacks), `heads`, `kv_heads`, `pos_enc`. A mixer (kind
+`mixer`: gla, mamba2, ...) takes the place of the layer's self-attention: `[gla, gla, softmax, gla]` is a hybrid. A
+layer's `pos_enc` must act inside attention (rotary or bias: rope, alibi, t5, none): an absolute encoding is added
+to the tokens once, before the first layer, so it is the model's choice.
 
 From the command line the list form composes best with Hydra: a list replaces the default (null) as a whole, so no
 `+` is needed, and whole stacks can be swept: `-m 'model.layers=[local,local,softmax,softmax],[softmax,softmax,softmax,
@@ -20,9 +22,9 @@ from torch import Tensor, nn
 
 from attnkit.errors import ConfigError
 from attnkit.nn.pos_enc.base import acts_in_attention, adds_to_tokens
-from attnkit.registry import did_you_mean
+from attnkit.registry import available, did_you_mean
 
-KEYS = ("attention", "cross_attention", "heads", "kv_heads", "pos_enc")
+KEYS = ("attention", "mixer", "cross_attention", "heads", "kv_heads", "pos_enc")
 
 
 def layer_plan(
@@ -74,16 +76,32 @@ def _entry(entry: Any, where: str) -> dict[str, Any]:
     if entry is None:
         return {}
     if isinstance(entry, str):
-        return {"attention": entry}
+        return _named(entry, entry, where)
     if not isinstance(entry, Mapping):
-        raise ConfigError(f"{where}={entry!r} must be an attention name or a mapping with keys {', '.join(KEYS)}")
-    if "name" in entry:  # an attention spec: {name: local, window: 8}
-        return {"attention": dict(entry)}
+        raise ConfigError(
+            f"{where}={entry!r} must be an attention or mixer name, or a mapping with keys {', '.join(KEYS)}"
+        )
+    if "name" in entry:  # an attention or mixer spec: {name: local, window: 8}
+        return _named(str(entry["name"]), dict(entry), where)
     for key in entry:
         if key not in KEYS:
             hint = did_you_mean(str(key), list(KEYS))
             raise ConfigError(f"{where} has no key {key!r}{hint}; keys: {', '.join(KEYS)}")
     return {k: v for k, v in entry.items() if v is not None}
+
+
+def _named(name: str, spec: Any, where: str) -> dict[str, Any]:
+    """A layer named by its component: a token mixer (other than plain `attention`) or else an attention kernel."""
+    kernels, mixers = available("attention"), [m for m in available("mixer") if m != "attention"]
+    if name in mixers and name not in kernels:
+        return {"mixer": spec}
+    if name not in kernels:
+        raise ConfigError(
+            f"{where}: {name!r} is neither an attention nor a mixer{did_you_mean(name, kernels + mixers)}; "
+            f"attention: {', '.join(kernels)}; mixers: {', '.join(mixers)} "
+            f"(a plugin's components need plugins=[path/to/plugin.py])"
+        )
+    return {"attention": spec}
 
 
 def summary(plan: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -96,7 +114,11 @@ def summary(plan: list[dict[str, Any]]) -> list[dict[str, Any]]:
             return value
         return type(value).__name__
 
-    return [{k: plain(v) for k, v in layer.items() if v is not None} for layer in plan]
+    def shown(layer: dict[str, Any]) -> dict[str, Any]:
+        skip = {"attention"} if layer.get("mixer") is not None else set()  # a mixer replaces the self-attention
+        return {k: plain(v) for k, v in layer.items() if v is not None and k not in skip}
+
+    return [shown(layer) for layer in plan]
 
 
 def layer_encodings(

@@ -26,13 +26,22 @@ from attnkit.nn import capabilities, rates
 from attnkit.nn.attention.base import Attention
 from attnkit.nn.pos_enc.base import PositionalEncoding
 from attnkit.nn.probe import probe_attention
-from attnkit.registry import build_spec
+from attnkit.ranges import Rate
+from attnkit.registry import build_spec, register
 
 _NO_POSITIONS = PositionalEncoding()  # every hook a no-op
 
 
+@register("mixer", "attention")
 class MultiHeadAttention(nn.Module):
-    """Self- or cross-attention over `[B, N, dim]` with `heads` query heads and `kv_heads` key/value heads."""
+    """Multi-head attention (Vaswani et al. 2017) with any registered kernel: the mixer every model starts from.
+
+    Self- or cross-attention over `[B, N, dim]` with `heads` query heads and `kv_heads` key/value heads.
+    """
+
+    paper = "Vaswani et al. 2017, Attention Is All You Need"
+    supports_bidirectional = True  # the mixer contract's flags; what the kernel serves is checked when built
+    supports_state = True  # a key/value cache, or the kernel's recurrent state
 
     def __init__(
         self,
@@ -43,7 +52,7 @@ class MultiHeadAttention(nn.Module):
         attention: Any = "softmax",
         context_dim: int | None = None,
         bias: bool = True,
-        dropout: float = 0.0,
+        dropout: Rate = 0.0,
         qk_norm: Any = None,
         causal: bool = False,
         cross: bool = False,

@@ -188,3 +188,54 @@ def probe_attention(
         key=None if spec is None else (type(kernel), spec, layout),
         checks=checks,
     )
+
+
+def probe_mixer(mixer: nn.Module, *, causal: bool, key_padding: bool, options: Any = None) -> None:
+    """Probe a token mixer (`attnkit.nn.mixers`) on x `[2, N, dim]`: its output must be `[2, N, dim]` and finite; a
+    causal mixer's earlier tokens must not change when the last token does, and with `key_padding` no token of the
+    second sample may change when its padded last token does."""
+    dim = mixer.dim
+    batch = 2
+    n = probe_length(None, batch, dim)
+    dtype = torch.get_default_dtype()
+    device = next((t.device for t in [*mixer.parameters(), *mixer.buffers()]), torch.device("cpu"))
+    x = torch.randn(batch, n, dim, generator=torch.Generator(device="cpu").manual_seed(0)).to(device, dtype)
+    padding = torch.zeros(batch, n, dtype=torch.bool, device=device)
+    padding[1, -1] = True
+    extras = {"key_padding_mask": padding} if key_padding else {}
+    uses = [word for word, on in (("causal", causal), ("padded tokens", key_padding)) if on]
+    given = f"x of {list(x.shape)}" + (f" ({', '.join(uses)})" if uses else "")
+
+    def unchanged_by(changed: str, rows: tuple[slice, slice], must: str) -> Callable[..., Any]:
+        def check(trial: nn.Module, out: Tensor) -> tuple[str, str] | None:
+            x2 = x.clone()
+            x2[rows[0], -1] += 1.0
+            again = trial(x2, **extras)
+            if torch.allclose(again[rows], out[rows], rtol=1e-4, atol=1e-5):
+                return None
+            return f"changed its output where the {changed} changed", must
+
+        return check
+
+    checks = []
+    if causal:
+        rule = "a causal mixer's output at token i must depend on tokens up to i only"
+        checks.append(
+            unchanged_by("last token (which causal mixing hides from earlier ones)", (slice(None), slice(0, -1)), rule)
+        )
+    if key_padding:
+        rule = "mix must make padded tokens inert (keep = 0): no write to the state, no decay"
+        checks.append(unchanged_by("padded token", (slice(1, 2), slice(0, -1)), rule))
+    layout = (dim, causal, key_padding, dtype, device.type)
+    spec = options_key(options)
+    probe(
+        mixer,
+        "mixer",
+        lambda trial: trial(x, **extras),
+        expected=x.shape,
+        dtype=dtype,
+        given=given,
+        rule="a mixer must return [B, N, dim] (the shape and dtype of x) with finite values",
+        key=None if spec is None else (type(mixer), spec, layout),
+        checks=checks,
+    )

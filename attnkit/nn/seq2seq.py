@@ -163,8 +163,8 @@ class EncoderDecoder(nn.Module):
             {
                 type(kernel).__name__
                 for block in self.decoder_blocks
-                for kernel in (block.self_attn.attention, block.cross_attn.attention)
-                if not kernel.supports_cache
+                for kernel in (getattr(block.self_attn, "attention", block.self_attn), block.cross_attn.attention)
+                if not getattr(kernel, "supports_cache", True)
             }
         )
         self._init_weights()

@@ -18,6 +18,8 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from attnkit.nn.attention.base import Attention
+from attnkit.nn.capabilities import component_name
+from attnkit.nn.multihead import MultiHeadAttention
 
 
 def parameters_by_component(model: nn.Module) -> dict[str, int]:
@@ -118,6 +120,23 @@ def saved_memory_by_layer(model: nn.Module, run: Callable[[], Tensor]) -> tuple[
     return sum(per.values()), dict(per), dict(attention)
 
 
+def mixer_of(block: nn.Module) -> tuple[str, str]:
+    """(the token mixer of a block, its decoding state per sequence): a mixer's fixed state in numbers, or multi-head
+    attention's key/value cache, which grows with every token ("" for a component that is no block)."""
+    mixer = getattr(block, "attn", None) or getattr(block, "self_attn", None)
+    if mixer is None:
+        return "", ""
+    if isinstance(mixer, MultiHeadAttention):
+        kernel = component_name(mixer.attention, "attention")
+        if not mixer.causal:  # an encoder's: nothing is decoded
+            return kernel, ""
+        if mixer.recurrent:
+            return kernel, "recurrent state"
+        return kernel, f"{2 * mixer.kv_heads * mixer.head_dim:,} per token"
+    size = mixer.state_size() if hasattr(mixer, "state_size") and getattr(mixer, "causal", False) else None
+    return component_name(mixer, "mixer"), "" if size is None else f"{size:,} fixed"
+
+
 def describe(model: nn.Module, sample: Callable[[], Tensor], batch_size: int) -> dict[str, Any]:
     """Parameters, FLOPs per sample and training memory at `batch_size` of `model` on `sample()` (one sample's
     forward pass returning the output)."""
@@ -129,10 +148,14 @@ def describe(model: nn.Module, sample: Callable[[], Tensor], batch_size: int) ->
     saved, saved_per, attention_per = saved_memory_by_layer(model, sample)
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     rows = []
+    blocks = dict(_components(model))
     for name in params.keys() | flops_per.keys() | saved_per.keys():
+        mixer, state = mixer_of(blocks[name]) if name in blocks else ("", "")
         rows.append(
             {
                 "component": name,
+                "mixer": mixer,
+                "decoding_state": state,
                 "params": params.get(name, 0),
                 "flops_per_sample": flops_per.get(name, 0),
                 "activation_mb": round(saved_per.get(name, 0) * batch_size / 2**20, 2),

@@ -416,10 +416,12 @@ class Task:
         write_json(run_dir / "info.json", report)
         columns = {
             "component": "component",
+            "mixer": "mixer",
             "params": "parameters",
             "flops_per_sample": "FLOPs / sample",
             "activation_mb": "activations (MB)",
             "attention_mb": "of which attention (MB)",
+            "decoding_state": "decoding state (numbers)",
         }
         print_table(f"{task.name}: {cfg['model']['name']} at batch {report['batch_size']}", report["layers"], columns)
         totals = {

@@ -246,7 +246,8 @@ class LMTask(Task):
         from attnkit.tasks.lm.plots import plot_attention
 
         model = module.eval_model.cpu().eval()
-        kernel = model.blocks[-1].attn.attention if hasattr(model, "blocks") else None
+        last = model.blocks[-1].attn if hasattr(model, "blocks") else None
+        kernel = getattr(last, "attention", last)  # a token mixer other than attention has no kernel
         if not self.attention_map:
             return {}
         if not getattr(kernel, "supports_weights", False):

@@ -174,7 +174,8 @@ class VitTask(Task):
 
     def _attention_maps(self, module: Any, splits: Any, path: Path) -> Path | None:
         model = module.eval_model.cpu().eval()
-        attn = model.blocks[-1].attn.attention if hasattr(model, "blocks") else None
+        last = model.blocks[-1].attn if hasattr(model, "blocks") else None
+        attn = getattr(last, "attention", last)  # a token mixer other than attention has no kernel
         if self.attention_maps <= 0 or attn is None or not getattr(attn, "supports_weights", False):
             return None
         n = min(self.attention_maps, len(splits.test))

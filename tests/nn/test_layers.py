@@ -38,7 +38,7 @@ def test_plan_from_a_list_and_from_ranges() -> None:
         ({"a": "local"}, "'a' is not a layer range"),
         ({"0": {"atention": "local"}}, "has no key 'atention' (did you mean 'attention'"),
         ("local", "must be a list"),
-        ([3, None, None], "must be an attention name or a mapping"),
+        ([3, None, None], "must be an attention or mixer name, or a mapping"),
     ],
 )
 def test_plan_mistakes_are_one_line(layers, fragment) -> None:
