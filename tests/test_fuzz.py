@@ -34,6 +34,11 @@ OPTIONS = {  # attention and pos_enc options worth drawing, with values from sen
     "num_buckets": st.sampled_from([0, 4, 32]),
     "max_distance": st.sampled_from([1, 16, 128]),
     "interpolate": st.booleans(),
+    "chunk": st.sampled_from([1, 3, 64]),  # token mixers
+    "expand_k": st.sampled_from([0.25, 0.5, 1.0]),
+    "state_size": st.sampled_from([1, 8]),
+    "conv_size": st.sampled_from([1, 4]),
+    "lower_bound": st.sampled_from([0.0, 0.5, 1.0]),
 }
 
 
@@ -50,7 +55,8 @@ def component(draw, kind: str, exclude: tuple[str, ...] = ()) -> dict:
 
 @st.composite
 def model_config(draw) -> tuple[str, dict]:
-    """(model name, its spec): task-shaped models with drawn width, heads, attention, positions, norm and ffn."""
+    """(model name, its spec): task-shaped models with drawn width, heads, attention, positions, norm and ffn, and
+    at times a token mixer in the first layer."""
     model = draw(st.sampled_from(["vit", "transformer", "classifier"]))
     spec = {
         "name": model,
@@ -73,6 +79,12 @@ def model_config(draw) -> tuple[str, dict]:
             spec["decoder"] = {"cross_attention": draw(component("attention"))}
     else:
         spec.update(max_len=32, pool=draw(st.sampled_from(["cls", "mean"])))
+    if draw(st.booleans()):  # a token mixer in the first layer's place
+        layers = [draw(component("mixer", exclude=("attention",)))] + [None] * (spec["depth"] - 1)
+        if model == "transformer":
+            spec.setdefault(draw(st.sampled_from(["encoder", "decoder"])), {})["layers"] = layers
+        else:
+            spec["layers"] = layers
     return model, spec
 
 

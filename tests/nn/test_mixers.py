@@ -9,7 +9,7 @@ import torch
 
 import attnkit
 from attnkit import ConfigError
-from attnkit.nn.decoding import greedy
+from attnkit.nn.decoding import beam_search, greedy
 from attnkit.nn.mixers import Mixer, scan
 
 MIXERS = [name for name in attnkit.available("mixer") if name != "attention"]
@@ -111,6 +111,27 @@ def test_the_decoder_generates_the_same_tokens_with_and_without_its_state(name: 
     cached = greedy(model, prompt, **kwargs)
     uncached = greedy(model, prompt, use_cache=False, **kwargs)
     assert torch.equal(cached, uncached)
+
+
+@pytest.mark.parametrize("name", ["gated_deltanet", "mamba2"])
+def test_beam_search_reorders_a_mixer_state_as_it_does_keys_and_values(name: str) -> None:
+    """The encoder–decoder's decoder with a mixer layer: beam search with the cache (states reordered along the
+    batch as beams move) gives the hypotheses of beam search without it."""
+    torch.manual_seed(0)
+    model = attnkit.build(
+        "model",
+        "transformer",
+        src_vocab=30,
+        tgt_vocab=30,
+        dim=32,
+        depth=1,
+        decoder_depth=2,
+        heads=4,
+        decoder={"layers": [name, "softmax"]},
+    ).eval()
+    src = torch.randint(3, 30, (2, 9))
+    kwargs = {"bos_id": 1, "eos_id": 2, "pad_id": 0, "beam": 3, "max_len": 8}
+    assert torch.equal(beam_search(model, src, **kwargs), beam_search(model, src, use_cache=False, **kwargs))
 
 
 @pytest.mark.parametrize("name", MIXERS)

@@ -88,6 +88,7 @@ def gated_chunked(
     from chunk to chunk. A per-channel decay builds a `[C, C, Dk]` weight per chunk: use a small chunk (16)."""
     B, H, N, Dk = q.shape
     Dv = v.shape[-1]
+    chunk = max(1, min(chunk, N))  # a sequence shorter than a chunk is one chunk of its own length (no padding)
     pad = (-N) % chunk
     n = (N + pad) // chunk
     q, k, v, g = (_pad(x, pad).unflatten(2, (n, chunk)) for x in (q, k, v, g))  # [B, H, n, C, ...]
@@ -148,6 +149,7 @@ def delta_chunked(
     computed for all chunks at once, then four products per chunk to carry the state."""
     B, H, N, Dk = q.shape
     Dv = v.shape[-1]
+    chunk = max(1, min(chunk, N))  # a sequence shorter than a chunk is one chunk of its own length (no padding)
     pad = (-N) % chunk
     n = (N + pad) // chunk
     g = torch.zeros_like(beta) if g is None else g
