@@ -13,6 +13,7 @@ inputs.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -23,12 +24,22 @@ from attnkit.ranges import PositiveInt
 from attnkit.registry import register
 
 
-class DeltaRuleMixer(Mixer):
-    """What DeltaNet and Gated DeltaNet share: q, k, v with short convolutions, β per head, the delta-rule scan;
-    `decay(x)` (None here) adds a log decay per head and token, `out_gate` an output gate."""
+@register("mixer", "deltanet")
+class DeltaNet(Mixer):
+    """DeltaNet (Schlag et al. 2021; chunked as Yang et al. 2024): the delta rule, β per head, normalised q/k."""
+
+    paper = "Schlag et al. 2021, Linear Transformers Are Secretly Fast Weight Programmers; Yang et al. 2024"
+    gated: ClassVar[bool] = False  # a subclass with a decay and an output gate (Gated DeltaNet) sets it
 
     def __init__(
-        self, dim: int, heads: int, *, chunk: int, conv_size: int, gated_output: bool, causal: bool, where: str
+        self,
+        dim: int,
+        heads: int,
+        *,
+        chunk: PositiveInt = 64,
+        conv_size: PositiveInt = 4,
+        causal: bool = True,
+        where: str = "mixer",
     ) -> None:
         super().__init__(dim, causal=causal, where=where)
         self.heads, self.chunk = heads, chunk
@@ -36,9 +47,13 @@ class DeltaRuleMixer(Mixer):
         self.qkv_proj = nn.Linear(dim, 3 * dim, bias=False)  # q, k and v, each with its own convolution channels
         self.conv = ShortConv(3 * dim, conv_size)
         self.beta_proj = nn.Linear(dim, heads, bias=False)
-        self.out_gate = nn.Linear(dim, dim, bias=False) if gated_output else None
+        self.out_gate = nn.Linear(dim, dim, bias=False) if self.gated else None
         self.norm = nn.RMSNorm(self.head_dim, eps=1e-5)
         self.out_proj = nn.Linear(dim, dim, bias=False)
+        self.build_decay(dim, heads)
+
+    def build_decay(self, dim: int, heads: int) -> None:
+        """Make the parameters of `decay` (none here)."""
 
     def decay(self, x: Tensor) -> Tensor | None:
         """The log decay `[B, N, H]` of each token's step (None: no decay, DeltaNet)."""
@@ -61,22 +76,3 @@ class DeltaRuleMixer(Mixer):
         if self.out_gate is not None:
             out = out * F.silu(self.out_gate(x))
         return self.out_proj(out), {"S": S, "conv": conv}
-
-
-@register("mixer", "deltanet")
-class DeltaNet(DeltaRuleMixer):
-    """DeltaNet (Schlag et al. 2021; chunked as Yang et al. 2024): the delta rule, β per head, normalised q/k."""
-
-    paper = "Schlag et al. 2021, Linear Transformers Are Secretly Fast Weight Programmers; Yang et al. 2024"
-
-    def __init__(
-        self,
-        dim: int,
-        heads: int,
-        *,
-        chunk: PositiveInt = 64,
-        conv_size: PositiveInt = 4,
-        causal: bool = True,
-        where: str = "mixer",
-    ) -> None:
-        super().__init__(dim, heads, chunk=chunk, conv_size=conv_size, gated_output=False, causal=causal, where=where)

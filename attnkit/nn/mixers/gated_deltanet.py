@@ -14,8 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnkit.nn.mixers.deltanet import DeltaRuleMixer
-from attnkit.ranges import PositiveInt
+from attnkit.nn.mixers.deltanet import DeltaNet
 from attnkit.registry import register
 
 
@@ -26,22 +25,14 @@ def dt_bias(heads: int, dt_min: float = 1e-3, dt_max: float = 0.1) -> Tensor:
 
 
 @register("mixer", "gated_deltanet")
-class GatedDeltaNet(DeltaRuleMixer):
+class GatedDeltaNet(DeltaNet):
     """Gated DeltaNet (Yang et al. 2025): the delta rule with a Mamba-2 decay per head and an output gate."""
 
     paper = "Yang et al. 2025, Gated Delta Networks: Improving Mamba2 with Delta Rule"
 
-    def __init__(
-        self,
-        dim: int,
-        heads: int,
-        *,
-        chunk: PositiveInt = 64,
-        conv_size: PositiveInt = 4,
-        causal: bool = True,
-        where: str = "mixer",
-    ) -> None:
-        super().__init__(dim, heads, chunk=chunk, conv_size=conv_size, gated_output=True, causal=causal, where=where)
+    gated = True
+
+    def build_decay(self, dim: int, heads: int) -> None:
         self.alpha_proj = nn.Linear(dim, heads, bias=False)
         self.A_log = nn.Parameter(torch.log(torch.empty(heads).uniform_(1, 16)))
         self.dt_bias = nn.Parameter(dt_bias(heads))
