@@ -158,6 +158,13 @@ def _explain(exc: BaseException) -> str:
                 "mixer is chosen per layer, in the attention's place: model.layers=[gla,softmax] (one entry per "
                 "layer) or 'model.layers={0-:gla}' (every layer)"
             )
+        if key.split(".")[0] == "seg_decoder":  # a group that only task=segment's preset has
+            if key == "seg_decoder":
+                return "seg_decoder chooses the decoder of model=segmenter, which task=segment builds: add task=segment"
+            return (
+                f"no config key {key!r}: the chosen decoder has no option {key.split('.', 1)[1]!r} (seg_decoder=linear "
+                f"has none; `python -m attnkit mode=list` shows the others'), or the task is not task=segment"
+            )
         return (
             f"no config key {key!r}; check its spelling with `python -m attnkit --cfg job`, "
             f"or add a new key with +{key}=..."

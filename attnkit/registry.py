@@ -26,7 +26,18 @@ from attnkit.ranges import check_value
 
 T = TypeVar("T")
 
-KINDS: tuple[str, ...] = ("attention", "mixer", "pos_enc", "norm", "ffn", "copy", "model", "task", "data")
+KINDS: tuple[str, ...] = (
+    "attention",
+    "mixer",
+    "pos_enc",
+    "norm",
+    "ffn",
+    "copy",
+    "seg_decoder",
+    "model",
+    "task",
+    "data",
+)
 
 _PLAIN = (int, float, bool, str, type(None))
 

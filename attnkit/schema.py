@@ -36,10 +36,10 @@ TOP_LEVEL: dict[str, Any] = {
     "init_from": str | None,
 }
 
-# group -> registry kind whose component (named by the node's `name`) consumes the node
-COMPONENT_GROUPS = ("attention", "pos_enc", "norm", "ffn", "model", "task", "data")  # the groups a user sets first
+# group -> registry kind whose component (named by the node's `name`) consumes the node; the groups a user sets first
+COMPONENT_GROUPS = ("attention", "pos_enc", "norm", "ffn", "seg_decoder", "model", "task", "data")
 # options of a component that hold the spec of another component (a mapping with `name`): checked as that kind
-NESTED_KINDS = ("attention", "pos_enc", "norm", "ffn", "copy")
+NESTED_KINDS = ("attention", "pos_enc", "norm", "ffn", "copy", "seg_decoder")
 
 
 def check_config(cfg: Any, *, trainer: bool = True) -> None:

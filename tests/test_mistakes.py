@@ -204,12 +204,43 @@ def files(tmp_path_factory) -> Path:
         done = {"epoch_progress": {"current": {"processed": 1}}}
         torch.save({**payload, "epoch": 0, "global_step": 4, "loops": {"fit_loop": done}}, folder / name / "last.ckpt")
         (folder / name / "last.ckpt").rename(folder / name / "checkpoints" / "last.ckpt")
+    segmentation_folders(folder)
     (folder / "empty.txt").write_text("")
     (folder / "latin1.txt").write_bytes(("café au lait\n" * 50).encode("latin-1"))
     (folder / "short.txt").write_text("a short text\n" * 20)
     (folder / "ascii.txt").write_text("plain ascii text\n" * 50)
     (folder / "accents.txt").write_text("naïve café, ¿qué?\n" * 5)
     return folder
+
+
+def segmentation_folders(folder: Path) -> None:
+    """Image and label-map folders (`images/` + `masks/`) that break one rule each: a mask of another size
+    (seg_size), a label that is no class (seg_label, with data.classes=[a,b,c]), an image without its mask
+    (seg_nomask), a colour in no class of the palette (seg_colour, palette black and red)."""
+    import numpy as np
+    from PIL import Image
+
+    def pair(root: Path, name: str, mask_size: tuple[int, int] = (16, 12), top: int = 2, colour=None) -> None:
+        (root / "images").mkdir(parents=True, exist_ok=True)
+        (root / "masks").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 12), (90, 40, 10)).save(root / "images" / f"{name}.png")
+        width, height = mask_size
+        if colour is None:
+            labels = np.zeros((height, width), np.uint8)
+            labels[:, width // 2 :], labels[: height // 2] = 1, top
+            Image.fromarray(labels, "L").save(root / "masks" / f"{name}.png")
+        else:
+            rgb = np.zeros((height, width, 3), np.uint8)
+            rgb[:, width // 2 :] = colour
+            Image.fromarray(rgb, "RGB").save(root / "masks" / f"{name}.png")
+
+    for name in ("seg_size", "seg_label", "seg_nomask", "seg_colour"):
+        for i in range(3):
+            pair(folder / name, str(i), colour=(255, 0, 0) if name == "seg_colour" else None)
+    pair(folder / "seg_size", "odd", mask_size=(16, 10))
+    pair(folder / "seg_label", "odd", top=7)
+    Image.new("RGB", (16, 12)).save(folder / "seg_nomask" / "images" / "lonely.png")
+    pair(folder / "seg_colour", "odd", colour=(0, 255, 0))
 
 
 def snapshot(folder: Path) -> dict[str, str]:

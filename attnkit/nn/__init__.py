@@ -3,7 +3,7 @@
 Importing it registers the built-in components.
 """
 
-from attnkit.nn import attention, copy, ffn, mixers, norm, pos_enc  # noqa: F401  (registration)
+from attnkit.nn import attention, copy, ffn, mixers, norm, pos_enc, segmentation  # noqa: F401  (registration)
 from attnkit.nn.attention import Attention, EagerAttention, SoftmaxAttention
 from attnkit.nn.block import DecoderBlock, EncoderBlock
 from attnkit.nn.classifier import SequenceClassifier

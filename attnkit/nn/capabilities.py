@@ -29,12 +29,12 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def head_dim(dim: int, heads: int) -> int:
-    """The width of one head, dim / heads; refused unless `heads` divides `dim`."""
+def head_dim(dim: int, heads: int, where: str = "model") -> int:
+    """The width of one head, dim / heads; refused unless `heads` divides `dim` (`where`: the config node of both)."""
     if heads <= 0 or dim % heads:
         raise ConfigError(
-            f"heads={heads} does not divide the width model.dim={dim}; choose heads among {_divisors(dim)} "
-            f"or change model.dim"
+            f"heads={heads} does not divide the width {where}.dim={dim}; choose heads among {_divisors(dim)} "
+            f"or change {where}.dim"
         )
     return dim // heads
 

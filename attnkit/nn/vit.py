@@ -161,13 +161,17 @@ class ViT(nn.Module):
 
     def tokens(self, images: Tensor) -> Tensor:
         """`[B, C, H, W]` -> tokens `[B, N, dim]`, positions applied (class token first when pool='cls')."""
+        return self.embed(images)[0]
+
+    def embed(self, images: Tensor) -> tuple[Tensor, tuple[int, int]]:
+        """(`tokens`'s tokens `[B, N, dim]`, the patch grid (gh, gw) they were laid out on)."""
         x = self.patch_embed.proj(images)  # [B, dim, gh, gw]
         grid = (x.shape[-2], x.shape[-1])
         x = x.flatten(2).transpose(1, 2)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
         # `grid`: an image of another size moves encodings laid out on the patch grid (or they refuse, with the fix)
-        return self.dropout(self.pos_enc.add_to_tokens(x, grid=grid))
+        return self.dropout(self.pos_enc.add_to_tokens(x, grid=grid)), grid
 
     def forward(self, images: Tensor) -> Tensor:
         """`[B, C, H, W]` -> logits `[B, num_classes]`."""

@@ -158,7 +158,8 @@ class Task:
     `init_from` checkpoint of this task where the config leaves them null), `batches_shard` (its batch sampler
     shards the data across processes itself, so Lightning must not add a distributed sampler) and
     `evaluation_keys` (dotted keys, such as decoding options, that mode=test and mode=predict take from the command
-    line on top of the checkpoint's: see `checked_overrides`). A `test_checkpoint`
+    line on top of the checkpoint's: see `checked_overrides`); `classes_need_examples`: an example has one class, so
+    a training split needs at least one example per class (not so for a segmentation's label maps). A `test_checkpoint`
     field ("last" or "best") says which weights are tested after training.
     """
 
@@ -169,6 +170,7 @@ class Task:
     inherits: ClassVar[tuple[str, ...]] = ()
     batches_shard: ClassVar[bool] = False
     evaluation_keys: ClassVar[tuple[str, ...]] = ()
+    classes_need_examples: ClassVar[bool] = True
 
     # -- the recipe ----------------------------------------------------------------------------------------------
 
@@ -271,7 +273,8 @@ class Task:
                 task = self if cfg["task"] == self.recipe() else build_spec("task", cfg["task"])
             setup = task.setup(cfg, loaded, given)
             stages = ("test",) if given.checkpoint is not None else SPLITS
-            check_sizes(split_sizes(loaded.data, stages), setup.context.get("num_classes"), loaded.cfg)
+            classes = setup.context.get("num_classes") if task.classes_need_examples else None
+            check_sizes(split_sizes(loaded.data, stages), classes, loaded.cfg)
         setup.warnings = seen
         return cfg, task, setup
 
