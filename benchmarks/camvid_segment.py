@@ -83,6 +83,7 @@ def train_peer(name: str, run_dir: Path, seconds: float, seed: int) -> dict:
             optimizer.step()
             steps += 1
     trained = time.perf_counter() - start
+    crops_per_s = steps * source.batch_size / trained
     net.eval()
     counts = torch.zeros(splits.num_classes, splits.num_classes, dtype=torch.int64)
     with torch.no_grad():
@@ -94,7 +95,7 @@ def train_peer(name: str, run_dir: Path, seconds: float, seed: int) -> dict:
     return {
         **{f"test/{k}": result[k] for k in ("miou", "class_acc", "pixel_acc")},
         "train_time_s": trained,
-        "steps": steps,
+        "train_images_per_s": crops_per_s,
         "params": params,
     }
 
@@ -124,17 +125,18 @@ def main() -> None:
     majority = ours[0]["majority_class"]
     command = " ".join(["experiment=camvid", *args.overrides])
     print(f"\n`python -m attnkit {command}`, seeds {args.seeds}, {os.cpu_count()} CPU cores\n")
-    print("| model | mIoU | class-average accuracy | pixel accuracy | training time (s) | parameters |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| model | mIoU | class-average accuracy | pixel accuracy | training time (s) | crops / s | parameters |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     rows = [("attnkit `experiment=camvid`", ours)] + (
         [(f"torchvision {args.peer} (same data, crops, time)", peers)] if peers else []
     )
     for label, runs in rows:
         cells = [summary([r[f"test/{k}"] for r in runs]) for k in ("miou", "class_acc", "pixel_acc")]
         time_s = statistics.mean(r["train_time_s"] for r in runs)
-        print(f"| {label} | {' | '.join(cells)} | {time_s:.0f} | {runs[0]['params']:,} |")
+        speed = statistics.mean(r["train_images_per_s"] for r in runs)
+        print(f"| {label} | {' | '.join(cells)} | {time_s:.0f} | {speed:.1f} | {runs[0]['params']:,} |")
     cells = " | ".join(f"{majority[k]:.1%}" for k in ("miou", "class_acc", "pixel_acc"))
-    print(f"| the training split's majority class | {cells} | 0 | 0 |")
+    print(f"| the training split's majority class | {cells} | 0 | | 0 |")
 
 
 if __name__ == "__main__":
