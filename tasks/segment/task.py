@@ -198,11 +198,12 @@ class SegmentTask(Task):
         return rows
 
     def artifacts(self, cfg: dict[str, Any], run_dir: Path, module: Any, setup: Setup, metrics: dict) -> dict:
-        """segmentation.png: a few test images, their ground truth and the prediction, side by side."""
+        """segmentation.png: a few test images (spread over the split), their ground truth and the prediction."""
         n = min(self.plot_images, len(setup.data.test))
         if n <= 0:
             return {}
-        images, masks = zip(*(setup.data.test[i] for i in range(n)), strict=True)
+        spread = [i * (len(setup.data.test) - 1) // max(1, n - 1) for i in range(n)]  # across the split, not one scene
+        images, masks = zip(*(setup.data.test[i] for i in spread), strict=True)
         batch = torch.stack(images)
         model = module.eval_model.cpu().eval()
         with torch.no_grad():
