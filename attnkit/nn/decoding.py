@@ -33,6 +33,9 @@ from attnkit.errors import ConfigError
 from attnkit.nn.multihead import held_stacks
 
 NEG_INF = float("-inf")
+# which tokens each hypothesis may take next: (tokens [R, t] so far, each row's source ids [R, Ns] or None) -> [R, V]
+# bool; a function of the tokens alone, so cached and uncached decoding agree (attnkit.text.words.WordConstraint)
+Constraint = Callable[[Tensor, "Tensor | None"], Tensor]
 
 
 @contextmanager
@@ -104,6 +107,7 @@ def _next_log_probs(
     word_starts: Tensor | None = None,
     stutter_free: Tensor | None = None,
     repetition_penalty: float = 1.0,
+    allowed: Tensor | None = None,
 ) -> Tensor:
     """Log-probabilities `[R, V]` of the next token after `hyps` `[R, step]`, with the search's constraints.
 
@@ -111,7 +115,9 @@ def _next_log_probs(
     `limits` `[R]` tokens; `no_repeat_ngram` forbids a token that would repeat an n-gram of the hypothesis (of
     words when `word_starts` is given: see `_repeated_words`, also for `stutter_free`); `repetition_penalty` p > 1
     divides the positive logits of the tokens the hypothesis already holds by p and multiplies the negative ones
-    (Keskar et al. 2019). Constrained entries become -inf; the others keep their log-probability.
+    (Keskar et al. 2019); `allowed` `[R, V]` bool (a `Constraint`'s answer) forbids the tokens it leaves False, and a
+    row it leaves nothing (nor the others) ends with EOS. Constrained entries become -inf; the others keep their
+    log-probability.
     """
     scores = logits.float()
     if repetition_penalty != 1.0 and hyps.shape[1]:
@@ -128,6 +134,11 @@ def _next_log_probs(
             logp.masked_fill_(_repeated_ngrams(hyps, no_repeat_ngram, vocab), NEG_INF)
         else:
             logp.masked_fill_(_repeated_words(hyps, no_repeat_ngram, word_starts, stutter_free), NEG_INF)
+    if allowed is not None:
+        logp.masked_fill_(~allowed, NEG_INF)
+        stuck = ~logp.isfinite().any(dim=-1)
+        if eos_id >= 0 and stuck.any():
+            logp[stuck, eos_id] = eos_logp[stuck]
     if eos_id >= 0:
         if step < min_len:
             logp[:, eos_id] = NEG_INF
@@ -437,12 +448,14 @@ def generate(
     max_len: int | None,
     min_len: int,
     use_cache: bool,
+    allowed: Constraint | None = None,
     **constraints: Any,
 ) -> Tensor:
     """The decoding loop of every strategy: encode src `[B, Ns]` once, then, until no hypothesis is left, feed each
     decoder row its newest token (or, without the cache, BOS and every token so far), constrain the next token's
-    log-probabilities (`_next_log_probs`, with `constraints`) and let the strategy `advance`; the cache follows the
-    rows it keeps. `strategy(limits, context, eos_id=, pad_id=)` makes the `Search`. Returns its `result()`."""
+    log-probabilities (`_next_log_probs`, with `constraints` and the tokens `allowed` permits) and let the strategy
+    `advance`; the cache follows the rows it keeps. `strategy(limits, context, eos_id=, pad_id=)` makes the `Search`.
+    Returns its `result()`."""
     _check_ids(model, bos_id=bos_id, eos_id=eos_id, pad_id=pad_id)
     with _inference(model):
         memory, mask, memory_mask = _prepare(model, src, src_padding_mask, pad_id)
@@ -465,6 +478,7 @@ def generate(
                 eos_id=eos_id,
                 pad_id=pad_id,
                 min_len=min_len,
+                allowed=None if allowed is None else allowed(tokens, rows_src),
                 **constraints,
             )
             keep = search.advance(logp, step)
@@ -487,11 +501,13 @@ def greedy(
     max_len: int | None = None,
     min_len: int = 0,
     use_cache: bool = True,
+    allowed: Constraint | None = None,
 ) -> Tensor:
-    """The most probable next token at each step: src `[B, Ns]` -> tokens `[B, T]` (no BOS, pad after EOS)."""
+    """The most probable next token at each step (among those `allowed` permits): src `[B, Ns]` -> tokens `[B, T]`
+    (no BOS, pad after EOS)."""
     lengths = {"max_len_a": max_len_a, "max_len_b": max_len_b, "max_len": max_len, "min_len": min_len}
     ids = {"bos_id": bos_id, "eos_id": eos_id, "pad_id": pad_id}
-    return generate(model, src, src_padding_mask, Greedy, **ids, **lengths, use_cache=use_cache)
+    return generate(model, src, src_padding_mask, Greedy, **ids, **lengths, use_cache=use_cache, allowed=allowed)
 
 
 def beam_search(
@@ -513,6 +529,7 @@ def beam_search(
     stutter_free: Tensor | None = None,
     repetition_penalty: float = 1.0,
     use_cache: bool = True,
+    allowed: Constraint | None = None,
 ) -> Tensor:
     """Batched beam search: src `[B, Ns]` -> the best hypothesis per sentence `[B, T]` (no BOS, pad after EOS).
 
@@ -521,7 +538,8 @@ def beam_search(
     is done once it holds `beam` finished hypotheses or reaches its maximum length, and leaves the batch.
     `no_repeat_ngram` counts words when `word_starts` (`[V]` bool: the pieces that begin a word) is given, and a
     piece then never follows itself inside a word unless `stutter_free` (`[V]` bool, e.g. digits) marks it; else it
-    counts tokens. `repetition_penalty` (1 = off) penalises tokens a hypothesis already holds.
+    counts tokens. `repetition_penalty` (1 = off) penalises tokens a hypothesis already holds; `allowed` (a
+    `Constraint`, e.g. real words only) says which tokens each hypothesis may take.
     """
     if not isinstance(beam, int) or isinstance(beam, bool) or beam <= 0:
         raise ConfigError(f"beam={beam!r} must be a positive integer (1 = greedy)")
@@ -552,6 +570,7 @@ def beam_search(
         word_starts=word_starts,
         stutter_free=stutter_free,
         repetition_penalty=float(repetition_penalty),
+        allowed=allowed,
     )
 
 
@@ -568,12 +587,14 @@ def sample(
     eos_id: int = -1,
     use_cache: bool = True,
     stream: Callable[[Tensor], None] | None = None,
+    allowed: Constraint | None = None,
 ) -> Tensor:
     """A decoder-only model's continuation of prompt `[B, Np]` (rows of one length): tokens `[B, T]`, T at most
     `max_new_tokens` (fewer once every row drew `eos_id`; negative = none), drawn by `Sample` in the one loop.
 
     The model (`attnkit.nn.Decoder`) reads the prompt as the loop's source; `repetition_penalty` (1 = off) penalises
-    the tokens generated so far. Prompt and new tokens must fit the model's `max_len` positions."""
+    the tokens generated so far; `allowed` (a `Constraint`; its source is the prompt) limits the tokens drawn. Prompt
+    and new tokens must fit the model's `max_len` positions."""
     checks = (
         ("max_new_tokens", max_new_tokens, isinstance(max_new_tokens, int) and max_new_tokens >= 1, "an integer >= 1"),
         ("temperature", temperature, isinstance(temperature, (int, float)) and temperature >= 0, "a number >= 0"),
@@ -616,6 +637,7 @@ def sample(
         min_len=0,
         use_cache=use_cache,
         repetition_penalty=float(repetition_penalty),
+        allowed=allowed,
     )
 
 

@@ -60,6 +60,11 @@ class TextStream:
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids)
 
+    def text(self, role: str) -> str:
+        """The text of a split (`train`, `val`, `test`), as its tokens decode (what generation's known words come
+        from)."""
+        return self.decode(self.tokens[role].tolist())
+
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text)
 

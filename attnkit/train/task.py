@@ -515,10 +515,11 @@ class Task:
         return merged
 
     def saved_recipe(self, checkpoint: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
-        """The recipe a checkpoint was trained with, and on top of it the `task.<key>=...` of the command line."""
+        """The recipe a checkpoint was trained with, and on top of it the `task.<key>=...` of the command line (also
+        a key the checkpoint predates)."""
         saved = dict(checkpoint["hyper_parameters"]["task"])
         mine = self.recipe()
-        return {**saved, **{k: mine[k] for k in saved if k != "name" and run.overridden(overrides, f"task.{k}")}}
+        return {**saved, **{k: mine[k] for k in mine if k != "name" and run.overridden(overrides, f"task.{k}")}}
 
     def checkpoint(self, cfg: dict[str, Any], overrides: list[str] | None = None) -> tuple[Path, dict[str, Any]]:
         """The `ckpt_path` of the config and its contents, refused with one line unless this task wrote it, or when

@@ -24,13 +24,14 @@ from attnkit.registry import register
 from attnkit.tasks.lm.mqar import MQARSplits, answers
 from attnkit.text.lm import LMData
 from attnkit.text.lm_source import load_lm_data
+from attnkit.text.words import Lexicon, WordConstraint, non_word_rate
 from attnkit.train import run
 from attnkit.train.checkpoints import model_from_checkpoint
 from attnkit.train.reports import write_json
 from attnkit.train.task import Given, LoadedData, Resolved, Setup, Task
 
 ROLES = ("train", "val", "test")
-GENERATION = ("max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed", "truncate")
+GENERATION = ("max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed", "truncate", "words")
 CHECKED_ANSWERS = 16  # test sequences whose MQAR answers are generated and checked by the reference
 
 
@@ -62,8 +63,9 @@ class LMTask(Task):
     AdamW (`lr`, `weight_decay`), linear warm-up over `warmup_steps` then cosine decay to `min_lr_ratio`; optional
     moving average (`ema_decay`, 0 = off); `test_checkpoint`: `best` validation loss or `last`. Generation
     (`mode=generate`, `attnkit.load(run).generate`): `max_new_tokens`, `temperature` (0 = greedy), `top_k` (0 = off),
-    `top_p` (1 = off), `repetition_penalty` (1 = off), `seed`; a prompt that leaves no room for `max_new_tokens` in
-    the model's context is refused, or cut from the left with `truncate=left`. `attention_map`: write
+    `top_p` (1 = off), `repetition_penalty` (1 = off), `seed`, `words` (`real`: finish only words of the training
+    text or the prompt, on text data; `free`: any); a prompt that leaves no room for `max_new_tokens` in the model's
+    context is refused, or cut from the left with `truncate=left`. `attention_map`: write
     attention_map.png (kernels that return weights).
     """
 
@@ -88,6 +90,7 @@ class LMTask(Task):
     repetition_penalty: PositiveFloat = 1.0
     seed: Seed = 0
     truncate: Literal["error", "left"] = "error"
+    words: Literal["real", "free"] = "real"
     eval_lengths: Annotated[list[int], "test windows, in multiples of task.context"] = dataclasses.field(
         default_factory=lambda: [1]
     )
@@ -272,6 +275,14 @@ class LMTask(Task):
         model = model_from_checkpoint(payload, ckpt)
         settings = {k: getattr(self, k) for k in GENERATION}
         results = [{"prompt": p, "text": self.continue_text(model, data, p, echo=run_dir is not None)} for p in prompts]
+        lexicon = known_words(data)
+        if lexicon is not None:  # text data: how many generated words are not words of the training text or prompt
+            for item in results:
+                item["non_words"] = lexicon.non_words(item["text"], item["prompt"])
+            texts, given = [r["text"] for r in results], [r["prompt"] for r in results]
+            settings["non_word_rate"] = non_word_rate(lexicon, texts, given)
+        else:
+            settings["words"] = "free (the data is not text)"
         result = {"checkpoint": str(ckpt), "settings": settings, "generations": results}
         if run_dir is not None:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -308,6 +319,7 @@ class LMTask(Task):
 
         if echo:
             print(prompt, end="", flush=True)
+        constraint = word_constraint(data) if self.words == "real" else None
         out = sample(
             model,
             torch.tensor([ids]),
@@ -318,10 +330,14 @@ class LMTask(Task):
             repetition_penalty=self.repetition_penalty,
             seed=self.seed,
             stream=stream,
+            allowed=constraint,
         )
-        text = data.decode(out[0].tolist())
+        new = out[0].tolist()
+        if constraint is not None:  # a last word cut by max_new_tokens is dropped
+            new = new[: max(0, len(constraint.trim(ids + new)) - len(ids))]
+        text = data.decode(new)
         if echo:
-            print(data.decode(ids + out[0].tolist())[len(printed) :], flush=True)
+            print(data.decode(ids + new)[len(printed) :], flush=True)
         return text
 
     def loaded_data(self, config: dict[str, Any]) -> LMData:
@@ -335,3 +351,28 @@ class LMTask(Task):
         if unknown:
             raise ConfigError(f"no generation setting {', '.join(unknown)}; settings: {', '.join(GENERATION)}")
         return dataclasses.replace(self, **settings)
+
+
+def known_words(data: LMData) -> Lexicon | None:
+    """The words of the training text of text data (None for data that is not text, such as MQAR's symbols),
+    computed once per data object."""
+    if not hasattr(data, "text"):
+        return None
+    lexicon = getattr(data, "_known_words", None)
+    if lexicon is None:
+        lexicon = data._known_words = Lexicon.of([data.text("train")])  # type: ignore[attr-defined]
+    return lexicon
+
+
+def word_constraint(data: LMData) -> WordConstraint | None:
+    """Real words only, for sampling from a model of text data (None where the data is not text): the pieces are
+    the tokens as they decode one by one, the prompt is the source, and a word may begin in it."""
+    lexicon = known_words(data)
+    if lexicon is None:
+        return None
+    constraint = getattr(data, "_word_constraint", None)
+    if constraint is None:
+        texts = [data.decode([i]) for i in range(data.vocab_size)]
+        constraint = WordConstraint(texts, lexicon, read_source=data.decode, prompted=True)
+        data._word_constraint = constraint  # type: ignore[attr-defined]
+    return constraint

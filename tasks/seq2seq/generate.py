@@ -15,8 +15,10 @@ from attnkit.nn.decoding import beam_search, greedy
 from attnkit.tasks.seq2seq.batches import collate, encode_sources, source_limit
 from attnkit.text.pairs import OnLong
 from attnkit.text.tokenizer import TextTokenizer, Tokenizers
+from attnkit.text.words import WordConstraint
 
 UNITS = ("word", "piece")
+WORDS = ("real", "free")
 WORD_MARKS = {"Metaspace": "▁", "ByteLevel": "Ġ"}  # decoders whose pieces mark the start of a word
 
 
@@ -54,7 +56,9 @@ class DecodeOptions:
     """How to search: `beam` 1 is greedy; at least `min_len` and at most `max_len_a` · source length + `max_len_b`
     target tokens (and at most `max_len`, when set); `no_repeat_ngram` n > 0 forbids repeating any n-gram of
     `no_repeat_unit`s: `word` (the tokenizer's words, whatever pieces they are made of) or `piece` (tokens);
-    `repetition_penalty` p > 1 makes tokens already written less likely (1 = off)."""
+    `repetition_penalty` p > 1 makes tokens already written less likely (1 = off); `words`: `real` lets a hypothesis
+    finish a word only if it is a word of the training text or of its source (`attnkit.text.words`), `free` lets it
+    write any string of pieces."""
 
     beam: int = 5
     length_penalty: float = 1.0
@@ -65,8 +69,13 @@ class DecodeOptions:
     repetition_penalty: float = 1.0
     min_len: int = 0
     max_len: int | None = None
+    words: str = "real"
 
     def __post_init__(self) -> None:
+        if self.words not in WORDS:
+            raise ConfigError(
+                f"task.words={self.words!r} must be real (only words of the training text or the source) or free"
+            )
         if isinstance(self.beam, bool) or not isinstance(self.beam, int) or self.beam < 1:
             raise ConfigError(f"task.beam={self.beam!r} must be an int >= 1 (1 = greedy search)")
         if self.max_len_a < 0 or self.max_len_b < 0:
@@ -115,10 +124,20 @@ class DecodeOptions:
 
 
 def generate_ids(
-    model: nn.Module, src: Tensor, src_mask: Tensor, tokenizers: Tokenizers, options: DecodeOptions
+    model: nn.Module,
+    src: Tensor,
+    src_mask: Tensor,
+    tokenizers: Tokenizers,
+    options: DecodeOptions,
+    words: WordConstraint | None = None,
 ) -> list[list[int]]:
-    """Token ids of the output for each source row of src `[B, Ns]` (src_mask True = padding), EOS dropped."""
+    """Token ids of the output for each source row of src `[B, Ns]` (src_mask True = padding), EOS dropped; with
+    `options.words=real`, only real words (`words`, the constraint of the run's lexicon), a last word cut by the
+    length limit dropped."""
     tgt = tokenizers.tgt
+    if options.words == "real" and words is None:
+        raise ConfigError("task.words=real needs the words of the training text; set task.words=free")
+    allowed = words if options.words == "real" else None
     common = {
         "bos_id": tgt.bos_id,
         "eos_id": tgt.eos_id,
@@ -128,6 +147,7 @@ def generate_ids(
         "max_len": options.max_len,
         "min_len": options.min_len,
         "use_cache": bool(getattr(model, "supports_cache", True)),
+        **({"allowed": allowed} if allowed is not None else {}),
     }
     if options.beam == 1 and options.no_repeat_ngram == 0 and options.repetition_penalty == 1.0:
         out = greedy(model, src, src_mask, **common)
@@ -144,7 +164,10 @@ def generate_ids(
             repetition_penalty=options.repetition_penalty,
             **common,
         )
-    return [strip(row, tgt.eos_id, tgt.pad_id) for row in out.tolist()]
+    rows = [strip(row, tgt.eos_id, tgt.pad_id) for row in out.tolist()]
+    if allowed is None:
+        return rows
+    return [allowed.trim(row, source) for row, source in zip(rows, src.tolist(), strict=True)]
 
 
 def _word_marks(tokenizer: TextTokenizer) -> dict[str, Tensor]:
@@ -175,9 +198,10 @@ def translate(
     on_long: OnLong = "truncate",
     max_source_len: int | None = None,
     batch_size: int = 32,
+    words: WordConstraint | None = None,
 ) -> tuple[list[str], int]:
     """Output texts for `texts` (empty text in, empty text out), and how many sources were truncated (to
-    `max_source_len`, else the model's `max_len`)."""
+    `max_source_len`, else the model's `max_len`); `words`: the constraint `options.words=real` decodes with."""
     max_len, limit = source_limit(getattr(model, "max_len", None), max_source_len)
     keep = [i for i, t in enumerate(texts) if t.strip()]
     sources = [texts[i].strip() for i in keep]
@@ -190,7 +214,7 @@ def translate(
         batch = collate([(i, src[i], []) for i in chunk], pad_id=tok.pad_id, bos_id=tok.bos_id, eos_id=tok.eos_id)
         device = next(model.parameters()).device
         with torch.no_grad():
-            ids = generate_ids(model, batch["src"].to(device), batch["src_mask"].to(device), tokenizers, options)
+            ids = generate_ids(model, batch["src"].to(device), batch["src_mask"].to(device), tokenizers, options, words)
         for i, text in zip(chunk, tok.decode(ids), strict=True):
             outputs[keep[i]] = text
     return outputs, cut

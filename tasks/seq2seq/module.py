@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from attnkit.tasks.seq2seq.batches import EncodedPairs
 from attnkit.tasks.seq2seq.generate import DecodeOptions, generate_ids
 from attnkit.text.tokenizer import Tokenizers
+from attnkit.text.words import Lexicon, WordConstraint, non_word_rate
 from attnkit.train.module import TaskModule
 
 Scorer = Callable[[list[str], list[str]], dict[str, float]]
@@ -41,12 +42,23 @@ class Seq2SeqModule(TaskModule):
         self.scorer: Scorer | None = None
         self.encoded: dict[str, EncodedPairs] = {}
         self.outputs: dict[str, tuple[list[int], list[str]]] = {}  # stage -> (pair indices, generated texts)
+        self.lexicon: Lexicon | None = None
+        self.words: WordConstraint | None = None
         self._generated: list[tuple[int, list[int]]] = []
 
-    def attach(self, tokenizers: Tokenizers, scorer: Scorer | None, encoded: dict[str, EncodedPairs]) -> None:
-        """What evaluation needs besides weights: the tokenizers (to decode outputs), the metric and the references
-        (`encoded` splits)."""
-        self.tokenizers, self.scorer, self.encoded = tokenizers, scorer, encoded
+    def attach(
+        self,
+        tokenizers: Tokenizers | None,
+        scorer: Scorer | None,
+        encoded: dict[str, EncodedPairs],
+        lexicon: Lexicon | None = None,
+    ) -> None:
+        """What evaluation needs besides weights: the tokenizers (to decode outputs), the metric, the references
+        (`encoded` splits) and the known words (`lexicon`: what `non_word_rate` and `task.words=real` go by)."""
+        self.tokenizers, self.scorer, self.encoded, self.lexicon = tokenizers, scorer, encoded, lexicon
+        real = any(options.words == "real" for options in self.decoding.values())
+        if tokenizers is not None and lexicon is not None and real:
+            self.words = WordConstraint.for_tokenizers(tokenizers.tgt, lexicon, tokenizers.src)
 
     def forward(self, src: Tensor, tgt_in: Tensor, src_mask: Tensor | None = None) -> Tensor:
         return self.model(src, tgt_in, src_mask)
@@ -76,7 +88,9 @@ class Seq2SeqModule(TaskModule):
         self._step(batch, stage)
         if self.tokenizers is None:
             return
-        ids = generate_ids(self.model, batch["src"], batch["src_mask"], self.tokenizers, self.decoding[stage])
+        ids = generate_ids(
+            self.model, batch["src"], batch["src_mask"], self.tokenizers, self.decoding[stage], self.words
+        )
         self._generated.extend(zip(batch["index"].tolist(), ids, strict=True))
 
     def _eval_end(self, stage: str) -> None:
@@ -88,6 +102,9 @@ class Seq2SeqModule(TaskModule):
         indices = sorted(generated)
         texts = self.tokenizers.tgt.decode([generated[i] for i in indices])
         self.outputs[stage] = (indices, texts)
+        if self.lexicon is not None:
+            rate = non_word_rate(self.lexicon, texts, [data.sources[i] for i in indices])
+            self.log(f"{stage}/non_word_rate", rate)
         if self.scorer is None:
             return
         for key, value in self.scorer(texts, [data.references[i] for i in indices]).items():

@@ -40,8 +40,18 @@ def write_samples(path: Path, title: str, rows: list[tuple], columns: Sequence[s
     path.write_text("\n".join(lines) + "\n")
 
 
-def write_outputs(path: Path, sources: Sequence[str], references: Sequence[str], outputs: Sequence[str]) -> None:
-    """Every pair with its output, one JSON object per line: {"source", "reference", "hypothesis"}."""
+def write_outputs(
+    path: Path,
+    sources: Sequence[str],
+    references: Sequence[str],
+    outputs: Sequence[str],
+    non_words: Sequence[list[str]] | None = None,
+) -> None:
+    """Every pair with its output, one JSON object per line: {"source", "reference", "hypothesis"}, and the
+    hypothesis's `non_words` when given."""
     with path.open("w", encoding="utf-8") as f:
-        for row in zip(sources, references, outputs, strict=True):
-            f.write(json.dumps(dict(zip(COLUMNS, row, strict=True)), ensure_ascii=False) + "\n")
+        for i, row in enumerate(zip(sources, references, outputs, strict=True)):
+            record: dict[str, object] = dict(zip(COLUMNS, row, strict=True))
+            if non_words is not None:
+                record["non_words"] = non_words[i]
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -32,6 +32,7 @@ from attnkit.tasks.seq2seq.generate import DecodeOptions, translate
 from attnkit.tasks.seq2seq.recipe import fill
 from attnkit.tasks.seq2seq.reports import print_samples, sample_rows, write_outputs, write_samples
 from attnkit.text import LengthBatchSampler, TextPairs, TokenizerOptions, Tokenizers, load_tokenizers, text_pair_source
+from attnkit.text.words import MARKS, Lexicon, WordConstraint
 from attnkit.train import run
 from attnkit.train.checkpoints import model_from_checkpoint
 from attnkit.train.task import Given, LoadedData, Resolved, Setup, Task, floats
@@ -59,7 +60,8 @@ class Seq2SeqTask(Task):
     `min_lr_ratio`; label smoothing. Validation during training decodes with `val_beam` (1 = greedy, fast); the
     final validation and test decode with `beam`, `length_penalty`, at least `min_len` and at most `max_len_a` ·
     source length + `max_len_b` tokens (and at most `max_len`), never repeating an n-gram of words (or of pieces,
-    `no_repeat_unit`) if `no_repeat_ngram`, with `repetition_penalty` on tokens already written.
+    `no_repeat_unit`) if `no_repeat_ngram`, with `repetition_penalty` on tokens already written, and, with `words`
+    `real` (the default), finishing only words of the training text or of the source (`free`: any string of pieces).
     `test_checkpoint`: `best` (best validation score) or `last`; `samples`: rows of the sample table;
     `tokenizer`: how texts become tokens (see `TokenizerOptions`).
 
@@ -98,6 +100,7 @@ class Seq2SeqTask(Task):
     repetition_penalty: PositiveFloat = 1.0
     min_len: NonNegativeInt = 0
     max_len: PositiveInt | None = None
+    words: Literal["real", "free"] = "real"
     samples: NonNegativeInt = 8
     test_checkpoint: Literal["best", "last"] = "best"
     tokenizer: TokenizerOptions = field(default_factory=lambda: TokenizerOptions(vocab_size=None))
@@ -222,6 +225,10 @@ class Seq2SeqTask(Task):
             }
         else:
             encoded = encode_splits({name: pairs.split(name) for name in stages}, tokenizers, **limits)
+        if not self.denoising:  # the words outputs may use; a checkpoint made before they were kept: the data's
+            known = marker.get("words") if marker is not None else None
+            lexicon = Lexicon(known) if known is not None else Lexicon.of(t for pair in pairs.train for t in pair)
+            extras["words"] = lexicon.to_state()
         extras = {
             "tokenizers": tokenizers.to_state(),
             "data": loaded.cfg,
@@ -246,7 +253,7 @@ class Seq2SeqTask(Task):
         if self.denoising:  # no tokenizers: evaluation logs loss and accuracy, it generates nothing
             module.attach(None, None, setup.encoded)  # type: ignore[arg-type]
         else:
-            module.attach(setup.tokenizers, self.scorer(), setup.encoded)
+            module.attach(setup.tokenizers, self.scorer(), setup.encoded, Lexicon(setup.extras["words"]))
         tok, source = setup.tokenizers.tgt, setup.source
         seed = cfg["seed"]
 
@@ -307,17 +314,24 @@ class Seq2SeqTask(Task):
     def artifacts(self, cfg: dict[str, Any], run_dir: Path, module: Any, setup: Setup, metrics: dict) -> dict:
         """<stage>_outputs.jsonl with every generated text, and samples.md (also printed)."""
         rows: list[tuple] = []
+        lexicon: Lexicon | None = module.lexicon
         for stage, (indices, texts) in module.outputs.items():
             data = setup.encoded[stage]
             sources, references = [data.sources[i] for i in indices], [data.references[i] for i in indices]
-            write_outputs(run_dir / f"{stage}_outputs.jsonl", sources, references, texts)
+            pairs = list(zip(texts, sources, strict=True))
+            bad = [lexicon.non_words(t, s) for t, s in pairs] if lexicon is not None else None
+            write_outputs(run_dir / f"{stage}_outputs.jsonl", sources, references, texts, bad)
             if stage == "test":
-                rows = sample_rows(sources, references, texts, self.samples)
+                shown = [lexicon.mark(t, s) for t, s in pairs] if lexicon is not None else texts
+                rows = sample_rows(sources, references, shown, self.samples)
                 if self.sample_source_chars:
                     rows = [(shorten(source, self.sample_source_chars), *rest) for source, *rest in rows]
         if rows:
-            print_samples(f"{self.title}: test samples", rows, self.sample_columns)
-            write_samples(run_dir / "samples.md", f"{self.title}: test samples", rows, self.sample_columns)
+            title = f"{self.title}: test samples"
+            if any(MARKS[0] in str(row[-1]) for row in rows):
+                title += f" ({MARKS[0]}x{MARKS[1]}: not a word of the training text or the source)"
+            print_samples(title, rows, self.sample_columns)
+            write_samples(run_dir / "samples.md", title, rows, self.sample_columns)
         if self.denoising:
             self._noise_samples(run_dir, setup)
             denoise = metrics["denoise"]
@@ -350,8 +364,18 @@ class Seq2SeqTask(Task):
         model = model_from_checkpoint(payload)
         on_long = cfg["data"]["on_long"] if run.overridden(overrides, "data.on_long") else saved["on_long"]
         max_source_len = saved.get("max_source_len")
+        words = None
+        if decode.words == "real":
+            if "words" not in saved:
+                raise ConfigError(
+                    f"checkpoint {ckpt} keeps no list of the training text's words (it was trained before "
+                    f"task.words existed); add task.words=free"
+                )
+            words = WordConstraint.for_tokenizers(tokenizers.tgt, Lexicon(saved["words"]), tokenizers.src)
         with reported_warnings():
-            outputs, cut = translate(model, texts, tokenizers, decode, on_long=on_long, max_source_len=max_source_len)
+            outputs, cut = translate(
+                model, texts, tokenizers, decode, on_long=on_long, max_source_len=max_source_len, words=words
+            )
             if cut:
                 limit, key = source_limit(model.max_len, max_source_len)
                 warn(

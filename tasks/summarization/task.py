@@ -14,6 +14,7 @@ from attnkit.tasks.seq2seq.task import Scorer, Seq2SeqTask
 from attnkit.tasks.summarization.metrics import RougeScorer, lead, lead_length
 from attnkit.text.pairs import TextPairs
 from attnkit.text.tokenizer import TokenizerOptions
+from attnkit.text.words import Lexicon, non_word_rate
 from attnkit.train import run
 
 
@@ -48,12 +49,16 @@ class SummarizationTask(Seq2SeqTask):
         return RougeScorer()
 
     def baselines(self, pairs: TextPairs, scorer: Scorer, stages: tuple[str, ...]) -> dict[str, Any]:
-        """ROUGE of the lead baseline on each stage (`test/lead_rougeL`, ...) and its length (`lead_words`)."""
+        """ROUGE and non-word rate of the lead baseline on each stage (`test/lead_rougeL`, ...) and its length
+        (`lead_words`)."""
         words = lead_length([summary for _, summary in pairs.train])
+        lexicon = Lexicon.of(text for pair in pairs.train for text in pair)
         out: dict[str, Any] = {}
         for stage in stages:
             split = pairs.split(stage)
-            scores = scorer([lead(document, words) for document, _ in split], [summary for _, summary in split])
+            leads, documents = [lead(document, words) for document, _ in split], [document for document, _ in split]
+            scores = scorer(leads, [summary for _, summary in split])
+            scores["non_word_rate"] = non_word_rate(lexicon, leads, documents)
             out.update({f"{stage}/lead_{key}": value for key, value in scores.items()})
         out["lead_words"] = words
         return out

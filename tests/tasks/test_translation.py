@@ -186,7 +186,7 @@ def test_train_writes_the_run_directory(trained):
     assert "tok:13a" in saved["signatures"]["bleu"] and saved["decoding"]["beam"] == 2
     assert saved["pairs"] == {"train": 600, "val": 24, "test": 24}
     lines = (run_dir / "test_outputs.jsonl").read_text().splitlines()
-    assert len(lines) == 24 and set(json.loads(lines[0])) == {"source", "reference", "hypothesis"}
+    assert len(lines) == 24 and set(json.loads(lines[0])) == {"source", "reference", "hypothesis", "non_words"}
     assert "| source | reference | translation |" in (run_dir / "samples.md").read_text()
     assert "val/bleu" in (run_dir / "metrics.csv").read_text()
 

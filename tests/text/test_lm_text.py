@@ -15,6 +15,7 @@ from attnkit.text import LMData, TextData, TextStream
 from attnkit.text.lm_source import load_lm_data
 from attnkit.text.lm_tokenizer import LMTokenizerOptions, from_state, train_lm_tokenizer
 from attnkit.text.windows import IGNORE, CoveringWindows, RandomWindows
+from attnkit.text.words import Lexicon
 
 VERSE = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n" * 20
 UNICODE = "Grüße, señor — ça va?\n\tTabs,  two spaces, 日本語, emoji 🙂 and\r\nCRLF.\n"
@@ -295,8 +296,10 @@ def test_task_lm_trains_on_text_and_generates_from_its_checkpoint(tmp_path) -> N
     stream = TextData(path=path).load()
     bits = metrics["test/loss"] / 0.693147 / stream.units_per_token("test")
     assert metrics["test/bits_per_character"] == pytest.approx(bits, rel=1e-3)
-    text = attnkit.load(run_dir).generate("Speak", max_new_tokens=8, temperature=0)
+    text = attnkit.load(run_dir).generate("Speak", max_new_tokens=8, temperature=0, words="free")
     assert len(text) == 8 and set(text) <= set(VERSE)
+    real = attnkit.load(run_dir).generate("Speak", max_new_tokens=10, temperature=1.0, words="real")
+    assert len(real) <= 10 and Lexicon.of([VERSE]).non_words(real, "Speak") == []
     with pytest.raises(ConfigError) as exc:
         attnkit.load(run_dir).generate("Speak, señor", max_new_tokens=2)
     assert "the prompt has 1 character(s) the vocabulary lacks: 'ñ' ×1" in one_line(exc)
