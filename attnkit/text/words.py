@@ -205,8 +205,14 @@ class WordConstraint:
             if p is not None and not p.ends:
                 _walk_make(self.piece_trie, p.head).setdefault(END, []).append(i)
         self.slow = [i for i, p in enumerate(self.pieces) if p is not None and p.ends and p.head]  # rare
-        self.ending = torch.tensor([self._ends_ok(p, self.lexicon.known, self.trie) for p in self.pieces])
-        self._cont: dict[str, list[int]] = {}
+        ending = [self._ends_ok(p, self.lexicon.known, self.trie) for p in self.pieces]
+        self.ending = torch.tensor(ending)
+        # ending pieces the lexicon refuses (a tail or inner word it lacks), which a source's words may allow
+        self.refused = [
+            i for i, p in enumerate(self.pieces) if p is not None and p.ends and not p.head and not ending[i]
+        ]
+        self.nothing = torch.zeros(self.size, dtype=torch.bool)
+        self._cont: dict[str, Tensor] = {}  # word prefix -> [V] bool: the continuing pieces the lexicon allows
         self._sources: dict[tuple[int, ...], _Source] = {}
 
     @classmethod
@@ -246,7 +252,8 @@ class WordConstraint:
         return out
 
     def _source(self, src: Sequence[int]) -> _Source:
-        """The words of one source (token ids, cached by them) that the lexicon lacks."""
+        """The words of one source (token ids, cached by them) that the lexicon lacks; a last word that ends the
+        text may be cut (a truncated source, a prompt being continued) and does not count."""
         key = tuple(src)
         found = self._sources.get(key)
         if found is not None:
@@ -254,15 +261,16 @@ class WordConstraint:
         if len(self._sources) > 4096:
             self._sources.clear()
         text = self.read_source(list(key)) if key and self.read_source is not None else ""
-        new = frozenset(w for w in words(text) if w not in self.lexicon.known)
-        ending = self.ending
-        source = _Source(new, _trie(new), ending)
+        found = words(text)
+        if found and WORD.match(normal(text[-1:])):  # a source cut mid-word (truncated), or a prompt being continued
+            found.pop()
+        new = frozenset(w for w in found if w not in self.lexicon.known)
+        source = _Source(new, _trie(new), self.ending)
         if new:
-            ending = ending.clone()
-            for i, p in enumerate(self.pieces):
-                if p is not None and p.ends and not ending[i] and not p.head:
-                    ending[i] = self._ends_ok(p, self.lexicon.known, self.trie, source)
-            source.ending = ending
+            allowed = [i for i in self.refused if self._ends_ok(self.pieces[i], self.lexicon.known, self.trie, source)]
+            if allowed:
+                source.ending = self.ending.clone()
+                source.ending[allowed] = True
         self._sources[key] = source
         return source
 
@@ -289,39 +297,46 @@ class WordConstraint:
     def __call__(self, tokens: Tensor, src: Tensor | None) -> Tensor:
         """`[R, V]` bool: the tokens each hypothesis (`tokens` `[R, t]`, its source row `src` `[R, Ns]`) may take."""
         rows = tokens.shape[0]
+        if not rows:
+            return torch.zeros(0, self.size, dtype=torch.bool, device=tokens.device)
         hyps = tokens.tolist()
         sources = src.tolist() if src is not None else [[] for _ in range(rows)]
-        ending, row_ids, col_ids = [], [], []
+        ending, continuing, row_ids, col_ids = [], [], [], []
         for r in range(rows):
             source = self._source(sources[r])
             word = self.current(hyps[r], sources[r] if self.prompted else ())
-            ok = self._known(word, source)
-            ending.append(source.ending if ok else torch.zeros(self.size, dtype=torch.bool))
-            allowed = self._continue(word, source)
+            ending.append(source.ending if self._known(word, source) else self.nothing)
+            continuing.append(self._continuing(word))
+            extra = self._source_continuing(word, source) if source.known else []
             for i in self.slow:  # ending pieces with letters first: they finish `word` + their head
                 p = self.pieces[i]
                 if self._known(word + p.head, source) and self._ends_ok(
                     _Piece("", True, p.middle, p.tail), self.lexicon.known, self.trie, source
                 ):
-                    allowed.append(i)
-            row_ids.extend([r] * len(allowed))
-            col_ids.extend(allowed)
-        mask = torch.stack(ending) if rows else torch.zeros(0, self.size, dtype=torch.bool)
+                    extra.append(i)
+            row_ids.extend([r] * len(extra))
+            col_ids.extend(extra)
+        mask = torch.stack(ending) | torch.stack(continuing)
         if col_ids:
             mask[torch.tensor(row_ids), torch.tensor(col_ids)] = True
         return mask.to(tokens.device)
 
-    def _continue(self, word: str, source: _Source) -> list[int]:
-        """The continuing pieces allowed after `word`: by the lexicon (cached per word) and by the source's words."""
+    def _continuing(self, word: str) -> Tensor:
+        """`[V]` bool: the continuing pieces the lexicon allows after `word` (cached per word)."""
         found = self._cont.get(word)
         if found is None:
-            found = self._cont[word] = self._continuations(_walk(self.trie, word))
-        if not source.known:
-            return list(found)
+            if len(self._cont) > 20000:
+                self._cont.clear()
+            found = self._cont[word] = self.nothing.clone()
+            found[self._continuations(_walk(self.trie, word))] = True
+        return found
+
+    def _source_continuing(self, word: str, source: _Source) -> list[int]:
+        """The continuing pieces a source's own words allow after `word`."""
         extra = source.continuations.get(word)
         if extra is None:
             extra = source.continuations[word] = self._continuations(_walk(source.trie, word))
-        return list(found) + extra
+        return list(extra)
 
     def trim(self, ids: list[int], src: Sequence[int] = ()) -> list[int]:
         """`ids` without a last word left unfinished (cut by the length limit): the tokens back to where it began."""

@@ -306,6 +306,7 @@ class Seq2SeqTask(Task):
             "primary_metric": f"test/{scorer.primary}",
             "signatures": scorer.signatures(),
             "decoding": module.decoding["test"].as_dict(),
+            "known_words": len(module.lexicon) if module.lexicon is not None else None,
             "tokenizer": tokenizer,
             "pairs": pairs,
             **pretrained,

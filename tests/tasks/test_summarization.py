@@ -234,3 +234,17 @@ def test_long_sources_train_with_a_linear_time_encoder(tmp_path):
     assert min(words) > 1000, words  # thousands of tokens: 16x the attention cost of a 256-token model
     metrics = make_task(cfg).train(cfg, run_dir=tmp_path / "run", overrides=[])
     assert "test/rougeL" in metrics and not any("truncated" in w for w in metrics["warnings"])
+
+
+def test_summaries_are_real_words_and_the_rate_is_reported(trained, tmp_path):
+    """task.words=real by default: no generated word outside the training text and the document; the rate is in
+    metrics.json beside the lead's, each output lists its non-words; task.words=free applies at test time."""
+    run_dir, cfg, metrics = trained
+    assert metrics["decoding"]["words"] == "real" and metrics["known_words"] > 100
+    assert metrics["test/non_word_rate"] == 0.0 and metrics["test/lead_non_word_rate"] == 0.0
+    rows = [json.loads(line) for line in (run_dir / "test_outputs.jsonl").read_text().splitlines()]
+    assert rows and all(row["non_words"] == [] for row in rows)
+    cfg = {**cfg, "mode": "test", "ckpt_path": str(run_dir / "checkpoints" / "best.ckpt")}
+    cfg["task"] = {**cfg["task"], "words": "free"}
+    free = make_task(cfg).test(cfg, run_dir=tmp_path, overrides=["task.words=free"])
+    assert free["decoding"]["words"] == "free" and 0.0 <= free["test/non_word_rate"] <= 1.0
