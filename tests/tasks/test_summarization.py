@@ -248,3 +248,22 @@ def test_summaries_are_real_words_and_the_rate_is_reported(trained, tmp_path):
     cfg["task"] = {**cfg["task"], "words": "free"}
     free = make_task(cfg).test(cfg, run_dir=tmp_path, overrides=["task.words=free"])
     assert free["decoding"]["words"] == "free" and 0.0 <= free["test/non_word_rate"] <= 1.0
+
+
+def test_predict_from_a_checkpoint_without_its_words_needs_words_free(trained, tmp_path):
+    import torch
+
+    run_dir, cfg, _ = trained
+    payload = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    del payload["attnkit"]["words"]  # as a checkpoint trained before task.words existed
+    old = tmp_path / "old.ckpt"
+    torch.save(payload, old)
+    document = tmp_path / "report.txt"
+    document.write_text("Ashford Rovers welcomed Brampton Town to Ashford Park. It finished 2-1.\n")
+    cfg = {**cfg, "mode": "predict", "ckpt_path": str(old), "input": str(document)}
+    with pytest.raises(ConfigError) as exc:
+        make_task(cfg).predict(cfg, run_dir=tmp_path / "real", overrides=[])
+    assert "keeps no list of the training text's words" in one_line(exc) and "task.words=free" in one_line(exc)
+    cfg["task"] = {**cfg["task"], "words": "free"}
+    result = make_task(cfg).predict(cfg, run_dir=tmp_path / "free", overrides=["task.words=free"])
+    assert result["decoding"]["words"] == "free" and len(result["predictions"]) == 1
