@@ -176,6 +176,9 @@ def main(argv: list[str] | None = None) -> Any:
                 argv.append(f"hydra.run.dir={reserve_dir(Path('outputs'))}")
             elif not flags and not resumed and _rank_zero():
                 check_new_folder(Path(_value(overrides, "hydra.run.dir")), "hydra.run.dir")
+        elif _HELP.intersection(flags) and not (set(flags) - _HELP):
+            print(help_text(config.compose(overrides)))
+            return None
         elif _HELP.intersection(flags):
             config.compose(overrides)  # Hydra would print a traceback for a bad override
     except AttnkitError as exc:
@@ -188,6 +191,29 @@ def main(argv: list[str] | None = None) -> Any:
             print(f"error: {len(failed)} job(s) of the sweep failed; see {sweep}/summary.md", file=sys.stderr)
             sys.exit(1)
     return result
+
+
+def help_text(cfg: Any) -> str:
+    """`--help`: conf/hydra/help/attnkit.yaml's header and footer around the config groups with their options
+    (`config.groups`) and the composed config. Hydra's own help lists each group through a config repository
+    that copies every stored node, which grows with every registered component; this costs one composition."""
+    from importlib import resources
+
+    page = yaml.safe_load(resources.files(config.CONFIG_MODULE).joinpath("hydra", "help", "attnkit.yaml").read_text())
+    listed = "\n".join(f"{group}: {', '.join(options)}" for group, options in config.groups().items())
+    return "\n".join(
+        [
+            page["header"],
+            "",
+            "== Config groups (group=option) ==",
+            listed,
+            "",
+            "== Defaults (override any key: model.depth=6 data.batch_size=128) ==",
+            OmegaConf.to_yaml(cfg),
+            "",
+            page["footer"],
+        ]
+    )
 
 
 def check_values(cfg: Any) -> None:

@@ -47,9 +47,19 @@ def store_components() -> None:
                 store.store(group=RECIPE_GROUP, name=name, node=node, provider="attnkit")
 
 
-def group_options(group: str) -> list[str]:
-    """Every option of a config group: registered components and YAML presets."""
-    return sorted(GlobalHydra.instance().config_loader().get_group_options(group))
+def groups() -> dict[str, list[str]]:
+    """Every config group (`group=option`) and its options: the registered components of each kind and the YAML
+    presets of conf/<group>/. Read from the registry and the config package, not from Hydra's repository, which
+    copies every stored node each time it lists a group: so `--help`, `mode=list` and a config error cost the same
+    however many components are registered."""
+    root = resources.files(CONFIG_MODULE)
+    kinds = registry.kinds()
+    options: dict[str, set[str]] = {kind: set(registry.available(kind)) for kind in kinds}
+    for folder in root.iterdir():
+        if folder.is_dir() and folder.name not in ("hydra", "__pycache__"):
+            found = {f.name[: -len(".yaml")] for f in folder.iterdir() if f.name.endswith(".yaml")}
+            options.setdefault(folder.name, set()).update(found)
+    return {group: sorted(names) for group, names in sorted(options.items()) if names}
 
 
 def compose(overrides: list[str]) -> Any:
@@ -62,11 +72,11 @@ def compose(overrides: list[str]) -> Any:
             raise ConfigError(
                 f"cannot parse the overrides: {_first_line(exc)}; write key=value or group=option"
             ) from exc
-        groups = set(GlobalHydra.instance().config_loader().list_groups(""))
+        listed = groups()
         for override in parsed:
             key = override.key_or_group
-            if key in groups and not override.is_delete() and isinstance(override.value(), str):
-                _check_choice(key, override.value())
+            if key in listed and not override.is_delete() and isinstance(override.value(), str):
+                _check_choice(key, override.value(), listed[key])
         try:
             cfg = hydra_compose(CONFIG_NAME, overrides=overrides)
         except (HydraException, OmegaConfBaseException) as exc:
@@ -129,8 +139,7 @@ def check_hydra_plugin(group: str, choice: Any) -> None:
         raise ConfigError(f"{group}={choice} is not installed; pip install 'attnkit[{needs[1]}]'")
 
 
-def _check_choice(group: str, value: str) -> None:
-    options = group_options(group)
+def _check_choice(group: str, value: str, options: list[str]) -> None:
     if value not in options:
         hint = registry.did_you_mean(value, options)
         raise ConfigError(

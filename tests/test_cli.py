@@ -8,6 +8,8 @@ not depend on each other run in parallel (a Lightning import costs seconds), and
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -227,6 +229,45 @@ def test_help_lists_every_group_and_option(quick) -> None:
     for group, names in expected.items():
         assert listed.get(group, set()) >= names, f"--help: {group}: {listed.get(group)}, expected {names}"
     assert "temperature: 10.0" not in text  # the defaults section shows the selected attention, not every one
+
+
+def test_help_list_and_config_errors_build_one_config_repository(monkeypatch, capsys) -> None:
+    """--help, mode=list and a config error compose once, whatever is registered: Hydra's own help built a config
+    repository (a copy of every stored node) per group and option, 132 of them; attnkit lists the groups from its
+    registry. Counted with 40 more components registered, which must not add repositories."""
+    from hydra._internal import config_repository
+
+    built = []
+    original = config_repository.ConfigRepository.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(config_repository.ConfigRepository, "__init__", counting)
+
+    def repositories(argv: list[str]) -> int:
+        built.clear()
+        with contextlib.suppress(SystemExit):
+            cli.main(argv)
+        capsys.readouterr()
+        return len(built)
+
+    commands = (["--help"], ["mode=list"], ["model.dimm=3"], ["attention=sofmax"], ["--help", "task=lm"])
+    before = [repositories(argv) for argv in commands]
+    assert max(before) <= 1, before
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance().repo
+    monkeypatch.setitem(store, "attention", dict(store["attention"]))  # the stored nodes of the extras go after
+    eager = registry.entry("attention", "eager")
+    for i in range(40):
+        monkeypatch.setitem(
+            registry._registry["attention"], f"extra_{i}", dataclasses.replace(eager, name=f"extra_{i}")
+        )
+    after = [repositories(argv) for argv in commands]
+    assert after == before
+    assert "extra_39" in cli.help_text(cli.config.compose([]))
 
 
 def test_cfg_job_prints_the_composed_config(quick) -> None:
