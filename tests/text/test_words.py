@@ -81,7 +81,7 @@ def test_the_constraint_never_emits_a_non_word(kind, tmp_path):
     constraint = WordConstraint.for_tokenizers(tokenizers.tgt, lexicon, tokenizers.src)
     texts = [de for de, _ in DE_EN]
     src, mask = sources(tokenizers, texts)
-    bad = {"free": 0, "real": 0}
+    bad, written = {"free": 0, "real": 0}, 0
     for seed in range(3):
         model = model_for(tokenizers, seed)
         for beam in (1, 3):
@@ -89,7 +89,9 @@ def test_the_constraint_never_emits_a_non_word(kind, tmp_path):
                 options = DecodeOptions(beam=beam, max_len_a=0.0, max_len_b=24, min_len=4, words=mode)
                 outputs = tokenizers.tgt.decode(generate_ids(model, src, mask, tokenizers, options, constraint))
                 bad[mode] += sum(len(lexicon.non_words(o, s)) for o, s in zip(outputs, texts, strict=True))
+                written += sum(len(words(o)) for o in outputs) if mode == "real" else 0
     free_bad, real_bad = bad["free"], bad["real"]
+    assert written > 100  # the constrained outputs hold words, not nothing
     assert free_bad > 0  # the test can fail: without the constraint, this model writes non-words
     assert real_bad == 0
 
@@ -189,13 +191,13 @@ def test_a_name_found_only_in_the_source_can_be_copied(tmp_path):
     lexicon = Lexicon.of(TEXTS)  # no Ferrari, no Monza: they come from the source alone
     assert "ferrari" not in lexicon.known
     constraint = WordConstraint.for_tokenizers(tok, lexicon, tokenizers.src)
-    script = tok.encode(["Ferrari wins"])[0]
+    script = tok.encode(["Ferrari runs"])[0]  # "runs" is a word of the training text
     model = Scripted(script, tok.vocab_size, tok.eos_id)
     options = DecodeOptions(beam=1, max_len_a=0.0, max_len_b=12)
     given, _ = sources(tokenizers, ["Ferrari gewinnt in Monza."])
     other, _ = sources(tokenizers, ["Ein Hund läuft im Park."])
     (copied,) = tok.decode(generate_ids(model, given, given.eq(tok.pad_id), tokenizers, options, constraint))
-    assert copied == "Ferrari wins" or copied.startswith("Ferrari")
+    assert copied == "Ferrari runs"
     (refused,) = tok.decode(generate_ids(model, other, other.eq(tok.pad_id), tokenizers, options, constraint))
     assert "ferrari" not in refused.lower() and lexicon.non_words(refused, "Ein Hund läuft im Park.") == []
 
