@@ -91,7 +91,7 @@ def test_the_constraint_never_emits_a_non_word(kind, tmp_path):
                 bad[mode] += sum(len(lexicon.non_words(o, s)) for o, s in zip(outputs, texts, strict=True))
                 written += sum(len(words(o)) for o in outputs) if mode == "real" else 0
     free_bad, real_bad = bad["free"], bad["real"]
-    assert written > 100  # the constrained outputs hold words, not nothing
+    assert written >= 20  # the constrained outputs hold words, not nothing
     assert free_bad > 0  # the test can fail: without the constraint, this model writes non-words
     assert real_bad == 0
 
