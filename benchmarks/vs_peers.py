@@ -23,8 +23,10 @@ Pairs (the same width, depth, heads, MLP ratio, tokens, pooling, vocabulary and 
 A training step is forward, cross-entropy, backward and an AdamW step; inference is a forward pass under
 `torch.inference_mode` in eval mode. Dropout and drop-path are 0 on both sides (they differ in where they are
 applied, not in the architecture). The two models of a pair run alternately, `--rounds` times `--steps` steps each
-after a warm-up (`--steps 0`, the default: as many as take about `--round-s` seconds), and each side's median step
-time is reported with the ratio attnkit / peer (below 1: attnkit is faster). Needs timm for the ViT pairs
+after a warm-up (`--steps 0`, the default: as many as take about `--round-s` seconds), with `--threads` torch
+threads pinned. Each side's median step time is reported, and the median of the per-round ratios attnkit / peer
+(below 1: attnkit is faster) with their interquartile range: a range on one side of 1 says which is faster, one
+wider than the gap from 1 says the machine was too noisy to conclude. Needs timm for the ViT pairs
 (`pip install 'attnkit[timm]'`) and transformers for the language-model pair (`pip install 'attnkit[transformers]'`).
 """
 
@@ -293,8 +295,29 @@ def timed(step: Callable[[], None], n: int, device: str) -> float:
     return (time.perf_counter() - start) / n
 
 
-def compare(pair: str, mode: str, args: argparse.Namespace) -> tuple[float, float]:
-    """Median seconds per step (generate: per generated token) of attnkit and of the peer, measured alternately."""
+def spread(ratios: list[float]) -> tuple[float, float, float]:
+    """(median, first quartile, third quartile) of per-round ratios."""
+    if len(ratios) < 2:
+        return ratios[0], ratios[0], ratios[0]
+    q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return statistics.median(ratios), q1, q3
+
+
+def verdict(median: float, q1: float, q3: float) -> str:
+    """What the rounds say: faster or slower when the interquartile range of the ratios lies on one side of 1,
+    too noisy when it is wider than the gap from 1."""
+    if q3 < 1.0:
+        return "attnkit faster"
+    if q1 > 1.0:
+        return "peer faster"
+    if q3 - q1 > abs(median - 1.0):
+        return "too noisy to conclude"
+    return "even"
+
+
+def compare(pair: str, mode: str, args: argparse.Namespace) -> tuple[float, float, list[float]]:
+    """Median seconds per step (generate: per generated token) of attnkit and of the peer, measured alternately,
+    and the ratio attnkit / peer of each round."""
     build, shape = SHAPES[pair]
     torch.manual_seed(0)
     ours, peer, data = build(shape, args.device)
@@ -312,7 +335,8 @@ def compare(pair: str, mode: str, args: argparse.Namespace) -> tuple[float, floa
         for side, step in order:
             times[side].append(timed(step, n, args.device))
     per = shape["new_tokens"] if mode == "generate" else 1
-    return statistics.median(times[0]) / per, statistics.median(times[1]) / per
+    ratios = [ours / peer for ours, peer in zip(*times, strict=True)]
+    return statistics.median(times[0]) / per, statistics.median(times[1]) / per, ratios
 
 
 def main() -> None:
@@ -322,12 +346,14 @@ def main() -> None:
     parser.add_argument(
         "--modes", nargs="+", choices=MODES, default=list(MODES), help="generate: the language-model pair only"
     )
-    parser.add_argument("--rounds", type=int, default=7, help="alternations of the two models")
+    parser.add_argument("--rounds", type=int, default=21, help="alternations of the two models")
     parser.add_argument("--steps", type=int, default=0, help="steps per round (0: about --round-s seconds)")
-    parser.add_argument("--round-s", type=float, default=1.0)
+    parser.add_argument("--round-s", type=float, default=0.4)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads, pinned (default: every core)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
     versions = []
     for prefix, package in (("vit", "timm"), ("lm", "transformers")):
         if any(p.startswith(prefix) for p in args.pairs):
@@ -338,15 +364,19 @@ def main() -> None:
     peer_version = ", ".join(versions)
     where = f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} threads" if args.device == "cpu" else args.device
     print(f"\ntorch {torch.__version__}, {peer_version}, {where}; median of {args.rounds} alternating rounds\n")
-    print("| model | peer | mode | attnkit (ms/step) | peer (ms/step) | attnkit / peer |")  # generate: ms/token
-    print("|---|---|---|---:|---:|---:|")
+    print("| model | peer | mode | attnkit (ms/step) | peer (ms/step) | attnkit / peer | IQR | verdict |")
+    print("|---|---|---|---:|---:|---:|---|---|")  # generate: ms per generated token
     for pair in args.pairs:
         peer_name = PEERS[pair.split("-")[0]]
         for mode in args.modes:
             if mode == "generate" and not pair.startswith("lm"):
                 continue
-            ours, peer = compare(pair, mode, args)
-            print(f"| {pair} | {peer_name} | {mode} | {ours * 1e3:.1f} | {peer * 1e3:.1f} | {ours / peer:.2f} |")
+            ours, peer, ratios = compare(pair, mode, args)
+            median, q1, q3 = spread(ratios)
+            print(
+                f"| {pair} | {peer_name} | {mode} | {ours * 1e3:.1f} | {peer * 1e3:.1f} | {median:.2f} | "
+                f"{q1:.2f}–{q3:.2f} | {verdict(median, q1, q3)} |"
+            )
             sys.stdout.flush()
 
 
