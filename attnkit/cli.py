@@ -218,9 +218,10 @@ def help_text(cfg: Any) -> str:
 
 def check_values(cfg: Any) -> None:
     """Every value against what its consumer declares (attnkit.schema), before a run folder is made or data read;
-    `mode=list` and `mode=compare` use none of them."""
+    `mode=list` and `mode=compare` use none of them, and only train and test build a Trainer (the `trainer.*`
+    checks import Lightning, seconds that `mode=info`, `predict` and `generate` need not wait)."""
     if cfg.mode not in ("list", "compare"):
-        schema.check_config(cfg)
+        schema.check_config(cfg, trainer=cfg.mode in ("train", "test"))
 
 
 def check_multirun_job(cfg: Any, launcher: str | None = None) -> None:

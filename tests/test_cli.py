@@ -270,6 +270,26 @@ def test_help_list_and_config_errors_build_one_config_repository(monkeypatch, ca
     assert "extra_39" in cli.help_text(cli.config.compose([]))
 
 
+def test_only_train_and_test_check_the_trainer_keys(monkeypatch) -> None:
+    """The trainer checks read Lightning's Trainer signature (seconds to import): mode=info, predict and generate,
+    which build no Trainer, do not wait for it; train and test still refuse a bad trainer value in one line."""
+    from attnkit import config
+    from attnkit.errors import ConfigError
+    from attnkit.train import trainer_args
+
+    config.store_components()
+    looked = []
+    original = trainer_args.trainer_annotations
+    monkeypatch.setattr(trainer_args, "trainer_annotations", lambda: looked.append(1) or original())
+    for mode in ("info", "predict", "generate"):
+        cli.check_values(config.compose([f"mode={mode}", "trainer.max_epochs=-5"]))
+    assert looked == []
+    for mode in ("train", "test"):
+        with pytest.raises(ConfigError, match="trainer.max_epochs=-5"):
+            cli.check_values(config.compose([f"mode={mode}", "trainer.max_epochs=-5"]))
+    assert len(looked) == 2
+
+
 def test_cfg_job_prints_the_composed_config(quick) -> None:
     _, results = quick
     cfg = yaml.safe_load(ok(results["cfg"]).stdout)
