@@ -419,6 +419,10 @@ def test_test_and_predict_from_the_checkpoint(trained, digit_png, tmp_path) -> N
             ],
             {},
         ),
+        "one_view": (
+            ["-m", "attnkit", "mode=test", f"ckpt_path={ckpt}", "task.test_shift=0", "hydra.run.dir=one_view_run"],
+            {},
+        ),
         "predict": (
             [
                 "-m",
@@ -442,6 +446,9 @@ def test_test_and_predict_from_the_checkpoint(trained, digit_png, tmp_path) -> N
     trained_metrics = json.loads((trained / "metrics.json").read_text())
     assert metrics["test/acc"] == pytest.approx(trained_metrics["test/acc"])  # same checkpoint, same split
     assert metrics["checkpoint"] == str(ckpt)
+    ok(results["one_view"])  # task.test_shift=0: the image alone, which the test also reports beside the views
+    one_view = json.loads((tmp_path / "one_view_run" / "metrics.json").read_text())
+    assert one_view["test/acc"] == pytest.approx(metrics["test/acc_one_view"]) and "test/acc_one_view" not in one_view
 
     proc = ok(results["predict"])
     prediction = json.loads((tmp_path / "predict_run" / "prediction.json").read_text())

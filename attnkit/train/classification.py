@@ -26,14 +26,24 @@ class ClassifierModule(TaskModule):
         return {"samples": len(inputs[0])}
 
     def _step(self, inputs: tuple[Tensor, ...], labels: Tensor, stage: str) -> Tensor:
-        logits = self(*inputs)
+        return self.score(self(*inputs), labels, stage)
+
+    def score(self, logits: Tensor, labels: Tensor, stage: str) -> Tensor:
+        """Log `{stage}/loss` and `{stage}/acc` of `logits` `[B, classes]` (or log-probabilities) against `labels`
+        `[B]`; return the loss."""
         smoothing = self.recipe.label_smoothing if stage == "train" else 0.0
         loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
-        acc = (logits.argmax(dim=-1) == labels).float().mean()
-        opts = {"on_epoch": True, "batch_size": len(labels), "sync_dist": True}
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", prog_bar=stage != "test", **opts)
-        self.log(f"{stage}/acc", acc, on_step=False, prog_bar=True, **opts)
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", prog_bar=stage != "test", **self._log_options(labels))
+        self.log_accuracy(f"{stage}/acc", logits, labels, prog_bar=True)
         return loss
+
+    def log_accuracy(self, name: str, logits: Tensor, labels: Tensor, prog_bar: bool = False) -> None:
+        acc = (logits.argmax(dim=-1) == labels).float().mean()
+        self.log(name, acc, on_step=False, prog_bar=prog_bar, **self._log_options(labels))
+
+    @staticmethod
+    def _log_options(labels: Tensor) -> dict[str, Any]:
+        return {"on_epoch": True, "batch_size": len(labels), "sync_dist": True}
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         *inputs, labels = batch

@@ -1,21 +1,25 @@
 """`mode=info`: what a configured model costs before it trains: parameters per component, FLOPs per sample, and the
 activation and attention memory that training keeps for the backward pass, per layer.
 
-Parameters are counted on the built model; FLOPs with torch's FlopCounterMode on one forward pass of one sample;
-memory by recording every tensor the forward pass saves for the backward pass (saved_tensors_hooks, each storage
-counted once), attributed to the layer that saved it, for one sample and scaled by the batch size. Weights, their
-gradients and AdamW's two moments add 4 × the parameters' bytes.
+Parameters are counted on the built model; FLOPs on one forward pass of one sample, counting what torch's
+FlopCounterMode counts (matrix products, convolutions, scaled dot-product attention) at the level of torch's
+functions, which needs none of the seconds that FlopCounterMode's first use takes to import torch._dynamo; memory by
+recording every tensor the forward pass saves for the backward pass (saved_tensors_hooks, each storage counted once),
+attributed to the layer that saved it, for one sample and scaled by the batch size. Weights, their gradients and
+AdamW's two moments add 4 × the parameters' bytes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.overrides import TorchFunctionMode
 
 from attnkit.nn.attention.base import Attention
 from attnkit.nn.capabilities import component_name
@@ -55,45 +59,82 @@ def _component_of(name: str, components: list[str]) -> str | None:
     return None
 
 
-def flops_by_layer(model: nn.Module, run: Callable[[], Any]) -> tuple[int, dict[str, int]]:
-    """(total FLOPs, FLOPs per component) of `run()`, a forward pass through `model`."""
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        run()
-    counts = {
-        key.split(".", 1)[1]: int(sum(ops.values())) for key, ops in counter.get_flop_counts().items() if "." in key
-    }
-    components = [name for name, _ in _components(model)]
-    per: dict[str, int] = defaultdict(int)
-    for key, flops in counts.items():
-        component = _component_of(key, components)
-        parent = key.rsplit(".", 1)[0] if "." in key else None
-        # a module's count includes its children's: count the outermost modules of each component only
-        if component and not (parent and _component_of(parent, components) == component and parent in counts):
-            per[component] += flops
-    return counter.get_total_flops(), dict(per)
+def _product_flops(a: Tensor, b: Tensor, out: Tensor) -> int:
+    """A (batched, broadcast) matrix product: 2 x the output's elements x the contracted length."""
+    return 2 * out.numel() * a.shape[-1]
 
 
-def saved_memory_by_layer(model: nn.Module, run: Callable[[], Tensor]) -> tuple[int, dict[str, int], dict[str, int]]:
-    """(total bytes, bytes per component, of which bytes inside attention kernels) that the forward pass `run()`
-    keeps for the backward pass; each storage counted once, parameters not at all."""
+def _einsum_flops(equation: str, *operands: Any) -> int:
+    """A contraction of operands taken two by two, left to right, as einsum's decomposition into products does:
+    2 x the product of the sizes of every index the pair involves."""
+    operands = tuple(operands[0]) if len(operands) == 1 and isinstance(operands[0], (list, tuple)) else operands
+    inputs, _, output = equation.replace(" ", "").partition("->")
+    terms = inputs.split(",")
+    if len(terms) < 2 or "." in equation:
+        return 0
+    sizes = {c: n for term, x in zip(terms, operands, strict=False) for c, n in zip(term, x.shape, strict=False)}
+    total, left = 0, terms[0]
+    for i, right in enumerate(terms[1:], start=2):
+        total += 2 * math.prod(sizes[c] for c in set(left) | set(right))
+        later = set(output).union(*terms[i:])  # the indices still needed after this pair
+        left = "".join(c for c in dict.fromkeys(left + right) if c in later)
+    return total
+
+
+def _flops(name: str, args: tuple, kwargs: dict, out: Any) -> int:
+    """FLOPs of one call of the torch function `name` (0 for what FlopCounterMode does not count either)."""
+    if name in ("linear",):
+        x, weight = args[0], args[1] if len(args) > 1 else kwargs["weight"]
+        return 2 * x.numel() * weight.shape[0]
+    if name in ("matmul", "__matmul__", "mm", "bmm"):
+        return _product_flops(args[0], args[1], out)
+    if name in ("addmm", "baddbmm"):
+        return _product_flops(args[1], args[2], out)
+    if name in ("conv1d", "conv2d", "conv3d"):
+        weight = args[1] if len(args) > 1 else kwargs["weight"]
+        return 2 * out.numel() * math.prod(weight.shape[1:])
+    if name == "scaled_dot_product_attention":
+        q, k, v = args[:3]
+        return 2 * q.shape[:-1].numel() * k.shape[-2] * (q.shape[-1] + v.shape[-1])
+    if name == "einsum":
+        return _einsum_flops(*args)
+    return 0
+
+
+class _FlopCount(TorchFunctionMode):
+    """Adds the FLOPs of each torch function called (see `_flops`) to the component `where()` names."""
+
+    def __init__(self, where: Callable[[], str | None]) -> None:
+        super().__init__()
+        self.where = where
+        self.total = 0
+        self.per: dict[str, int] = defaultdict(int)
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        flops = _flops(getattr(func, "__name__", ""), args, kwargs, out)
+        if flops:
+            self.total += flops
+            if (component := self.where()) is not None:
+                self.per[component] += flops
+        return out
+
+
+@contextlib.contextmanager
+def _tracking(model: nn.Module) -> Iterator[Callable[[], tuple[str | None, bool]]]:
+    """While open, a function giving (the component whose forward is running, whether an attention kernel is)."""
     components = [name for name, _ in _components(model)]
-    stack: list[str] = []
-    in_kernel: list[bool] = []
-    per: dict[str, int] = defaultdict(int)
-    attention: dict[str, int] = defaultdict(int)
-    seen = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    stack: list[tuple[str | None, bool]] = []
 
     def enter(name: str, kernel: bool) -> Callable:
         def hook(module: nn.Module, args: Any) -> None:
-            stack.append(name)
-            in_kernel.append(kernel)
+            stack.append((_component_of(name, components), kernel))
 
         return hook
 
     def leave(module: nn.Module, args: Any, output: Any) -> None:
         stack.pop()
-        in_kernel.pop()
 
     hooks = []
     for name, module in model.named_modules():
@@ -101,22 +142,47 @@ def saved_memory_by_layer(model: nn.Module, run: Callable[[], Tensor]) -> tuple[
             hooks.append(module.register_forward_pre_hook(enter(name, isinstance(module, Attention))))
             hooks.append(module.register_forward_hook(leave))
 
-    def pack(t: Tensor) -> Tensor:
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in seen:
-            seen.add(storage.data_ptr())
-            component = next((c for n in reversed(stack) if (c := _component_of(n, components))), "(model's own)")
-            per[component] += storage.nbytes()
-            if any(in_kernel):
-                attention[component] += storage.nbytes()
-        return t
+    def where() -> tuple[str | None, bool]:
+        component = next((c for c, _ in reversed(stack) if c), None)
+        return component, any(kernel for _, kernel in stack)
 
     try:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            run()
+        yield where
     finally:
         for hook in hooks:
             hook.remove()
+
+
+def flops_by_layer(model: nn.Module, run: Callable[[], Any]) -> tuple[int, dict[str, int]]:
+    """(total FLOPs, FLOPs per component) of `run()`, a forward pass through `model`."""
+    with _tracking(model) as where, torch.no_grad():
+        counter = _FlopCount(lambda: where()[0])
+        with counter:
+            run()
+    return counter.total, dict(counter.per)
+
+
+def saved_memory_by_layer(model: nn.Module, run: Callable[[], Tensor]) -> tuple[int, dict[str, int], dict[str, int]]:
+    """(total bytes, bytes per component, of which bytes inside attention kernels) that the forward pass `run()`
+    keeps for the backward pass; each storage counted once, parameters not at all."""
+    per: dict[str, int] = defaultdict(int)
+    attention: dict[str, int] = defaultdict(int)
+    seen = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    with _tracking(model) as where:
+
+        def pack(t: Tensor) -> Tensor:
+            storage = t.untyped_storage()
+            if storage.data_ptr() not in seen:
+                seen.add(storage.data_ptr())
+                component, in_kernel = where()
+                component = component or "(model's own)"
+                per[component] += storage.nbytes()
+                if in_kernel:
+                    attention[component] += storage.nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            run()
     return sum(per.values()), dict(per), dict(attention)
 
 

@@ -11,8 +11,10 @@ From a config to what is trained, `Task.prepare` goes one way, through four hook
 1. `load(cfg, given)` -> `LoadedData`: the data source and its splits;
 2. `resolve(cfg, loaded, given)` -> `Resolved`: the one step that turns (config, data statistics) into the run's
    config, everything a size rule chooses filled in and said in `lines` (default: the config as it is). It is pure:
-   it reads the data and the checkpoints in `given`, and changes nothing in place. The run's `config.yaml` records
-   its result, and a new task is built from its `task` node: nothing after it changes the config or the task;
+   it reads the data, the checkpoints in `given` and, for a rule that plans by time, the speed of a few training
+   steps (attnkit/train/step_time.py, on a copy of the model, random state restored), and changes nothing in place.
+   The run's `config.yaml` records its result, and a new task is built from its `task` node: nothing after it
+   changes the config or the task;
 3. `setup(cfg, loaded, given)` -> `Setup`: the model (and whatever the task encodes from the data), from the
    resolved config alone; all this happens before Lightning is imported (bad options fail in seconds, in one line);
 4. `lightning(cfg, setup, checkpoint)` -> (LightningModule, LightningDataModule).

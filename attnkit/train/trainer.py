@@ -141,6 +141,24 @@ def torch_cuda_devices() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+def trainer_device(trainer_cfg: Mapping[str, Any]) -> str:
+    """Where Lightning trains with these Trainer arguments: `cuda` when a GPU is asked for (or `auto`) and present,
+    else `cpu`."""
+    accelerator = str(trainer_cfg.get("accelerator") or "auto").lower()
+    return "cuda" if accelerator in ("gpu", "cuda", "auto") and torch_cuda_devices() > 0 else "cpu"
+
+
+def single_process(trainer_cfg: Mapping[str, Any]) -> bool:
+    """Whether Lightning trains with these Trainer arguments in this one process (one device on one node), not in
+    several that each run the command (DDP, FSDP)."""
+    devices, nodes = trainer_cfg.get("devices", "auto"), trainer_cfg.get("num_nodes", 1)
+    if nodes not in (1, "1", None):
+        return False
+    if devices == "auto":
+        return trainer_device(trainer_cfg) == "cpu" or torch_cuda_devices() == 1
+    return devices in (1, "1", None) or (isinstance(devices, (list, tuple)) and len(devices) == 1)
+
+
 # Loggers of the `logger` group: the package each needs, and the extra that installs it
 LOGGER_PACKAGES = {
     "tensorboard": ("tensorboard", "tensorboard"),

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from attnkit.tasks.vit.views import mean_log_probs, view_logits
 from attnkit.train.classification import ClassifierModule
 
 
@@ -29,7 +30,8 @@ def random_affine(images: Tensor, shift: float = 0.0, rotate: float = 0.0, scale
 
 class ImageClassifier(ClassifierModule):
     """Cross-entropy training of a registered image model on `(images, labels)` batches, augmented by the recipe's
-    `random_shift` / `random_rotate` / `random_scale`, warmed up for `warmup_epochs`."""
+    `random_shift` / `random_rotate` / `random_scale`, warmed up for `warmup_epochs`; tested on the views of
+    `test_shift` (views.py), with the unmoved image's accuracy beside it (`test/acc_one_view`)."""
 
     def augment(self, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         r = self.recipe
@@ -41,3 +43,11 @@ class ImageClassifier(ClassifierModule):
     def warmup(self, total_steps: int) -> int:
         per_epoch = total_steps / max(1, self.trainer.max_epochs or 1)
         return round(self.recipe.warmup_epochs * per_epoch)
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        images, labels = batch
+        shift = int(getattr(self.recipe, "test_shift", 0) or 0)  # 0 in checkpoints from before the key
+        logits = view_logits(self.eval_model, images, shift)  # [V, B, classes]
+        self.score(mean_log_probs(logits), labels, "test")
+        if shift > 0:
+            self.log_accuracy("test/acc_one_view", logits[0], labels)

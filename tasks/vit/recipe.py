@@ -13,12 +13,22 @@ it is. From the images' height and width H x W, the number of training images N 
   non-overlapping 4 x 4 patches, same time). Above that patch = stride: a patch of 2s pixels would make the embedding
   cost as much as the transformer. Sizes with no such stride take the largest smaller one if it gives at most 16 x 16
   patches (more tokens), else the smallest larger one (fewer), else are refused.
-- **epochs**: a compute budget of `PATCH_TOKENS` patch-tokens seen in training (images seen x patches per image: on a
-  CPU, what training costs, within about 20%, for this model size), in whole epochs, at least 1 and at most
-  `MAX_EPOCHS`. Fashion-MNIST (55,000 images of 7 x 7 patches) gets 8 epochs; 50,000 32 x 32 images get 7; the 8 x 8
-  digits (1,257 images of 4 x 4 patches) would get hundreds and have the cap, 150 (2,850 steps), the digits recipe.
-  The budget is about 8 minutes on 2 CPU cores for the default model (width 64, depth 4, 8 heads); a data set too
-  large for it still gets one whole epoch. `trainer.max_steps` given: epochs enough to reach it.
+- **epochs**: as many whole epochs as fit `task.budget_minutes` (default 15) of wall time on the machine the run is
+  on, at least 1 and at most `MAX_EPOCHS` (150). The task times a few training steps of the model it will train (on
+  batches of the training split at the run's batch size and thread count: attnkit/train/step_time.py, about a second)
+  and the run is estimated at steps x seconds per step x `OVERHEAD`: epochs = floor(budget / (steps per epoch x
+  seconds per step x OVERHEAD)). `OVERHEAD` (1.5) is what the timed steps leave out and the whole command spends:
+  Lightning's hooks and logging, augmentation, the moving average, validation every epoch, the test, start-up,
+  measured on this 2-core machine with one thread and other jobs running: the digits main job 1.6 (222 s of wall time
+  for 2,850 steps at 48 ms; 1.5 for training alone), a 1-epoch run on 42,000 32 x 32 CamVid crops
+  (benchmarks/make_camvid_crops.py) 1.35-1.7 (159 s for 656 steps timed at 142-179 ms). The estimate assumes the
+  machine keeps the speed it had while timing (on a busy machine timings vary by a tenth, at times by half; other jobs
+  starting later slow the run), one device, and eager training (`compile` and several devices only make it shorter
+  than planned); the time spent loading the data before the timing is not counted. The digits (1,257 images, 19 steps
+  an epoch) fit 150 epochs in a few minutes: the cap, as their recipe (their timing, kept short rather than skipped,
+  costs about 0.3 s of a run of minutes); 42,000 32 x 32 photographs get about 5. A data set too large for the budget
+  still gets one whole epoch, said in the line. `trainer.max_steps` given: epochs enough to reach it. Nothing is timed
+  when the epochs are given, recorded (a resumed run keeps its own) or set by `trainer.max_steps`.
 - **warm-up**: `WARMUP_FRACTION` of the run, at most `MAX_WARMUP_EPOCHS` (the digits' 5 of 150): never more than a
   tenth of a run, also one whose `trainer.max_epochs` is given.
 - **regularisation**: runs of at least `LONG_RUN` epochs (each image seen many times: small data sets) get the digits
@@ -42,8 +52,9 @@ MIN_STRIDE = 2  # pixels
 MIN_GRID, MAX_GRID = 4, 8  # patches per side
 MAX_OVERLAP_STRIDE = 4  # overlapping patches (2s pixels every s) up to this stride
 MAX_FALLBACK_GRID = 16  # sizes with no stride in range: at most this many patches per side
-PATCH_TOKENS = 22_000_000  # training budget: images seen x patches per image
+OVERHEAD = 1.5  # whole run / (training steps x a step's timed seconds): see the module's docstring
 MAX_EPOCHS = 150
+BUDGET_MINUTES = 15.0  # VitTask.budget_minutes' default
 WARMUP_FRACTION = 0.1
 MAX_WARMUP_EPOCHS = 5.0
 LONG_RUN = 20  # epochs from which the run is regularised
@@ -78,6 +89,9 @@ class Recipe:
     random_scale: float
     drop_path: float
     why: dict[str, str] = field(default_factory=dict)
+    seconds_per_step: float | None = None  # measured on this machine; None: not timed
+    budget_minutes: float | None = None
+    max_steps: int | None = None  # trainer.max_steps, when it sets the epochs
 
     @property
     def stride(self) -> int:
@@ -99,6 +113,11 @@ class Recipe:
     @property
     def steps(self) -> int:
         return self.epochs * self.steps_per_epoch
+
+    @property
+    def minutes(self) -> float | None:
+        """The run's estimated wall time (training, validation, test) at the measured speed; None if not timed."""
+        return None if self.seconds_per_step is None else run_minutes(self.steps, self.seconds_per_step)
 
 
 def steps_per_epoch(train_images: int, batch_size: int) -> int:
@@ -127,13 +146,27 @@ def overlapping(stride: int) -> int:
     return 2 * stride if stride <= MAX_OVERLAP_STRIDE and stride % 2 == 0 else stride
 
 
-def choose_epochs(train_images: int, batch_size: int, tokens: int, max_steps: int | None = None) -> int:
-    """Epochs: the patch-token budget in whole epochs, within [1, MAX_EPOCHS]; or enough to reach `max_steps`."""
+def run_minutes(steps: int, seconds_per_step: float) -> float:
+    """A run's estimated wall time in minutes: its training steps at the measured speed, times `OVERHEAD`."""
+    return steps * seconds_per_step * OVERHEAD / 60
+
+
+def choose_epochs(
+    train_images: int,
+    batch_size: int,
+    seconds_per_step: float | None,
+    budget_minutes: float,
+    max_steps: int | None = None,
+) -> int:
+    """Epochs: as many whole epochs as fit `budget_minutes` at `seconds_per_step`, within [1, MAX_EPOCHS] (not
+    timed: MAX_EPOCHS); or enough to reach `max_steps`."""
     per_epoch = steps_per_epoch(train_images, batch_size)
     if max_steps is not None and max_steps > 0:
         return max(1, math.ceil(max_steps / per_epoch))
-    seen = per_epoch * min(batch_size, train_images) * max(1, tokens)  # patch-tokens per epoch
-    return int(min(MAX_EPOCHS, max(1, round(PATCH_TOKENS / seen))))
+    if seconds_per_step is None or seconds_per_step <= 0:
+        return MAX_EPOCHS
+    fitting = math.floor(budget_minutes / run_minutes(per_epoch, seconds_per_step) + 1e-9)
+    return int(min(MAX_EPOCHS, max(1, fitting)))
 
 
 def choose_warmup(epochs: int) -> float:
@@ -160,9 +193,13 @@ def choose(
     random_scale: float | None = None,
     drop_path: float | None = None,
     recorded: Mapping[str, Any] | None = None,
+    budget_minutes: float = BUDGET_MINUTES,
+    seconds_per_step: float | None = None,
 ) -> Recipe:
     """The recipe for this data: what is given (not None) kept, the rest taken from `recorded` (the run being
-    resumed: the keys of `KEYS` and `patch_stride`) or else chosen by the rule."""
+    resumed: the keys of `KEYS` and `patch_stride`) or else chosen by the rule. Epochs left to the rule fit
+    `budget_minutes` at `seconds_per_step` (the measured time of a training step of the recipe's model; None, not
+    timed: `MAX_EPOCHS`, whose model the caller then times)."""
     h, w = int(image_size[0]), int(image_size[1])
     recorded = recorded or {}
     given = {
@@ -183,10 +220,8 @@ def choose(
         value["patch_size"] = overlapping(int(patch_stride))
     elif why["patch_size"] == "rule":
         value["patch_size"], patch_stride = choose_patches(h, w)
-    stride = int(value["patch_size"] if patch_stride is None else patch_stride)
-    tokens = (h // stride) * (w // stride) if stride > 0 else 0
     if why["max_epochs"] == "rule":
-        value["max_epochs"] = choose_epochs(train_images, batch_size, tokens, max_steps)
+        value["max_epochs"] = choose_epochs(train_images, batch_size, seconds_per_step, budget_minutes, max_steps)
     epochs = int(value["max_epochs"])
     if epochs <= 0:  # max_epochs=-1 with max_steps
         epochs = math.ceil((max_steps or 1) / steps_per_epoch(train_images, batch_size))
@@ -207,7 +242,28 @@ def choose(
         random_scale=float(value["random_scale"]),
         drop_path=float(value["drop_path"]),
         why=why,
+        seconds_per_step=seconds_per_step,
+        budget_minutes=float(budget_minutes),
+        max_steps=max_steps if max_steps is not None and max_steps > 0 else None,
     )
+
+
+def plan(recipe: Recipe) -> str:
+    """How epochs left to the rule were planned: the run's estimate at the measured speed against the budget."""
+    if recipe.max_steps is not None:
+        return f"enough for trainer.max_steps={recipe.max_steps:,}"
+    if recipe.minutes is None or recipe.seconds_per_step is None:
+        return (
+            f"at most; not timed: mode=train times a few steps and plans the epochs that fit the budget of "
+            f"{recipe.budget_minutes:g} min"
+        )
+    ms = recipe.seconds_per_step * 1000
+    estimate = f"{recipe.minutes:.1f} min at {ms:.{0 if ms >= 10 else 1}f} ms/step measured"
+    if recipe.epochs == MAX_EPOCHS:
+        return f"the cap, {estimate}, budget {recipe.budget_minutes:g} min"
+    if recipe.minutes > (recipe.budget_minutes or 0):
+        return f"{estimate}, over the budget of {recipe.budget_minutes:g} min: one epoch at least"
+    return f"{estimate}, budget {recipe.budget_minutes:g} min"
 
 
 def describe(recipe: Recipe) -> str:
@@ -219,8 +275,7 @@ def describe(recipe: Recipe) -> str:
     if recipe.epochs > 0:
         steps = f"{recipe.steps:,} steps of {recipe.batch_size}"
         if why["max_epochs"] == "rule":
-            limit = "the cap" if recipe.epochs == MAX_EPOCHS else f"a budget of {PATCH_TOKENS / 1e6:g}M patch-tokens"
-            steps = f"{steps}: {limit}"
+            steps = f"{steps}: {plan(recipe)}"
         parts.append(f"{recipe.epochs:,} epoch{'s' if recipe.epochs != 1 else ''} ({steps}){how[why['max_epochs']]}")
     else:
         parts.append(f"epochs up to trainer.max_steps{how[why['max_epochs']]}")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
 from attnkit.errors import ConfigError
 from attnkit.ranges import Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat, Range, Rate
@@ -15,11 +15,14 @@ from attnkit.registry import build_spec, register
 from attnkit.tasks.vit.data.base import ImageData
 from attnkit.tasks.vit.data.images import read_image
 from attnkit.tasks.vit.plots import plot_attention_maps
-from attnkit.tasks.vit.recipe import KEYS, choose, describe
+from attnkit.tasks.vit.recipe import BUDGET_MINUTES, KEYS, Recipe, choose, describe
+from attnkit.tasks.vit.views import mean_log_probs, view_logits
 from attnkit.train import run
 from attnkit.train.checkpoints import model_from_checkpoint
 from attnkit.train.reports import print_summary
-from attnkit.train.task import Given, LoadedData, Resolved, Setup, Task
+from attnkit.train.step_time import seconds_per_step
+from attnkit.train.task import Given, LoadedData, Resolved, Setup, Task, failed_training
+from attnkit.train.trainer import single_process, trainer_device
 
 CHOICES = {**KEYS, "patch_stride": "model.patch_stride"}  # what the size rule chooses -> where the config has it
 
@@ -36,6 +39,11 @@ def data_info(splits: Any) -> dict[str, Any]:
     }
 
 
+def model_context(splits: Any) -> dict[str, Any]:
+    """What the data fixes of the model: image size, channels, classes."""
+    return {"image_size": splits.image_size, "in_channels": splits.in_channels, "num_classes": splits.num_classes}
+
+
 @register("task", "vit")
 @dataclass
 class VitTask(Task):
@@ -43,15 +51,19 @@ class VitTask(Task):
 
     AdamW (`lr`, `weight_decay`) with linear warm-up over `warmup_epochs` then cosine decay to `min_lr_ratio`; label
     smoothing; random affine augmentation (`random_shift` pixels, `random_rotate` degrees, `random_scale` zoom
-    fraction); evaluation with a moving average of the weights (`ema_decay`, 0 = off; `ema_warmup`: null = only in
-    runs too short to forget their initial weights); `test_checkpoint`: the final weights (`last`) or the best
+    fraction); test and predict average the probabilities of five views, the image and its copies moved `test_shift`
+    pixels down, up, right and left (0: the image alone; validation always sees the image alone); evaluation with a
+    moving average of the weights (`ema_decay`, 0 = off; `ema_warmup`: null = only in runs too short to forget their
+    initial weights); `test_checkpoint`: the final weights (`last`) or the best
     validation accuracy (`best`); `attention_maps`: images in the PNG. `warmup_epochs`, `random_rotate` and
     `random_scale` null (the default): chosen from the data when training starts, with the patches and epochs (see
-    recipe.py)."""
+    recipe.py). `budget_minutes`: the wall time the whole run (training, validation, test) should fit when
+    `trainer.max_epochs` is left to the rule, which times a few training steps on this machine and plans the epochs
+    that fit (at least 1, at most 150)."""
 
     name: ClassVar[str] = "vit"
     title: ClassVar[str] = "ViT"
-    evaluation_keys: ClassVar[tuple[str, ...]] = ("task.attention_maps",)
+    evaluation_keys: ClassVar[tuple[str, ...]] = ("task.attention_maps", "task.test_shift")
 
     lr: PositiveFloat = 3e-3
     weight_decay: NonNegativeFloat = 0.1
@@ -61,10 +73,12 @@ class VitTask(Task):
     random_shift: Annotated[float, Range(0), "pixels of random shift"] = 1.0
     random_rotate: Annotated[float, Range(0, 180), "degrees of random rotation"] | None = None
     random_scale: Annotated[float, Range(0, 1, high_open=True), "the random zoom, a fraction"] | None = None
+    test_shift: Annotated[int, Range(0), "pixels each test view is moved by"] = 1
     ema_decay: Rate = 0.998
     ema_warmup: bool | None = None
     attention_maps: NonNegativeInt = 4
     test_checkpoint: Literal["last", "best"] = "last"
+    budget_minutes: Annotated[float, Range(0, low_open=True), "minutes of wall time for the run"] = BUDGET_MINUTES
 
     def load(self, cfg: dict[str, Any], given: Given) -> LoadedData:
         """The image source of the data config (a test's: the checkpoint's, with its normalisation) and its splits."""
@@ -90,31 +104,59 @@ class VitTask(Task):
 
     def resolve(self, cfg: dict[str, Any], loaded: LoadedData, given: Given) -> Resolved:
         """Patches, epochs, warm-up and regularisation for this data (recipe.py): the config's values where it gives
-        them, those of the run being resumed where it recorded them, else the rule's."""
+        them, those of the run being resumed where it recorded them, else the rule's; epochs left to the rule are
+        planned with the measured time of a training step (`time_step`)."""
         recorded = None
         if given.resumed is not None:
             saved = given.resumed["attnkit"].get("config", {})
             recorded = {name: run.value(saved, key) for name, key in CHOICES.items()}
         max_steps = run.value(cfg, "trainer.max_steps")
-        recipe = choose(
-            loaded.data.image_size,
-            len(loaded.data.train),
-            int(loaded.source.batch_size),
-            max_steps=max_steps if isinstance(max_steps, int) and max_steps > 0 else None,
-            recorded=recorded,
+        max_steps = max_steps if isinstance(max_steps, int) and max_steps > 0 else None
+        options = {
+            "max_steps": max_steps,
+            "recorded": recorded,
+            "budget_minutes": self.budget_minutes,
             **{name: run.value(cfg, key) for name, key in CHOICES.items()},
-        )
-        chosen = {key: getattr(recipe, "epochs" if name == "max_epochs" else name) for name, key in CHOICES.items()}
-        return Resolved(run.with_values(cfg, chosen), recipe, [describe(recipe)])
+        }
+        data = loaded.data
+        recipe = choose(data.image_size, len(data.train), int(loaded.source.batch_size), **options)
+        # epochs from the time a step takes here, when training (mode=info shows the rest without the seconds; a
+        # fast_dev_run runs one step)
+        training = cfg.get("mode", "train") == "train" and not run.value(cfg, "trainer.fast_dev_run")
+        if recipe.why["max_epochs"] == "rule" and max_steps is None and training:
+            if not single_process(cfg["trainer"]):
+                raise ConfigError(
+                    f"trainer.max_epochs=null plans the epochs by timing training steps, which each process of a run "
+                    f"on several devices (trainer.devices={run.value(cfg, 'trainer.devices')}, trainer.num_nodes="
+                    f"{run.value(cfg, 'trainer.num_nodes') or 1}) would do on its own and could plan differently; give "
+                    f"trainer.max_epochs (or trainer.max_steps)"
+                )
+            timed = self.time_step(chosen(cfg, recipe), loaded)
+            recipe = choose(
+                data.image_size, len(data.train), int(loaded.source.batch_size), **options, seconds_per_step=timed
+            )
+        return Resolved(chosen(cfg, recipe), recipe, [describe(recipe)])
+
+    def time_step(self, cfg: dict[str, Any], loaded: LoadedData) -> float:
+        """Seconds per training step of the model `cfg` builds, on batches of the training split at the run's batch
+        size, on the device it trains on (attnkit/train/step_time.py); the run's initial weights and random numbers
+        are those it would have without this."""
+        splits = loaded.data
+        with torch.random.fork_rng(devices=[]):  # the model built next, the run's, starts from the same numbers
+            net, _ = self.build_model(cfg, model_context(splits), None)
+        size, batch = len(splits.train), min(int(loaded.source.batch_size), len(splits.train))
+
+        def batches(i: int) -> Any:
+            return default_collate([splits.train[(i * batch + j) % size] for j in range(batch)])
+
+        try:
+            return seconds_per_step(net, batches, device=trainer_device(cfg["trainer"]))
+        except Exception as exc:  # the first training step, run early: the same one line as when training fails
+            raise failed_training(exc, 0) from exc
 
     def setup(self, cfg: dict[str, Any], loaded: LoadedData, given: Given) -> Setup:
         splits = loaded.data
-        context = {
-            "image_size": splits.image_size,
-            "in_channels": splits.in_channels,
-            "num_classes": splits.num_classes,
-        }
-        net, context = self.build_model(cfg, context, given.checkpoint)
+        net, context = self.build_model(cfg, model_context(splits), given.checkpoint)
         return Setup(loaded, context, net, extras={"data": loaded.cfg, "data_info": data_info(splits)})
 
     def example(self, setup: Setup) -> Any:
@@ -153,8 +195,9 @@ class VitTask(Task):
             mean=info["mean"],
             std=info["std"],
         )
+        shift = int(self.saved_recipe(payload, overrides).get("test_shift") or 0)  # the views the test used
         with torch.no_grad():
-            probs = torch.softmax(model(image[None]), dim=-1)[0]
+            probs = mean_log_probs(view_logits(model, image[None], shift)).exp()[0]
         top = torch.topk(probs, k=min(3, probs.numel()))
         names = info["class_names"]
         ranked = [
@@ -192,6 +235,12 @@ class VitTask(Task):
             batch * std + mean, maps, captions, path, title="class-token attention per head (last block)"
         )
         return path
+
+
+def chosen(cfg: dict[str, Any], recipe: Recipe) -> dict[str, Any]:
+    """The config with what the recipe chose (or kept) at its keys."""
+    values = {key: getattr(recipe, "epochs" if name == "max_epochs" else name) for name, key in CHOICES.items()}
+    return run.with_values(cfg, values)
 
 
 def check_compatible(trained: dict[str, Any], data: dict[str, Any]) -> None:

@@ -222,6 +222,22 @@ def digits() -> DigitsData:
     return source
 
 
+def test_digits_read_without_importing_sklearn_equal_load_digits(monkeypatch):
+    """The data file read directly (no scikit-learn import, seconds saved) gives what `load_digits` gives; where the
+    file is not found, `load_digits` itself."""
+    from sklearn.datasets import load_digits
+
+    from attnkit.tasks.vit.data import digits as module
+
+    reference = load_digits()
+    expected = torch.as_tensor(reference.images, dtype=torch.float32), torch.as_tensor(reference.target)
+    direct = module.read_digits()
+    monkeypatch.setattr(module.importlib.util, "find_spec", lambda name: None)
+    fallback = module.read_digits()
+    for images, labels in (direct, fallback):
+        assert torch.equal(images, expected[0]) and torch.equal(labels, expected[1])
+
+
 def test_digits_split_sizes_and_shapes(digits):
     splits = digits.load()
     assert digits.load() is splits  # cached

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from attnkit.nn import ViT
-from attnkit.train.info import describe
+import attnkit
+from attnkit.nn import EncoderDecoder, ViT
+from attnkit.train.info import _einsum_flops, describe, flops_by_layer
 
 
 def test_parameters_flops_and_memory_of_a_vit() -> None:
@@ -34,3 +36,49 @@ def test_memory_grows_with_the_square_of_the_length_for_explicit_attention_only(
 
     assert attention_mb("eager", 512) / attention_mb("eager", 128) > 6  # scores N² dominate
     assert attention_mb("linear", 512) / attention_mb("linear", 128) < 5  # linear in N
+
+
+def _flop_counter_mode(model: torch.nn.Module, *inputs: torch.Tensor) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(*inputs)
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize(
+    "kind,name",
+    [("attention", name) for name in attnkit.available("attention")]
+    + [("mixer", name) for name in attnkit.available("mixer") if name != "attention"],
+)
+def test_flops_equal_torch_flop_counter_for_every_registered_mixer(kind: str, name: str) -> None:
+    """mode=info counts at the level of torch's functions (no torch._dynamo import, seconds saved): the same total as
+    torch's FlopCounterMode, for every attention and mixer, with its per-component counts adding up."""
+    spec = {"name": name, "max_length": 24} if name == "linformer" else name
+    common = {"vocab_size": 40, "dim": 32, "depth": 1, "heads": 4, "max_len": 24}
+    if kind == "attention":  # an encoder: not every attention can be causal
+        model = attnkit.build("model", "classifier", num_classes=3, attention=spec, **common).eval()
+    else:
+        model = attnkit.build("model", "decoder", layers=[spec], **common).eval()
+    tokens = torch.randint(1, 40, (2, 24))
+    total, per = flops_by_layer(model, lambda: model(tokens))
+    assert total == _flop_counter_mode(model, tokens) > 0
+    assert sum(per.values()) == total
+
+
+@pytest.mark.parametrize("stem", ["patch", "conv"])
+def test_flops_of_convolutions_and_encoder_decoder_equal_torch_flop_counter(stem: str) -> None:
+    vit = ViT(16, 3, 10, dim=32, depth=1, heads=4, patch_size=4, stem=stem).eval()
+    images = torch.randn(2, 3, 16, 16)
+    assert flops_by_layer(vit, lambda: vit(images))[0] == _flop_counter_mode(vit, images)
+    model = EncoderDecoder(50, 50, dim=32, depth=1, heads=4).eval()
+    src, tgt = torch.randint(4, 50, (2, 9)), torch.randint(4, 50, (2, 7))
+    assert flops_by_layer(model, lambda: model(src, tgt))[0] == _flop_counter_mode(model, src, tgt)
+
+
+def test_einsum_flops_pairwise_left_to_right() -> None:
+    a, b, c = torch.randn(2, 3), torch.randn(3, 4), torch.randn(4, 5)
+    assert _einsum_flops("ij,jk->ik", a, b) == 2 * 2 * 3 * 4
+    assert _einsum_flops("ij,jk,kl->il", a, b, c) == 2 * 2 * 3 * 4 + 2 * 2 * 4 * 5
+    assert _einsum_flops("ij,jk->ik", [a, b]) == 2 * 2 * 3 * 4

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
+from pathlib import Path
+
 import torch
 from torch.utils.data import TensorDataset
 
@@ -45,11 +49,8 @@ class DigitsData(ImageData):
         self.split_seed = split_seed
 
     def _load(self) -> ImageSplits:
-        from sklearn.datasets import load_digits  # lazy: scikit-learn takes seconds to import
-
-        digits = load_digits()
-        images = torch.as_tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0  # [N, 1, 8, 8] in [0, 1]
-        labels = torch.as_tensor(digits.target, dtype=torch.int64)
+        images, labels = read_digits()
+        images = images.unsqueeze(1) / 16.0  # [N, 1, 8, 8] in [0, 1]
         rest, test = stratified_split(labels.tolist(), self.test_size, self.split_seed)
         keep, val = stratified_split(labels[rest].tolist(), self.val_size, self.split_seed + 1)
         train = [rest[i] for i in keep]
@@ -67,3 +68,21 @@ class DigitsData(ImageData):
             mean=mean,
             std=std,
         )
+
+
+def read_digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """The 1,797 digits as `[N, 8, 8]` float pixel values 0..16 and `[N]` int64 labels, as `load_digits` gives them.
+
+    Read from scikit-learn's own data file (`sklearn/datasets/data/digits.csv.gz`: 64 pixels then the label per row)
+    without importing scikit-learn, which takes seconds; `load_digits` where the file is not in that place.
+    """
+    spec = importlib.util.find_spec("sklearn")  # finds the package without importing it
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz" if spec else None
+    if path is None or not path.is_file():
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        return torch.as_tensor(digits.images, dtype=torch.float32), torch.as_tensor(digits.target, dtype=torch.int64)
+    with gzip.open(path, "rt") as f:
+        rows = torch.tensor([[float(v) for v in line.split(",")] for line in f if line.strip()])
+    return rows[:, :-1].reshape(-1, 8, 8), rows[:, -1].to(torch.int64)
