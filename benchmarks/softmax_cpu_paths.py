@@ -6,11 +6,12 @@
 `attention=softmax` computes softmax(QKᵀ/√d)V with torch's scaled_dot_product_attention (SDPA), or on the CPU with
 explicit matrix products where that is faster: `attnkit/nn/attention/softmax.py` holds the table this script measures
 (`CPU_EXPLICIT_MAX_KEYS`: per head dimension, the most keys for which the explicit path is used, in training and in
-inference). For each shape, the two paths run alternately in short rounds on the same q, k, v ([B, H, N, d], B·H
-sequences); `train` is forward and backward, `infer` a forward pass under `torch.inference_mode`. The table gives each
-path's median time and the median of the per-round ratios explicit / SDPA with their interquartile range, then the
-thresholds the measurements give (the longest N up to which the explicit path is at least as fast at every measured
-length).
+inference). For each shape, the two paths run alternately in short rounds; `train` is forward and backward, `infer` a
+forward pass under `torch.inference_mode`. q, k and v are what the model hands the kernel: strided views ([B, H, N,
+d], B·H sequences) of one projection's output [B, N, 3·H·d], which the explicit path copies and SDPA reads as they
+are. The table gives each path's median time and the median of the per-round ratios explicit / SDPA with their
+interquartile range, then the thresholds the measurements give (the longest N up to which the explicit path is at
+least as fast at every measured length).
 """
 
 from __future__ import annotations
@@ -22,25 +23,31 @@ from collections.abc import Callable
 
 import torch
 
-import attnkit
+from attnkit.registry import build_spec
 
 PATHS = {"SDPA": {"name": "softmax", "cpu_eager_max_len": 0}, "explicit": {"name": "eager"}}
 
 
 def timer(kernel: torch.nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mode: str) -> Callable[[], None]:
     """One call of `kernel` on q, k, v: forward and backward (`train`) or a forward pass (`infer`)."""
+    b, h, n, d = q.shape
+    packed = torch.cat([t.transpose(1, 2).flatten(2) for t in (q, k, v)], dim=-1)  # [B, N, 3·H·d]: one projection's
+
+    def heads(x: torch.Tensor) -> list[torch.Tensor]:  # the model's views of it: [B, H, N, d], strided
+        return [t.unflatten(-1, (h, d)).transpose(1, 2) for t in x.split(h * d, dim=-1)]
+
     if mode == "train":
-        q, k, v = (t.clone().requires_grad_() for t in (q, k, v))
-        grad = torch.randn_like(q)
+        packed.requires_grad_()
+        grad = torch.randn(b, h, n, d)
 
         def step() -> None:
-            kernel(q, k, v).backward(grad)
+            kernel(*heads(packed)).backward(grad)
 
         return step
 
     def forward() -> None:
         with torch.inference_mode():
-            kernel(q, k, v)
+            kernel(*heads(packed))
 
     return forward
 
@@ -50,7 +57,7 @@ def measure(n: int, d: int, rows: int, mode: str, rounds: int, round_s: float) -
     torch.manual_seed(0)
     heads = 8 if rows % 8 == 0 else 1
     q, k, v = (torch.randn(rows // heads, heads, n, d) for _ in range(3))
-    calls = {name: timer(attnkit.build("attention", spec), q, k, v, mode) for name, spec in PATHS.items()}
+    calls = {name: timer(build_spec("attention", spec), q, k, v, mode) for name, spec in PATHS.items()}
     for call in calls.values():  # warm-up, and the calls per round
         call()
     start = time.perf_counter()

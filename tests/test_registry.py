@@ -253,7 +253,7 @@ def test_defaults_of_builtins() -> None:
         "name": "softmax",
         "dropout": 0.0,
         "scale": None,
-        "cpu_eager_max_len": 96,
+        "cpu_eager_max_len": None,
     }
     node = registry.defaults("model", "vit")
     params = inspect.signature(ViT).parameters

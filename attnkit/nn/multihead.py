@@ -179,6 +179,14 @@ class MultiHeadAttention(nn.Module):
         q, k, v = F.linear(x, weight, bias).split([self.dim, kv_width, kv_width], dim=-1)
         return self._split(q, self.heads), self._split(k, self.kv_heads), self._split(v, self.kv_heads)
 
+    def _kv(self, context: Tensor) -> tuple[Tensor, Tensor]:
+        """k and v `[B, Hkv, Nk, D]` from the context `[B, Nk, context_dim]` with one matrix product over the two
+        projections' stacked weights (cross-attention: the queries come from elsewhere)."""
+        weight = torch.cat([self.k_proj.weight, self.v_proj.weight])
+        bias = None if self.k_proj.bias is None else torch.cat([self.k_proj.bias, self.v_proj.bias])
+        k, v = F.linear(context, weight, bias).chunk(2, dim=-1)
+        return self._split(k, self.kv_heads), self._split(v, self.kv_heads)
+
     def forward(
         self,
         x: Tensor,
@@ -220,7 +228,9 @@ class MultiHeadAttention(nn.Module):
         if cross and cache is not None and "k" in cache:
             k, v = cache["k"], cache["v"]
         else:
-            if not fused:
+            if cross and self._fusable:  # k and v from one product over their stacked weights
+                k, v = self._kv(context)
+            elif not fused:
                 src = context if cross else x
                 k, v = self._split(self.k_proj(src), self.kv_heads), self._split(self.v_proj(src), self.kv_heads)
             if self.k_norm is not None:
@@ -249,7 +259,11 @@ def held_stacks(model: nn.Module) -> Iterator[None]:
     """Within the block, each self-attention layer of `model` stacks its q, k and v weights once, not at every call:
     for a decoding loop, whose weights do not change between its steps (and whose steps are one token each, where
     stacking the weights would cost more than the product)."""
-    layers = [m for m in model.modules() if isinstance(m, MultiHeadAttention) and m._fusable]
+    layers = [
+        m
+        for m in model.modules()
+        if isinstance(m, MultiHeadAttention) and m._fusable and m.k_proj.in_features == m.q_proj.in_features
+    ]  # a layer whose context is wider or narrower than its queries attends across only: nothing to stack
     for layer in layers:
         layer.__dict__.pop("_held_stack", None)
         with torch.no_grad():

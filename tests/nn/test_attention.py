@@ -15,6 +15,7 @@ import attnkit
 from attnkit import ConfigError
 from attnkit.nn import MultiHeadAttention, SoftmaxAttention
 from attnkit.nn.attention import repeat_kv
+from attnkit.nn.attention.eager import eager_attention
 
 ATTENTIONS = attnkit.available("attention")
 # exact softmax attention: must match torch.nn.MultiheadAttention. The spec with `cpu_eager_max_len` large forces
@@ -442,3 +443,24 @@ def test_registered_max_length_is_enforced(name) -> None:
     q, k, v = qkv(nq=1, nk=attn.max_length + 1)
     with pytest.raises(ConfigError):
         attn(q, k, v)
+
+
+@pytest.mark.parametrize(
+    ("head_dim", "keys", "training"),
+    [(64, 17, False), (64, 33, False), (64, 65, True), (64, 97, True), (8, 97, True), (8, 129, False), (12, 60, True)],
+)
+def test_softmax_on_the_cpu_chooses_its_path_from_the_measured_table(monkeypatch, head_dim, keys, training) -> None:
+    """By default the explicit path runs exactly where CPU_EXPLICIT_MAX_KEYS says it measured faster, for the head
+    dimension and for training (gradients recorded) or inference; both paths give the same output."""
+    from attnkit.nn.attention import softmax
+
+    calls = []
+    monkeypatch.setattr(softmax, "eager_attention", lambda *a, **kw: calls.append(1) or eager_attention(*a, **kw))
+    q, k, v = (torch.randn(2, 2, keys, head_dim, requires_grad=training) for _ in range(3))
+    with torch.set_grad_enabled(training):
+        out = SoftmaxAttention()(q, k, v)
+        forced = SoftmaxAttention(cpu_eager_max_len=0)(q, k, v)  # SDPA
+    measured = max(d for d in softmax.CPU_EXPLICIT_MAX_KEYS["train"] if d <= head_dim)
+    limit = softmax.CPU_EXPLICIT_MAX_KEYS["train" if training else "infer"][measured]
+    assert calls == ([1] if keys <= limit else [])
+    torch.testing.assert_close(out, forced, atol=1e-5, rtol=1e-4)

@@ -12,6 +12,7 @@ from checks import one_line, reference
 import attnkit
 from attnkit import AttnkitError, ConfigError
 from attnkit.nn import MultiHeadAttention
+from attnkit.nn.multihead import held_stacks
 
 ATTENTIONS = attnkit.available("attention")
 DIM, HEADS = 16, 4
@@ -125,3 +126,24 @@ def test_decoding_holds_the_stacked_projections_and_nothing_else_does() -> None:
         assert "_held_stack" not in layer.__dict__
         layer.k_proj.weight.sub_(0.5)
         torch.testing.assert_close(layer(x), before)
+
+
+@pytest.mark.parametrize("kv_heads", [4, 2])
+def test_cross_attention_projects_keys_and_values_in_one_product_as_two_would(kv_heads: int) -> None:
+    """Cross-attention stacks the k and v weights into one product; a hook on a projection (an adapter's) keeps the
+    separate calls: both give the same output and gradients, also when the context's width differs."""
+    torch.manual_seed(0)
+    layer = MultiHeadAttention(32, 4, kv_heads=kv_heads, context_dim=24)
+    x, context = torch.randn(2, 5, 32), torch.randn(2, 7, 24, requires_grad=True)
+    fused = layer(x, context)
+    (grad_fused,) = torch.autograd.grad(fused.sum(), context)
+    calls = []
+    hook = layer.k_proj.register_forward_hook(lambda *args: calls.append(1))
+    separate = layer(x, context)
+    (grad_separate,) = torch.autograd.grad(separate.sum(), context)
+    hook.remove()
+    assert calls == [1]  # the separate path ran
+    torch.testing.assert_close(fused, separate)
+    torch.testing.assert_close(grad_fused, grad_separate)
+    with held_stacks(layer):  # decoding holds self-attention's stacks; this layer has none to hold
+        torch.testing.assert_close(layer(x, context), fused)

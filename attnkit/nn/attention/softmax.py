@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -10,27 +11,50 @@ from attnkit.nn.attention.eager import eager_attention
 from attnkit.ranges import NonNegativeInt, PositiveFloat, Rate
 from attnkit.registry import register
 
+# The most keys for which softmax takes its explicit path on the CPU, per head dimension, in training (gradients
+# recorded: forward and backward) and in inference: the longest measured length up to which the explicit path was at
+# least as fast as SDPA on q, k and v as the model hands them over (strided views of one projection's output).
+# `python benchmarks/softmax_cpu_paths.py`, 2 cores, B·H = 512; the table in docs/measured/speed.md.
+CPU_EXPLICIT_MAX_KEYS = {
+    "train": {8: 97, 16: 65, 32: 65, 64: 65},
+    "infer": {8: 129, 16: 50, 32: 50, 64: 17},
+}
+
+
+def explicit_max_keys(head_dim: int, training: bool) -> int:
+    """`CPU_EXPLICIT_MAX_KEYS` at `head_dim`: the nearest measured head dimension at or below it (the smallest
+    measured one below that)."""
+    table = CPU_EXPLICIT_MAX_KEYS["train" if training else "infer"]
+    measured = [d for d in sorted(table) if d <= head_dim] or [min(table)]
+    return table[measured[-1]]
+
 
 @register("attention", "softmax")
 class SoftmaxAttention(Attention):
     """Exact softmax(QKᵀ/√d)V on PyTorch's fused scaled_dot_product_attention.
 
-    On CPU, up to `cpu_eager_max_len` keys take the explicit matmul path instead: inside training runs it measured
-    faster there than SDPA's CPU kernel (digits ViT runs, 2 cores: 17 tokens 26-36 against 38-47 ms a step), although
-    a single process alternating both paths sees them within 7% (`benchmarks/softmax_cpu_paths.py`). At 257 tokens
-    SDPA wins (1.6×). Set it to 0 to always use SDPA. Both paths compute the same function.
+    On the CPU, short sequences take the explicit matmul path instead, where it measured at least as fast as SDPA:
+    `CPU_EXPLICIT_MAX_KEYS` gives the most keys for it per head dimension, in training and in inference (measured by
+    `benchmarks/softmax_cpu_paths.py`). `cpu_eager_max_len` (an int) replaces the table with one length for every
+    shape (0: always SDPA). Both paths compute the same function.
     """
 
     supports_bias = True
     supports_weights = True  # computed eagerly, only when asked for
 
     def __init__(
-        self, dropout: Rate = 0.0, scale: PositiveFloat | None = None, cpu_eager_max_len: NonNegativeInt = 96
+        self, dropout: Rate = 0.0, scale: PositiveFloat | None = None, cpu_eager_max_len: NonNegativeInt | None = None
     ) -> None:
         super().__init__()
         self.dropout = check_dropout("softmax", dropout)
         self.scale = scale
         self.cpu_eager_max_len = cpu_eager_max_len
+
+    def _explicit_max_keys(self, q: Tensor, k: Tensor, v: Tensor) -> int:
+        if self.cpu_eager_max_len is not None:
+            return self.cpu_eager_max_len
+        training = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
+        return explicit_max_keys(q.shape[-1], training)
 
     def attend(
         self,
@@ -46,7 +70,7 @@ class SoftmaxAttention(Attention):
         p = self.dropout if self.training else 0.0
         nq, nk = q.shape[2], k.shape[2]
         causal = causal and nq > 1  # one query is the last position (bottom-right): it sees every key
-        eager = q.device.type == "cpu" and k.shape[2] <= self.cpu_eager_max_len
+        eager = q.device.type == "cpu" and nk <= self._explicit_max_keys(q, k, v)
         if need_weights or eager:
             out, weights = eager_attention(
                 q,
