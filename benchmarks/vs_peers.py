@@ -26,8 +26,9 @@ applied, not in the architecture). The two models of a pair run alternately, `--
 after a warm-up (`--steps 0`, the default: as many as take about `--round-s` seconds), with `--threads` torch
 threads pinned. Each side's median step time is reported, and the median of the per-round ratios attnkit / peer
 (below 1: attnkit is faster) with their interquartile range: a range on one side of 1 says which is faster, one
-wider than the gap from 1 says the machine was too noisy to conclude. Needs timm for the ViT pairs
-(`pip install 'attnkit[timm]'`) and transformers for the language-model pair (`pip install 'attnkit[transformers]'`).
+that straddles 1 within ±5% says the two are even, a wider one that the machine was too noisy to conclude. Needs
+timm for the ViT pairs (`pip install 'attnkit[timm]'`) and transformers for the language-model pair
+(`pip install 'attnkit[transformers]'`).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ import attnkit
 
 PAIRS = ("vit-digits", "vit-cifar", "seq2seq-multi30k", "lm-shakespeare")
 MODES = ("train", "infer", "generate")
+EVEN = 0.05  # an interquartile range within 1 ± EVEN that straddles 1: the two are even
 PEERS = {"vit": "timm VisionTransformer", "seq2seq": "torch.nn.Transformer", "lm": "transformers GPT2LMHeadModel"}
 
 
@@ -304,15 +306,15 @@ def spread(ratios: list[float]) -> tuple[float, float, float]:
 
 
 def verdict(median: float, q1: float, q3: float) -> str:
-    """What the rounds say: faster or slower when the interquartile range of the ratios lies on one side of 1,
-    too noisy when it is wider than the gap from 1."""
+    """What the rounds say: faster or slower when the interquartile range of the ratios lies on one side of 1; even
+    when it straddles 1 within ±`EVEN`; else too noisy to conclude."""
     if q3 < 1.0:
         return "attnkit faster"
     if q1 > 1.0:
         return "peer faster"
-    if q3 - q1 > abs(median - 1.0):
-        return "too noisy to conclude"
-    return "even"
+    if q1 > 1.0 - EVEN and q3 < 1.0 + EVEN:
+        return "even"
+    return "too noisy to conclude"
 
 
 def compare(pair: str, mode: str, args: argparse.Namespace) -> tuple[float, float, list[float]]:

@@ -16,19 +16,23 @@ it is. From the images' height and width H x W, the number of training images N 
 - **epochs**: as many whole epochs as fit `task.budget_minutes` (default 15) of wall time on the machine the run is
   on, at least 1 and at most `MAX_EPOCHS` (150). The task times a few training steps of the model it will train (on
   batches of the training split at the run's batch size and thread count: attnkit/train/step_time.py, about a second)
-  and the run is estimated at steps x seconds per step x `OVERHEAD`: epochs = floor(budget / (steps per epoch x
-  seconds per step x OVERHEAD)). `OVERHEAD` (1.5) is what the timed steps leave out and the whole command spends:
-  Lightning's hooks and logging, augmentation, the moving average, validation every epoch, the test, start-up,
-  measured on this 2-core machine with one thread and other jobs running: the digits main job 1.6 (222 s of wall time
-  for 2,850 steps at 48 ms; 1.5 for training alone), a 1-epoch run on 42,000 32 x 32 CamVid crops
-  (benchmarks/make_camvid_crops.py) 1.35-1.7 (159 s for 656 steps timed at 142-179 ms). The estimate assumes the
+  and the run is estimated at `STEP_FACTOR` x the timed seconds plus `STEP_SECONDS` per step, plus `FIXED_SECONDS`:
+  epochs = floor((budget - FIXED_SECONDS) / (steps per epoch x (seconds per step x STEP_FACTOR + STEP_SECONDS))).
+  The terms are what the timed steps leave out and the whole command spends, fitted to two real runs on this 2-core
+  machine: a factor for validation every epoch and the test, which grow with the step (1.05 measured, 1.15 taken),
+  about 10 ms a step of Lightning's hooks, logging, augmentation and the moving average, which do not, and the
+  start-up (about 10 s measured, 15 taken). The two runs: the digits main job (2,850 steps timed at 20 ms, 100 s of
+  wall time, 2 threads) and 4 epochs of 42,000 32 x 32 CamVid crops (benchmarks/make_camvid_crops.py: 2,624 steps
+  timed at 185 ms, 549 s of wall time; one thread with another run beside it). A single factor cannot fit both: the
+  fixed cost per step is half a small model's step and a twentieth of a large one's. The estimate assumes the
   machine keeps the speed it had while timing (on a busy machine timings vary by a tenth, at times by half; other jobs
   starting later slow the run), one device, and eager training (`compile` and several devices only make it shorter
   than planned); the time spent loading the data before the timing is not counted. The digits (1,257 images, 19 steps
   an epoch) fit 150 epochs in a few minutes: the cap, as their recipe (their timing, kept short rather than skipped,
-  costs about 0.3 s of a run of minutes); 42,000 32 x 32 photographs get about 5. A data set too large for the budget
-  still gets one whole epoch, said in the line. `trainer.max_steps` given: epochs enough to reach it. Nothing is timed
-  when the epochs are given, recorded (a resumed run keeps its own) or set by `trainer.max_steps`.
+  costs about 0.3 s of a run of minutes); 42,000 32 x 32 photographs at 101 ms a step (2 cores) get 10. A data set
+  too large for the budget still gets one whole epoch, said in the line. `trainer.max_steps` given: epochs enough to
+  reach it. Nothing is timed when the epochs are given, recorded (a resumed run keeps its own) or set by
+  `trainer.max_steps`.
 - **warm-up**: `WARMUP_FRACTION` of the run, at most `MAX_WARMUP_EPOCHS` (the digits' 5 of 150): never more than a
   tenth of a run, also one whose `trainer.max_epochs` is given.
 - **regularisation**: runs of at least `LONG_RUN` epochs (each image seen many times: small data sets) get the digits
@@ -52,7 +56,10 @@ MIN_STRIDE = 2  # pixels
 MIN_GRID, MAX_GRID = 4, 8  # patches per side
 MAX_OVERLAP_STRIDE = 4  # overlapping patches (2s pixels every s) up to this stride
 MAX_FALLBACK_GRID = 16  # sizes with no stride in range: at most this many patches per side
-OVERHEAD = 1.5  # whole run / (training steps x a step's timed seconds): see the module's docstring
+# a run's wall time = steps x (timed step x STEP_FACTOR + STEP_SECONDS) + FIXED_SECONDS: see the module's docstring
+STEP_FACTOR = 1.15
+STEP_SECONDS = 0.010
+FIXED_SECONDS = 15.0
 MAX_EPOCHS = 150
 BUDGET_MINUTES = 15.0  # VitTask.budget_minutes' default
 WARMUP_FRACTION = 0.1
@@ -147,8 +154,9 @@ def overlapping(stride: int) -> int:
 
 
 def run_minutes(steps: int, seconds_per_step: float) -> float:
-    """A run's estimated wall time in minutes: its training steps at the measured speed, times `OVERHEAD`."""
-    return steps * seconds_per_step * OVERHEAD / 60
+    """A run's estimated wall time in minutes: its training steps at the measured speed with what each step and the
+    run add (STEP_FACTOR, STEP_SECONDS, FIXED_SECONDS)."""
+    return (steps * (seconds_per_step * STEP_FACTOR + STEP_SECONDS) + FIXED_SECONDS) / 60
 
 
 def choose_epochs(
@@ -165,7 +173,8 @@ def choose_epochs(
         return max(1, math.ceil(max_steps / per_epoch))
     if seconds_per_step is None or seconds_per_step <= 0:
         return MAX_EPOCHS
-    fitting = math.floor(budget_minutes / run_minutes(per_epoch, seconds_per_step) + 1e-9)
+    epoch_seconds = per_epoch * (seconds_per_step * STEP_FACTOR + STEP_SECONDS)
+    fitting = math.floor((budget_minutes * 60 - FIXED_SECONDS) / epoch_seconds + 1e-9)
     return int(min(MAX_EPOCHS, max(1, fitting)))
 
 
