@@ -24,6 +24,9 @@ COMMANDS = {
     "mode=list": ["-m", "attnkit", "mode=list"],
     "config error (model.dimm=3)": ["-m", "attnkit", "model.dimm=3"],
     "unknown choice (attention=sofmax)": ["-m", "attnkit", "attention=sofmax"],
+    "mode=info (the main job)": ["-m", "attnkit", "task=vit", "heads=8", "mode=info"],
+    "trainer value error (trainer.max_epochs=x)": ["-m", "attnkit", "trainer.max_epochs=x"],
+    "out-of-range value (task.lr=-1)": ["-m", "attnkit", "task.lr=-1"],
 }
 
 

@@ -284,10 +284,25 @@ def test_only_train_and_test_check_the_trainer_keys(monkeypatch) -> None:
     for mode in ("info", "predict", "generate"):
         cli.check_values(config.compose([f"mode={mode}", "trainer.max_epochs=-5"]))
     assert looked == []
-    for mode in ("train", "test"):
+    for mode in ("train", "test"):  # a value of a key whose annotation attnkit writes out: refused before Lightning
         with pytest.raises(ConfigError, match="trainer.max_epochs=-5"):
             cli.check_values(config.compose([f"mode={mode}", "trainer.max_epochs=-5"]))
-    assert len(looked) == 2
+    assert looked == []
+    with pytest.raises(ConfigError, match="trainer.precision='64-bad'"):  # the others: Lightning's annotations
+        cli.check_values(config.compose(["mode=train", "trainer.precision=64-bad"]))
+    assert len(looked) == 1
+
+
+def test_the_trainer_annotations_written_out_are_lightnings() -> None:
+    """The annotations checked before Lightning is imported are those of Lightning's `Trainer.__init__`."""
+    import typing
+
+    import pytorch_lightning as pl
+
+    from attnkit.train.trainer_args import WRITTEN
+
+    hints = typing.get_type_hints(pl.Trainer.__init__)
+    assert {key: hints[key] for key in WRITTEN} == WRITTEN
 
 
 def test_cfg_job_prints_the_composed_config(quick) -> None:

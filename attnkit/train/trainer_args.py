@@ -3,6 +3,7 @@ attnkit declares for it (Lightning's annotations say `int`, not `int >= 1`)."""
 
 from __future__ import annotations
 
+import datetime
 import typing
 from typing import Any
 
@@ -35,21 +36,57 @@ RANGES: dict[str, tuple[Range, str]] = {
 }
 
 
+# Lightning's annotations of the arguments that RANGES bounds and of its on/off switches, written out so that a wrong
+# value among them is refused before Lightning is imported (seconds); a test checks them against Lightning's own.
+WRITTEN: dict[str, Any] = {
+    "accumulate_grad_batches": int,
+    "gradient_clip_val": int | float | None,
+    "devices": list[int] | str | int,
+    "num_nodes": int,
+    "max_epochs": int | None,
+    "min_epochs": int | None,
+    "max_steps": int,
+    "min_steps": int | None,
+    "limit_train_batches": int | float | None,
+    "limit_val_batches": int | float | None,
+    "limit_test_batches": int | float | None,
+    "limit_predict_batches": int | float | None,
+    "overfit_batches": int | float,
+    "val_check_interval": int | float | str | datetime.timedelta | dict[str, int] | None,
+    "check_val_every_n_epoch": int | None,
+    "num_sanity_val_steps": int | None,
+    "log_every_n_steps": int | None,
+    "reload_dataloaders_every_n_epochs": int,
+    "fast_dev_run": int | bool,
+    "enable_checkpointing": bool | None,
+    "enable_progress_bar": bool | None,
+    "enable_model_summary": bool | None,
+    "benchmark": bool | None,
+    "inference_mode": bool,
+    "use_distributed_sampler": bool,
+    "barebones": bool,
+}
+
+
+def constrained(hints: dict[str, Any]) -> dict[str, Any]:
+    """`hints` with attnkit's range and description on the numeric arms of the keys RANGES bounds."""
+    return {key: constrain(hint, *RANGES[key]) if key in RANGES else hint for key, hint in hints.items()}
+
+
 def trainer_annotations() -> dict[str, Any]:
     """Every Trainer argument's annotation, with attnkit's range and description on its numeric arms."""
     import pytorch_lightning as pl  # lazy: seconds to import; --help and mode=list never need it
 
     hints = typing.get_type_hints(pl.Trainer.__init__, include_extras=True)
     hints.pop("return", None)
-    for key, (bounds, what) in RANGES.items():
-        if key in hints:
-            hints[key] = constrain(hints[key], bounds, what)
-    return hints
+    return constrained(hints)
 
 
 def check_trainer_values(trainer_cfg: dict[str, Any]) -> None:
-    """Each `trainer.<key>` value against its annotation and range (unknown keys: `check_trainer_config`)."""
-    hints = trainer_annotations()
-    for key, value in trainer_cfg.items():
-        if key in hints:
-            check_value(f"trainer.{key}", value, hints[key])
+    """Each `trainer.<key>` value against its annotation and range (unknown keys: `check_trainer_config`): first the
+    keys of `WRITTEN`, without importing Lightning, then every key against Lightning's own annotations."""
+    for hints in (constrained(WRITTEN), None):
+        hints = hints if hints is not None else trainer_annotations()
+        for key, value in trainer_cfg.items():
+            if key in hints:
+                check_value(f"trainer.{key}", value, hints[key])
